@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// brokerConfig configures the embedded broker.
+type brokerConfig struct {
+	listen          string // host:port of the first broker; more brokers take the next ports
+	count           int
+	dir             string // where the broker keeps its log
+	compactInterval time.Duration
+}
+
+// embeddedBroker is a Kafka-protocol cluster in this process (kfake),
+// persisted on disk, so clicks runs where there is no Kafka. Any Kafka
+// client (kcat, sarama, franz-go) can talk to it.
+type embeddedBroker struct {
+	*kfake.Cluster
+	dir             string
+	compactInterval time.Duration
+}
+
+// startEmbeddedBroker starts the cluster and reloads its log from cfg.dir.
+// It has no authentication, which is why it listens on loopback by
+// default.
+func startEmbeddedBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker, error) {
+	host, port, err := splitHostPort(cfg.listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker address: %w", err)
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(cfg.count),
+		kfake.DataDir(cfg.dir),
+		kfake.WithLogger(kfakeLogger{logger.With("part", "broker")}),
+		// kfake asks for 127.0.0.1:<port>; listen on the host asked for.
+		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			_, p, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return net.Listen(network, net.JoinHostPort(host, p))
+		}),
+		kfake.BrokerConfigs(map[string]string{
+			"log.cleaner.backoff.ms": strconv.FormatInt(cfg.compactInterval.Milliseconds(), 10),
+		}),
+	}
+	if port != 0 {
+		ports := make([]int, cfg.count)
+		for i := range ports {
+			ports[i] = port + i
+		}
+		opts = append(opts, kfake.Ports(ports...))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.listen, cfg.dir, err)
+	}
+	return &embeddedBroker{Cluster: c, dir: cfg.dir, compactInterval: cfg.compactInterval}, nil
+}
+
+// compactPeriodically compacts the group table until ctx ends.
+//
+// kfake starts its own compaction timer only when a topic is created or
+// altered, not after it reloads its log from disk, so without this the
+// table would grow without bound after a restart.
+func (b *embeddedBroker) compactPeriodically(ctx context.Context) error {
+	t := time.NewTicker(b.compactInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			b.Compact()
+		}
+	}
+}
+
+// kfakeLogger passes the broker's warnings and errors to slog.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		k.l.Error(fmt.Sprintf(format, args...))
+	case kfake.LogLevelWarn:
+		k.l.Warn(fmt.Sprintf(format, args...))
+	}
+}

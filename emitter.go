@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+)
+
+// newClickEmitter makes the emitter that simulates users clicking: it
+// writes to the click stream with goka's string codec, as the original.
+func newClickEmitter(k *kafka) (*goka.Emitter, error) {
+	e, err := goka.NewEmitter(k.brokers, topic, new(codec.String),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(k.config())),
+		goka.WithEmitterTopicManagerBuilder(k.topicManagerBuilder()),
+		goka.WithEmitterLogger(gokaLogger{k.logger.With("part", "emitter")}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create emitter for %s: %w", topic, err)
+	}
+	return e, nil
+}
+
+// runEmitter sends one click per tick, for user-0 … user-(users-1) in turn,
+// with the click's time as the value, until ctx ends; then it flushes what
+// it has sent.
+//
+// Clicks are sent asynchronously: the original's EmitSync waits for the
+// producer's flush interval (100 ms) on every click, so a 100 ms ticker
+// yields only about five clicks a second. A failed send is logged.
+func runEmitter(ctx context.Context, e *goka.Emitter, interval time.Duration, users int, logger *slog.Logger) (err error) {
+	defer func() {
+		if ferr := e.Finish(); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("flush emitter: %w", ferr))
+		}
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		key := fmt.Sprintf("user-%d", i%users)
+		p, err := e.Emit(key, time.Now().String())
+		if err != nil {
+			return fmt.Errorf("emit click for %s: %w", key, err)
+		}
+		p.Then(func(err error) {
+			if err != nil {
+				logger.Error("click not sent", "key", key, "err", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// The names from the original example.
+const (
+	topic      goka.Stream = "user-clicks"
+	group      goka.Group  = "mini-group"
+	table                  = goka.Table(string(group) + "-table") // what goka.GroupTable(group) names
+	partitions             = 10                                   // as in the seed's "Table mini-group-table has 10 partitions"
+
+	// clickRetention keeps clicks long enough to count them after the
+	// processor was down for a while; goka's default of 1 hour silently
+	// loses every click sent during a longer outage.
+	clickRetention = 7 * 24 * time.Hour
+)
+
+// kafka holds what every goka part needs to reach the cluster: the broker
+// list and one sarama configuration, copied for each client so that no two
+// clients share (and race on) a *sarama.Config.
+type kafka struct {
+	brokers     []string
+	replication int
+	base        sarama.Config
+	logger      *slog.Logger
+}
+
+func newKafka(brokers []string, replication int, logger *slog.Logger) *kafka {
+	c := goka.DefaultConfig()
+	// Count every click in the topic, also those sent before the group
+	// first committed an offset. goka's default (newest) drops them.
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// Fail a dial quickly; connect retries until its own deadline.
+	c.Net.DialTimeout = 5 * time.Second
+	c.Metadata.Retry.Max = 1
+	return &kafka{brokers: brokers, replication: replication, base: *c, logger: logger}
+}
+
+// config returns a fresh copy of the sarama configuration.
+func (k *kafka) config() *sarama.Config {
+	c := k.base
+	return &c
+}
+
+// topicManagerConfig makes goka create topics the way ensureTopics does,
+// should it ever need to create one itself.
+func (k *kafka) topicManagerConfig() *goka.TopicManagerConfig {
+	tmc := goka.NewTopicManagerConfig()
+	tmc.Table.Replication = k.replication
+	tmc.Stream.Replication = k.replication
+	tmc.Stream.Retention = clickRetention
+	tmc.MismatchBehavior = goka.TMConfigMismatchBehaviorIgnore
+	return tmc
+}
+
+func (k *kafka) topicManagerBuilder() goka.TopicManagerBuilder {
+	return goka.TopicManagerBuilderWithConfig(k.config(), k.topicManagerConfig())
+}
+
+// connect returns a client once the brokers answer, retrying until timeout
+// so that a broker that is still starting (docker compose) is waited for.
+func (k *kafka) connect(ctx context.Context, timeout time.Duration) (sarama.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addrs := strings.Join(k.brokers, ",")
+	for attempt := 0; ; attempt++ {
+		cfg := k.config()
+		cfg.ClientID = "clicks-admin"
+		client, err := sarama.NewClient(k.brokers, cfg)
+		if err == nil {
+			return client, nil
+		}
+		if attempt == 0 {
+			k.logger.Info("waiting for Kafka", "brokers", addrs, "timeout", timeout, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("cannot reach Kafka at %s within %v: %w", addrs, timeout, err)
+			}
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// ensureTopics creates the click stream and the group table if they are
+// missing, with settings that keep data: clicks for clickRetention, the
+// table compacted and never aged out.
+func (k *kafka) ensureTopics(client sarama.Client) error {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return fmt.Errorf("create cluster admin: %w", err)
+	}
+	// Not admin.Close: that would close the shared client.
+	existing, err := admin.ListTopics()
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	npar := int32(partitions)
+	if d, ok := existing[string(topic)]; ok {
+		// The table must have as many partitions as its input.
+		npar = d.NumPartitions
+	}
+	want := []struct {
+		name    string
+		configs map[string]string
+	}{
+		{string(topic), map[string]string{
+			"cleanup.policy": "delete",
+			"retention.ms":   strconv.FormatInt(clickRetention.Milliseconds(), 10),
+		}},
+		{string(table), map[string]string{
+			"cleanup.policy": "compact",
+			"retention.ms":   "-1",
+		}},
+	}
+	for _, t := range want {
+		if d, ok := existing[t.name]; ok {
+			if d.NumPartitions != npar {
+				return fmt.Errorf("topic %s has %d partitions, but %s has %d: goka needs them equal", t.name, d.NumPartitions, topic, npar)
+			}
+			continue
+		}
+		detail := &sarama.TopicDetail{
+			NumPartitions:     npar,
+			ReplicationFactor: int16(k.replication),
+			ConfigEntries:     map[string]*string{},
+		}
+		for key, v := range t.configs {
+			detail.ConfigEntries[key] = &v
+		}
+		err := admin.CreateTopic(t.name, detail, false)
+		switch {
+		case errors.Is(err, sarama.ErrTopicAlreadyExists):
+			// Another instance created it at the same moment.
+		case err != nil:
+			return fmt.Errorf("create topic %s (%d partitions, replication %d): %w", t.name, npar, k.replication, err)
+		default:
+			k.logger.Info("created topic", "topic", t.name, "partitions", npar, "replication", k.replication)
+		}
+	}
+	return waitForTopics(client, []string{string(topic), string(table)})
+}
+
+// waitForTopics polls metadata until every topic has leaders for all its
+// partitions: a topic just created may not be ready on all brokers yet.
+func waitForTopics(client sarama.Client, topics []string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := client.RefreshMetadata(topics...)
+		if err == nil {
+			for _, t := range topics {
+				var ps []int32
+				if ps, err = client.Partitions(t); err != nil {
+					break
+				}
+				for _, p := range ps {
+					if _, err = client.Leader(t, p); err != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("topics %v not ready: %w", topics, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// gokaLogger lets goka log through slog.
+type gokaLogger struct{ l *slog.Logger }
+
+func (g gokaLogger) Print(v ...any)                 { g.l.Info(strings.TrimSpace(fmt.Sprint(v...))) }
+func (g gokaLogger) Println(v ...any)               { g.l.Info(strings.TrimSpace(fmt.Sprintln(v...))) }
+func (g gokaLogger) Printf(format string, v ...any) { g.l.Info(strings.TrimSpace(fmt.Sprintf(format, v...))) }

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
+)
+
+// countClicks is the process callback of the original: it adds one to the
+// user's count in the group table and, unless out is nil, prints a line
+// for the click.
+//
+// goka calls it for one key at a time within a partition, so it needs no
+// locks: the table value is only changed through ctx.
+func countClicks(out io.Writer) goka.ProcessCallback {
+	return func(ctx goka.Context, msg any) {
+		u := new(user)
+		if val := ctx.Value(); val != nil {
+			v, ok := val.(*user)
+			if !ok {
+				ctx.Fail(fmt.Errorf("table value for %q is %T, want *main.user", ctx.Key(), val))
+				return // not reached: Fail stops the processor
+			}
+			u = v
+		}
+		u.Clicks++
+		ctx.SetValue(u)
+		if out != nil {
+			fmt.Fprintf(out, "[proc] key: %s clicks: %d, msg: %v\n", ctx.Key(), u.Clicks, msg)
+		}
+	}
+}
+
+// clickGroup is the group graph of the original: input from the click
+// stream, the count persisted in the group table with userCodec.
+func clickGroup(out io.Writer) *goka.GroupGraph {
+	return goka.DefineGroup(group,
+		goka.Input(topic, new(codec.String), countClicks(out)),
+		goka.Persist(new(userCodec)),
+	)
+}
+
+// newClickProcessor builds the processor, keeping its local copy of the
+// group table in dir instead of goka's default under /tmp.
+func newClickProcessor(k *kafka, dir string, out io.Writer) (*goka.Processor, error) {
+	p, err := goka.NewProcessor(k.brokers, clickGroup(out),
+		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.config())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(k.config())),
+		goka.WithTopicManagerBuilder(k.topicManagerBuilder()),
+		goka.WithLogger(gokaLogger{k.logger.With("part", "processor")}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create processor for %s: %w", group, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+)
+
+// newClickView builds the view on the group table: a local, always
+// complete copy of all partitions, kept in dir.
+func newClickView(k *kafka, dir string) (*goka.View, error) {
+	v, err := goka.NewView(k.brokers, goka.GroupTable(group), new(userCodec),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(dir)),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),
+		goka.WithViewTopicManagerBuilder(k.topicManagerBuilder()),
+		goka.WithViewLogger(gokaLogger{k.logger.With("part", "view")}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create view of %s: %w", table, err)
+	}
+	return v, nil
+}
+
+// clickReader is what the HTTP handlers need of a goka view.
+type clickReader interface {
+	Get(key string) (any, error)
+	Recovered() bool
+}
+
+// newRouter registers every route in one place. A single path segment is
+// a user key, as in the original: GET /user-3.
+func newRouter(v clickReader, logger *slog.Logger) http.Handler {
+	r := mux.NewRouter()
+	r.Handle("/{key}", viewHandler(v, logger)).Methods(http.MethodGet, http.MethodHead)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found: ask for one user, as in GET /user-3")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET", r.Method))
+	})
+	return r
+}
+
+// viewHandler answers GET /{key} with the user's count, {"Clicks":N}.
+func viewHandler(v clickReader, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := mux.Vars(r)["key"]
+		if !v.Recovered() {
+			// Until the view has read the whole table, a count would be
+			// too low or missing.
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "the view is still loading the table; try again shortly")
+			return
+		}
+		val, err := v.Get(key)
+		if err != nil {
+			logger.Error("read view", "key", key, "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot read the clicks of this user; see the server log")
+			return
+		}
+		if val == nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no clicks for user %q", key))
+			return
+		}
+		u, ok := val.(*user)
+		if !ok {
+			logger.Error("read view", "key", key, "err", fmt.Errorf("value is %T, want *main.user", val))
+			writeError(w, http.StatusInternalServerError, "cannot read the clicks of this user; see the server log")
+			return
+		}
+		writeJSON(w, http.StatusOK, u)
+	})
+}
+
+// writeJSON is the one place that writes a JSON answer.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		data = []byte(`{"error":"cannot encode the answer"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	// A failed write means the client went away; there is no one left to
+	// tell.
+	w.Write(data) //nolint:errcheck
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts the server down,
+// giving open requests a few seconds to finish.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, stdout io.Writer, logger *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "View opened at http://%s/\n", displayAddr(ln.Addr()))
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down HTTP server: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve HTTP: %w", err)
+	}
+	return nil
+}
+
+// displayAddr turns a listener address into one to open in a browser:
+// localhost for a wildcard or loopback host, as the original prints.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsUnspecified() || ip.IsLoopback()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
