@@ -189,6 +189,8 @@ func waitForTopics(client sarama.Client, topics []string) error {
 // gokaLogger lets goka log through slog.
 type gokaLogger struct{ l *slog.Logger }
 
-func (g gokaLogger) Print(v ...any)                 { g.l.Info(strings.TrimSpace(fmt.Sprint(v...))) }
-func (g gokaLogger) Println(v ...any)               { g.l.Info(strings.TrimSpace(fmt.Sprintln(v...))) }
-func (g gokaLogger) Printf(format string, v ...any) { g.l.Info(strings.TrimSpace(fmt.Sprintf(format, v...))) }
+func (g gokaLogger) Print(v ...any)   { g.l.Info(strings.TrimSpace(fmt.Sprint(v...))) }
+func (g gokaLogger) Println(v ...any) { g.l.Info(strings.TrimSpace(fmt.Sprintln(v...))) }
+func (g gokaLogger) Printf(format string, v ...any) {
+	g.l.Info(strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
