@@ -237,10 +237,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Info("using Kafka brokers", "addrs", strings.Join(brokers, ","))
 	}
 
-	if cfg.emit || cfg.process || cfg.serve {
-		if err := startRoles(gctx, g, cfg, brokers, httpListener, logger, stdout); err != nil {
-			g.Go(func() error { return err })
-		}
+	// Even the embedded broker alone prepares the topics, so that the
+	// roles that join it later find them with the right settings.
+	if err := startRoles(gctx, g, cfg, brokers, httpListener, logger, stdout); err != nil {
+		g.Go(func() error { return err })
 	}
 
 	err = g.Wait()
@@ -256,6 +256,9 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 	k := newKafka(brokers, cfg.replication, logger)
 	client, err := k.connect(ctx, cfg.connectTimeout)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting: not a failure
+		}
 		return err
 	}
 	defer client.Close()

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
+)
+
+// startTestProcessor runs the click processor against goka's tester.
+func startTestProcessor(t *testing.T, out *strings.Builder) *tester.Tester {
+	t.Helper()
+	tt := tester.New(t)
+	var w io.Writer // stays a nil interface when out is nil
+	if out != nil {
+		w = &lockedWriter{w: out}
+	}
+	p, err := goka.NewProcessor(nil, clickGroup(w), goka.WithTester(tt))
+	if err != nil {
+		t.Fatalf("NewProcessor: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("processor Run: %v", err)
+		}
+	})
+	return tt
+}
+
+func TestProcessorCountsClicksPerKey(t *testing.T) {
+	var out strings.Builder
+	tt := startTestProcessor(t, &out)
+
+	want := map[string]int{"user-0": 3, "user-1": 1, "user-7": 5}
+	for key, n := range want {
+		for i := range n {
+			tt.Consume(string(topic), key, fmt.Sprintf("click %d", i))
+		}
+	}
+	for key, n := range want {
+		got, ok := tt.TableValue(table, key).(*user)
+		if !ok {
+			t.Fatalf("table value of %s is %T, want *user", key, tt.TableValue(table, key))
+		}
+		if got.Clicks != n {
+			t.Errorf("%s: got %d clicks, want %d", key, got.Clicks, n)
+		}
+	}
+	if v := tt.TableValue(table, "user-2"); v != nil {
+		t.Errorf("user-2 never clicked, but the table has %v", v)
+	}
+	if !strings.Contains(out.String(), "[proc] key: user-7 clicks: 5, msg: click 4\n") {
+		t.Errorf("output lacks the seed's line for user-7's fifth click:\n%s", out.String())
+	}
+	if n := strings.Count(out.String(), "[proc] "); n != 9 {
+		t.Errorf("got %d [proc] lines, want 9", n)
+	}
+}
+
+func TestProcessorPersistsSeedJSON(t *testing.T) {
+	tt := startTestProcessor(t, nil)
+	// A count left by an earlier run is continued, not restarted.
+	tt.SetTableValue(table, "user-3", &user{Clicks: 152})
+	tt.Consume(string(topic), "user-3", "a click")
+
+	got, ok := tt.TableValue(table, "user-3").(*user)
+	if !ok || got.Clicks != 153 {
+		t.Fatalf("user-3 = %#v, want 153 clicks", tt.TableValue(table, "user-3"))
+	}
+	data, err := userCodec{}.Encode(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != `{"Clicks":153}` {
+		t.Errorf("persisted %s, want {\"Clicks\":153}", data)
+	}
+}
+
+// gokaContext lets fakeContext embed goka.Context, whose method Context
+// would clash with a field named Context.
+type gokaContext = goka.Context
+
+// fakeContext is a goka.Context with just enough behaviour to drive the
+// callback with a table value goka's tester cannot store.
+type fakeContext struct {
+	gokaContext // nil: calling anything not defined below panics the test
+	value       any
+	failed      error
+	set         any
+}
+
+func (c *fakeContext) Key() string                             { return "user-1" }
+func (c *fakeContext) Value() any                              { return c.value }
+func (c *fakeContext) SetValue(v any, _ ...goka.ContextOption) { c.set = v }
+func (c *fakeContext) Fail(err error)                          { c.failed = err }
+
+func TestProcessorFailsOnForeignTableValue(t *testing.T) {
+	ctx := &fakeContext{value: "not a user"}
+	countClicks(nil)(ctx, "click")
+	if ctx.failed == nil {
+		t.Fatal("callback accepted a table value that is not *user")
+	}
+	if !strings.Contains(ctx.failed.Error(), "string") {
+		t.Errorf("error %q does not name the wrong type", ctx.failed)
+	}
+	if ctx.set != nil {
+		t.Errorf("callback wrote %v after failing", ctx.set)
+	}
+}
