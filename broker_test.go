@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// recordsWithKey reads topic from the oldest offset to the newest with a
+// plain sarama consumer and counts the records that have key.
+func recordsWithKey(t *testing.T, brokers []string, topic, key string) int {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Consumer.Return.Errors = true
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		t.Fatalf("sarama client: %v", err)
+	}
+	defer client.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatalf("sarama consumer: %v", err)
+	}
+	defer consumer.Close()
+	ps, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	n := 0
+	for _, p := range ps {
+		// kfake's compaction moves the log start offset forward, so a
+		// read that starts at the oldest offset can lose the race with
+		// it; then start again.
+		for attempt := 0; ; attempt++ {
+			c, err := readPartition(client, consumer, topic, p, key)
+			if err == nil {
+				n += c
+				break
+			}
+			if !errors.Is(err, sarama.ErrOffsetOutOfRange) || attempt == 5 {
+				t.Fatal(err)
+			}
+		}
+	}
+	return n
+}
+
+// After a restart the embedded broker reloads its log from disk, and kfake
+// does not restart its compaction timer then; clicks compacts the table
+// itself, so the table keeps about one record per user.
+func TestTableIsCompactedAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := startClicks(t, nil, "-data", dir, "-emit=false", "-serve=false", "-process=false")
+	first.stop()
+
+	in := startClicks(t, nil, "-data", dir, "-emit=false", "-compact-interval", "200ms")
+	key := testKeys(1)[0]
+	total := 0
+	// Several rounds put the table updates into several batches; kfake
+	// never compacts the last one.
+	for _, n := range []int{20, 20, 1} {
+		sendClicks(t, in.brokers, map[string]int{key: n})
+		total += n
+		in.waitForBody("/"+key, fmt.Sprintf(`{"Clicks":%d}`, total), 30*time.Second)
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	var records int
+	for time.Now().Before(deadline) {
+		if records = recordsWithKey(t, in.brokers, string(table), key); records <= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if records > 2 {
+		t.Fatalf("table still holds %d records for %s after compaction, want at most 2", records, key)
+	}
+	// Compaction keeps the latest value.
+	in.waitForBody("/"+key, fmt.Sprintf(`{"Clicks":%d}`, total), time.Second)
+	if n := recordsWithKey(t, in.brokers, string(topic), key); n != total {
+		t.Errorf("the click stream is not compacted: %d clicks for %s, want %d", n, key, total)
+	}
+}
+
+// readPartition reads one partition from the oldest to the newest offset
+// and counts the records with key.
+func readPartition(client sarama.Client, consumer sarama.Consumer, topic string, p int32, key string) (n int, err error) {
+	newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+	if err != nil {
+		return 0, fmt.Errorf("newest offset of %s/%d: %w", topic, p, err)
+	}
+	oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return 0, fmt.Errorf("oldest offset of %s/%d: %w", topic, p, err)
+	}
+	if oldest >= newest {
+		return 0, nil
+	}
+	pc, err := consumer.ConsumePartition(topic, p, oldest)
+	if err != nil {
+		return 0, fmt.Errorf("consume %s/%d: %w", topic, p, err)
+	}
+	defer func() {
+		if cerr := pc.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close consumer of %s/%d: %w", topic, p, cerr)
+		}
+	}()
+	for {
+		select {
+		case err := <-pc.Errors():
+			return 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
+		case m := <-pc.Messages():
+			if string(m.Key) == key {
+				n++
+			}
+			if m.Offset >= newest-1 {
+				return n, nil
+			}
+		case <-time.After(10 * time.Second):
+			return 0, fmt.Errorf("reading %s/%d stalled before offset %d", topic, p, newest-1)
+		}
+	}
+}
