@@ -9,9 +9,9 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// recordsWithKey reads topic from the oldest offset to the newest with a
-// plain sarama consumer and counts the records that have key.
-func recordsWithKey(t *testing.T, brokers []string, topic, key string) int {
+// recordsPerKey reads topic from the oldest offset to the newest with a
+// plain sarama consumer and counts the records of each key.
+func recordsPerKey(t *testing.T, brokers []string, topic string) map[string]int {
 	t.Helper()
 	cfg := sarama.NewConfig()
 	cfg.Consumer.Return.Errors = true
@@ -29,15 +29,18 @@ func recordsWithKey(t *testing.T, brokers []string, topic, key string) int {
 	if err != nil {
 		t.Fatalf("partitions of %s: %v", topic, err)
 	}
-	n := 0
+	n := map[string]int{}
 	for _, p := range ps {
 		// kfake's compaction moves the log start offset forward, so a
 		// read that starts at the oldest offset can lose the race with
 		// it; then start again.
 		for attempt := 0; ; attempt++ {
-			c, err := readPartition(client, consumer, topic, p, key)
+			part := map[string]int{}
+			err := readPartition(client, consumer, topic, p, part)
 			if err == nil {
-				n += c
+				for k, c := range part {
+					n[k] += c
+				}
 				break
 			}
 			if !errors.Is(err, sarama.ErrOffsetOutOfRange) || attempt == 5 {
@@ -70,7 +73,7 @@ func TestTableIsCompactedAfterRestart(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	var records int
 	for time.Now().Before(deadline) {
-		if records = recordsWithKey(t, in.brokers, string(table), key); records <= 2 {
+		if records = recordsPerKey(t, in.brokers, string(table))[key]; records <= 2 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -80,28 +83,28 @@ func TestTableIsCompactedAfterRestart(t *testing.T) {
 	}
 	// Compaction keeps the latest value.
 	in.waitForBody("/"+key, fmt.Sprintf(`{"Clicks":%d}`, total), time.Second)
-	if n := recordsWithKey(t, in.brokers, string(topic), key); n != total {
+	if n := recordsPerKey(t, in.brokers, string(topic))[key]; n != total {
 		t.Errorf("the click stream is not compacted: %d clicks for %s, want %d", n, key, total)
 	}
 }
 
 // readPartition reads one partition from the oldest to the newest offset
-// and counts the records with key.
-func readPartition(client sarama.Client, consumer sarama.Consumer, topic string, p int32, key string) (n int, err error) {
+// and adds up the records of each key in n.
+func readPartition(client sarama.Client, consumer sarama.Consumer, topic string, p int32, n map[string]int) (err error) {
 	newest, err := client.GetOffset(topic, p, sarama.OffsetNewest)
 	if err != nil {
-		return 0, fmt.Errorf("newest offset of %s/%d: %w", topic, p, err)
+		return fmt.Errorf("newest offset of %s/%d: %w", topic, p, err)
 	}
 	oldest, err := client.GetOffset(topic, p, sarama.OffsetOldest)
 	if err != nil {
-		return 0, fmt.Errorf("oldest offset of %s/%d: %w", topic, p, err)
+		return fmt.Errorf("oldest offset of %s/%d: %w", topic, p, err)
 	}
 	if oldest >= newest {
-		return 0, nil
+		return nil
 	}
 	pc, err := consumer.ConsumePartition(topic, p, oldest)
 	if err != nil {
-		return 0, fmt.Errorf("consume %s/%d: %w", topic, p, err)
+		return fmt.Errorf("consume %s/%d: %w", topic, p, err)
 	}
 	defer func() {
 		if cerr := pc.Close(); cerr != nil && err == nil {
@@ -111,16 +114,14 @@ func readPartition(client sarama.Client, consumer sarama.Consumer, topic string,
 	for {
 		select {
 		case err := <-pc.Errors():
-			return 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
+			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		case m := <-pc.Messages():
-			if string(m.Key) == key {
-				n++
-			}
+			n[string(m.Key)]++
 			if m.Offset >= newest-1 {
-				return n, nil
+				return nil
 			}
 		case <-time.After(10 * time.Second):
-			return 0, fmt.Errorf("reading %s/%d stalled before offset %d", topic, p, newest-1)
+			return fmt.Errorf("reading %s/%d stalled before offset %d", topic, p, newest-1)
 		}
 	}
 }

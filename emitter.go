@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lovoo/goka"
@@ -33,10 +35,16 @@ func newClickEmitter(k *kafka) (*goka.Emitter, error) {
 // producer's flush interval (100 ms) on every click, so a 100 ms ticker
 // yields only about five clicks a second. A failed send is logged.
 func runEmitter(ctx context.Context, e *goka.Emitter, interval time.Duration, users int, logger *slog.Logger) (err error) {
+	var (
+		sent, failed atomic.Int64
+		pending      sync.WaitGroup // callbacks not run yet: goka's Finish may return before them
+	)
 	defer func() {
 		if ferr := e.Finish(); ferr != nil {
 			err = errors.Join(err, fmt.Errorf("flush emitter: %w", ferr))
 		}
+		pending.Wait()
+		logger.Info("emitter stopped", "sent", sent.Load(), "failed", failed.Load())
 	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -47,14 +55,20 @@ func runEmitter(ctx context.Context, e *goka.Emitter, interval time.Duration, us
 		case <-t.C:
 		}
 		key := fmt.Sprintf("user-%d", i%users)
+		pending.Add(1)
 		p, err := e.Emit(key, time.Now().String())
 		if err != nil {
+			pending.Done()
 			return fmt.Errorf("emit click for %s: %w", key, err)
 		}
 		p.Then(func(err error) {
+			defer pending.Done()
 			if err != nil {
+				failed.Add(1)
 				logger.Error("click not sent", "key", key, "err", err)
+				return
 			}
+			sent.Add(1)
 		})
 	}
 }
