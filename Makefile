@@ -1,0 +1,44 @@
+# Targets as in goka's examples (start, stop, restart) plus run and test.
+# The two commands that matter work without make: `go run .` and
+# `go test -count=1 ./...`.
+
+DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
+KAFKA_BROKERS ?= 127.0.0.1:9092
+
+.PHONY: all run run-kafka test test-race test-kafka start stop restart clean
+
+all:
+	@echo "targets: run run-kafka test test-race test-kafka start stop restart clean"
+
+# The example with its embedded broker: no Docker, no Kafka needed.
+run:
+	go run .
+
+# The example against the Kafka cluster from docker-compose.yml.
+run-kafka:
+	go run . -brokers $(KAFKA_BROKERS)
+
+# The test command from the README (and .ci/run).
+test:
+	go test -count=1 ./...
+
+# The same with the race detector, which needs a C compiler.
+test-race:
+	go test -race -count=1 ./...
+
+# The end-to-end test against the cluster from docker-compose.yml.
+test-kafka:
+	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -run EndToEndKafka -v .
+
+# Start ZooKeeper and Kafka and return once both pass their healthchecks.
+start:
+	$(DOCKER) compose up -d --wait
+
+stop:
+	$(DOCKER) compose down
+
+restart: stop start
+
+# Remove the local state: the embedded broker's log and the table caches.
+clean:
+	rm -rf data
