@@ -41,9 +41,6 @@ func newKafka(brokers []string, replication int, logger *slog.Logger) *kafka {
 	// Count every click in the topic, also those sent before the group
 	// first committed an offset. goka's default (newest) drops them.
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
-	// Fail a dial quickly; connect retries until its own deadline.
-	c.Net.DialTimeout = 5 * time.Second
-	c.Metadata.Retry.Max = 1
 	return &kafka{brokers: brokers, replication: replication, base: *c, logger: logger}
 }
 
@@ -74,9 +71,15 @@ func (k *kafka) connect(ctx context.Context, timeout time.Duration) (sarama.Clie
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	addrs := strings.Join(k.brokers, ",")
+	deadline, _ := ctx.Deadline()
 	for attempt := 0; ; attempt++ {
 		cfg := k.config()
 		cfg.ClientID = "clicks-admin"
+		// One quick try per round: this loop retries until the deadline,
+		// which sarama's own retries would overshoot.
+		cfg.Metadata.Retry.Max = 0
+		round := max(min(5*time.Second, time.Until(deadline)), 100*time.Millisecond)
+		cfg.Net.DialTimeout, cfg.Net.ReadTimeout, cfg.Net.WriteTimeout = round, round, round
 		client, err := sarama.NewClient(k.brokers, cfg)
 		if err == nil {
 			return client, nil
