@@ -388,3 +388,24 @@ func TestKafkaBrokersFromEnvironment(t *testing.T) {
 		t.Errorf("-brokers= should override KAFKA_BROKERS and mean embedded, got %v", cfg.brokers)
 	}
 }
+
+// The roles run as separate processes against one broker process, as the
+// README shows.
+func TestRolesInSeparateInstances(t *testing.T) {
+	broker := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+	brokers := strings.Join(broker.brokers, ",")
+	startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-serve=false")
+	view := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-process=false")
+	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-process=false", "-serve=false", "-users", "1", "-interval", "10ms")
+
+	key := testKeys(1)[0]
+	sendClicks(t, broker.brokers, map[string]int{key: 7})
+	view.waitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for view.clicks("user-0") < 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if view.clicks("user-0") < 1 {
+		t.Fatalf("the view never showed a click of the emitter instance\nemitter stderr:\n%s", emitter.stderr)
+	}
+}
