@@ -5,11 +5,23 @@ import (
 	"fmt"
 )
 
-// user is the value the processor keeps per key in the group table.
-// Its JSON form, {"Clicks":N}, is what the table stores and what the
-// view answers, exactly as in the original example.
+// user is the value the processor keeps per key in the group table, as
+// JSON: {"Clicks":153,"Offset":1520,"TopicID":"..."}. The view answers
+// with the count alone, {"Clicks":153}, exactly as the original.
 type user struct {
 	Clicks int
+
+	// Offset is the offset in user-clicks of the last click counted. A key
+	// always lives in the same partition, so its offsets only grow: a click
+	// at or below Offset was delivered again (after a crash or a
+	// rebalance) and is not counted twice. -1 when unknown, as in a table
+	// written by the original example, which has only Clicks.
+	Offset int64
+
+	// TopicID identifies the incarnation of user-clicks that Offset
+	// belongs to: a topic deleted and created again starts its offsets at
+	// zero again. Empty where the broker does not tell topic IDs.
+	TopicID string `json:",omitempty"`
 }
 
 // userCodec encodes a *user as JSON for the group table.
@@ -37,7 +49,7 @@ func (userCodec) Encode(value any) ([]byte, error) {
 
 // Decode turns JSON from the group table back into a *user.
 func (userCodec) Decode(data []byte) (any, error) {
-	var u user
+	u := user{Offset: -1} // stays -1 for a value without Offset
 	if err := json.Unmarshal(data, &u); err != nil {
 		return nil, fmt.Errorf("decode user from %q: %w", truncate(data, 64), err)
 	}

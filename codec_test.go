@@ -8,7 +8,7 @@ import (
 func TestUserCodecRoundTrip(t *testing.T) {
 	var c userCodec
 	for _, clicks := range []int{0, 1, 153, 1 << 40} {
-		data, err := c.Encode(&user{Clicks: clicks})
+		data, err := c.Encode(&user{Clicks: clicks, Offset: int64(clicks) - 1})
 		if err != nil {
 			t.Fatalf("Encode(%d): %v", clicks, err)
 		}
@@ -26,13 +26,32 @@ func TestUserCodecRoundTrip(t *testing.T) {
 	}
 }
 
-func TestUserCodecEncodesSeedShape(t *testing.T) {
-	data, err := userCodec{}.Encode(&user{Clicks: 153})
+func TestUserCodecKeepsOffsetAndTopicID(t *testing.T) {
+	in := &user{Clicks: 153, Offset: 1520, TopicID: "a1b2"}
+	data, err := userCodec{}.Encode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(data), `{"Clicks":153}`; got != want {
+	if got, want := string(data), `{"Clicks":153,"Offset":1520,"TopicID":"a1b2"}`; got != want {
 		t.Errorf("Encode = %s, want %s", got, want)
+	}
+	out, err := userCodec{}.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *out.(*user) != *in {
+		t.Errorf("round trip gave %+v, want %+v", out, in)
+	}
+}
+
+// A table written by the original example holds only the count.
+func TestUserCodecReadsOriginalTable(t *testing.T) {
+	v, err := userCodec{}.Decode([]byte(`{"Clicks":153}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := *v.(*user), (user{Clicks: 153, Offset: -1}); got != want {
+		t.Errorf("Decode = %+v, want %+v (no offset known)", got, want)
 	}
 }
 

@@ -41,6 +41,12 @@ func newKafka(brokers []string, replication int, logger *slog.Logger) *kafka {
 	// Count every click in the topic, also those sent before the group
 	// first committed an offset. goka's default (newest) drops them.
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// An idempotent producer: a retry after a lost acknowledgement never
+	// writes a click twice. It needs acks from all in-sync replicas and
+	// one request in flight per connection.
+	c.Producer.Idempotent = true
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Net.MaxOpenRequests = 1
 	return &kafka{brokers: brokers, replication: replication, base: *c, logger: logger}
 }
 
@@ -196,4 +202,48 @@ func (g gokaLogger) Print(v ...any)   { g.l.Info(strings.TrimSpace(fmt.Sprint(v.
 func (g gokaLogger) Println(v ...any) { g.l.Info(strings.TrimSpace(fmt.Sprintln(v...))) }
 func (g gokaLogger) Printf(format string, v ...any) {
 	g.l.Info(strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+// topicID returns the ID the cluster gave topic when it was created, which
+// changes when the topic is deleted and created again. It is "" where the
+// brokers are older than Kafka 2.8 and do not tell topic IDs.
+func (k *kafka) topicID(name string) (id string, err error) {
+	// Metadata v10 (Kafka 2.8) is the first to carry topic IDs, and sarama
+	// only sends it when its configured version is at least 2.8. Only
+	// this client asks for so new a version; with an older broker sarama
+	// falls back to what the broker supports, and the ID stays empty.
+	cfg := k.config()
+	cfg.ClientID = "clicks-admin"
+	cfg.Version = sarama.V2_8_0_0
+	client, err := sarama.NewClient(k.brokers, cfg)
+	if err != nil {
+		return "", fmt.Errorf("connect to ask for the ID of %s: %w", name, err)
+	}
+	defer func() {
+		if cerr := client.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close client: %w", cerr)
+		}
+	}()
+	broker, err := client.Controller()
+	if err != nil {
+		return "", fmt.Errorf("find a broker to ask for the ID of %s: %w", name, err)
+	}
+	resp, err := broker.GetMetadata(sarama.NewMetadataRequest(sarama.V2_8_0_0, []string{name}))
+	if err != nil {
+		k.logger.Warn("the brokers do not tell topic IDs: a re-created topic will not be noticed", "topic", name, "err", err)
+		return "", nil
+	}
+	for _, t := range resp.Topics {
+		if t.Name != name {
+			continue
+		}
+		if t.Err != sarama.ErrNoError {
+			return "", fmt.Errorf("metadata of %s: %w", name, t.Err)
+		}
+		if t.Uuid == (sarama.Uuid{}) {
+			return "", nil
+		}
+		return t.Uuid.String(), nil
+	}
+	return "", fmt.Errorf("metadata of %s: topic missing from the answer", name)
 }

@@ -288,7 +288,11 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		if cfg.quiet {
 			out = nil
 		}
-		p, err := newClickProcessor(k, cacheDirs["processor"], out)
+		id, err := k.topicID(string(topic))
+		if err != nil {
+			return err
+		}
+		p, err := newClickProcessor(k, cacheDirs["processor"], id, out)
 		if err != nil {
 			return err
 		}

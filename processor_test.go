@@ -19,7 +19,7 @@ func startTestProcessor(t *testing.T, out *strings.Builder) *tester.Tester {
 	if out != nil {
 		w = &lockedWriter{w: out}
 	}
-	p, err := goka.NewProcessor(nil, clickGroup(w), goka.WithTester(tt))
+	p, err := goka.NewProcessor(nil, clickGroup(w, ""), goka.WithTester(tt))
 	if err != nil {
 		t.Fatalf("NewProcessor: %v", err)
 	}
@@ -67,20 +67,59 @@ func TestProcessorCountsClicksPerKey(t *testing.T) {
 
 func TestProcessorPersistsSeedJSON(t *testing.T) {
 	tt := startTestProcessor(t, nil)
-	// A count left by an earlier run is continued, not restarted.
-	tt.SetTableValue(table, "user-3", &user{Clicks: 152})
+	// A count left by the original example is continued, not restarted.
+	old, err := userCodec{}.Decode([]byte(`{"Clicks":152}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt.SetTableValue(table, "user-3", old)
 	tt.Consume(string(topic), "user-3", "a click")
 
 	got, ok := tt.TableValue(table, "user-3").(*user)
 	if !ok || got.Clicks != 153 {
 		t.Fatalf("user-3 = %#v, want 153 clicks", tt.TableValue(table, "user-3"))
 	}
-	data, err := userCodec{}.Encode(got)
-	if err != nil {
-		t.Fatal(err)
+	if got.Offset != 0 {
+		t.Errorf("persisted offset %d, want 0, the offset of the click counted", got.Offset)
 	}
-	if string(data) != `{"Clicks":153}` {
-		t.Errorf("persisted %s, want {\"Clicks\":153}", data)
+}
+
+// A click delivered again (after a crash between the table write and the
+// offset commit) is not counted again, but its value is written again.
+func TestProcessorCountsRedeliveredClickOnce(t *testing.T) {
+	tests := []struct {
+		name       string
+		stored     user
+		topicID    string
+		offset     int64
+		wantClicks int
+	}{
+		{"next click", user{Clicks: 5, Offset: 40, TopicID: "t1"}, "t1", 41, 6},
+		{"same click again", user{Clicks: 5, Offset: 40, TopicID: "t1"}, "t1", 40, 5},
+		{"older click again", user{Clicks: 5, Offset: 40, TopicID: "t1"}, "t1", 12, 5},
+		{"topic created again", user{Clicks: 5, Offset: 40, TopicID: "t1"}, "t2", 0, 6},
+		{"broker without topic IDs", user{Clicks: 5, Offset: 40}, "", 40, 5},
+		{"table of the original", user{Clicks: 5, Offset: -1}, "t1", 0, 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stored := tc.stored
+			ctx := &fakeContext{value: &stored, offset: tc.offset}
+			countClicks(nil, tc.topicID)(ctx, "click")
+			if ctx.failed != nil {
+				t.Fatal(ctx.failed)
+			}
+			got, ok := ctx.set.(*user)
+			if !ok {
+				t.Fatalf("value not written again: SetValue(%v)", ctx.set)
+			}
+			if got.Clicks != tc.wantClicks {
+				t.Errorf("clicks %d, want %d", got.Clicks, tc.wantClicks)
+			}
+			if tc.wantClicks > tc.stored.Clicks && (got.Offset != tc.offset || got.TopicID != tc.topicID) {
+				t.Errorf("counted, but stored offset %d of %q, want %d of %q", got.Offset, got.TopicID, tc.offset, tc.topicID)
+			}
+		})
 	}
 }
 
@@ -93,10 +132,12 @@ type gokaContext = goka.Context
 type fakeContext struct {
 	gokaContext // nil: calling anything not defined below panics the test
 	value       any
+	offset      int64
 	failed      error
 	set         any
 }
 
+func (c *fakeContext) Offset() int64                           { return c.offset }
 func (c *fakeContext) Key() string                             { return "user-1" }
 func (c *fakeContext) Value() any                              { return c.value }
 func (c *fakeContext) SetValue(v any, _ ...goka.ContextOption) { c.set = v }
@@ -104,7 +145,7 @@ func (c *fakeContext) Fail(err error)                          { c.failed = err 
 
 func TestProcessorFailsOnForeignTableValue(t *testing.T) {
 	ctx := &fakeContext{value: "not a user"}
-	countClicks(nil)(ctx, "click")
+	countClicks(nil, "")(ctx, "click")
 	if ctx.failed == nil {
 		t.Fatal("callback accepted a table value that is not *user")
 	}

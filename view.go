@@ -79,7 +79,8 @@ func viewHandler(v clickReader, logger *slog.Logger) http.Handler {
 			writeError(w, http.StatusInternalServerError, "cannot read the clicks of this user; see the server log")
 			return
 		}
-		writeJSON(w, http.StatusOK, u)
+		// Only the count, as the original answers.
+		writeJSON(w, http.StatusOK, struct{ Clicks int }{u.Clicks})
 	})
 }
 
