@@ -17,6 +17,7 @@ type brokerConfig struct {
 	count           int
 	dir             string // where the broker keeps its log
 	compactInterval time.Duration
+	sync            bool // fsync every write
 }
 
 // embeddedBroker is a Kafka-protocol cluster in this process (kfake),
@@ -51,6 +52,12 @@ func startEmbeddedBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker
 		kfake.BrokerConfigs(map[string]string{
 			"log.cleaner.backoff.ms": strconv.FormatInt(cfg.compactInterval.Milliseconds(), 10),
 		}),
+	}
+	if cfg.sync {
+		// kfake writes each batch to its segment file before it
+		// acknowledges it, so a killed process loses nothing
+		// acknowledged; only fsync keeps it through a power loss.
+		opts = append(opts, kfake.SyncWrites())
 	}
 	if port != 0 {
 		ports := make([]int, cfg.count)

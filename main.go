@@ -75,6 +75,7 @@ type config struct {
 	replication     int
 	connectTimeout  time.Duration
 	compactInterval time.Duration
+	sync            bool
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -98,6 +99,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&cfg.replication, "replication", 1, "replication factor of the topics clicks creates")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table")
+	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: clicks [flags]\n\nCounts clicks per user with goka and serves the counts at http://localhost:9095/{user}.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -224,6 +226,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			count:           cfg.brokerCount,
 			dir:             filepath.Join(cfg.dataDir, "broker"),
 			compactInterval: cfg.compactInterval,
+			sync:            cfg.sync,
 		}, logger)
 		if err != nil {
 			return err

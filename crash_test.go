@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// process is one run of the built binary.
+type process struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	url    chan string
+	exited chan error
+}
+
+// startProcess runs the binary with args; its stdout is scanned for the
+// view's address.
+func startProcess(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	p := &process{t: t, cmd: exec.Command(bin, args...), stderr: new(syncBuffer), url: make(chan string, 1), exited: make(chan error, 1)}
+	p.cmd.Stderr = p.stderr
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() {
+			if m := viewOpenedRE.FindStringSubmatch(lines.Text()); m != nil {
+				p.url <- m[1]
+			}
+		}
+		p.exited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() { p.cmd.Process.Kill() })
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *process) kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !strings.Contains(err.Error(), "finished") {
+		p.t.Fatalf("kill: %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.t.Fatal("process still there 10s after SIGKILL")
+	}
+}
+
+// freePort returns a port nobody listens on right now, for a broker that
+// must keep its address across restarts.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := netListen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, err := splitHostPort(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// crashes returns how many SIGKILLs a crash test does: CLICKS_CRASHES
+// (the soak sets it), or def.
+func crashes(t *testing.T, def int) int {
+	if s := os.Getenv("CLICKS_CRASHES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("CLICKS_CRASHES=%q: %v", s, err)
+		}
+		return n
+	}
+	return def
+}
+
+// checkExactlyOnce waits until a fresh instance on dir has caught up and
+// checks the invariant: for every key, the count the view serves equals
+// the number of clicks with that key in user-clicks.
+func checkExactlyOnce(t *testing.T, args ...string) {
+	t.Helper()
+	in := startClicks(t, nil, append(args, "-emit=false")...)
+	inTopic := recordsPerKey(t, in.brokers, string(topic))
+	if len(inTopic) == 0 {
+		t.Fatal("no clicks in the topic: the test tested nothing")
+	}
+	total := 0
+	keys := make([]string, 0, len(inTopic))
+	for k, n := range inTopic {
+		keys = append(keys, k)
+		total += n
+	}
+	slices.Sort(keys)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var diffs []string
+		for _, k := range keys {
+			if got := in.clicks(k); got != inTopic[k] {
+				diffs = append(diffs, fmt.Sprintf("%s: view %d, topic %d", k, got, inTopic[k]))
+			}
+		}
+		if len(diffs) == 0 {
+			t.Logf("%d clicks of %d users, each counted once", total, len(keys))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after catching up, counts differ from the topic:\n%s\nstderr:\n%s", strings.Join(diffs, "\n"), in.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The whole program is killed with SIGKILL at random moments, many times,
+// while it emits fast; afterwards every click in the topic is counted once.
+func TestCrashesCountEachClickOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped with -short")
+	}
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	args := []string{"-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-quiet", "-compact-interval", "1s"}
+	n := crashes(t, 20)
+	for i := range n {
+		p := startProcess(t, bin, append(args, "-interval", "1ms")...)
+		// Any moment: during start-up, recovery, or steady counting.
+		time.Sleep(time.Duration(50+rand.IntN(1500)) * time.Millisecond)
+		p.kill()
+		if i == 0 && !strings.Contains(p.stderr.String(), "using the embedded Kafka broker") {
+			t.Fatalf("first run did not start:\n%s", p.stderr)
+		}
+	}
+	checkExactlyOnce(t, "-data", dir)
+}
+
+func netListen(addr string) (interface {
+	Close() error
+	Addr() net.Addr
+}, error) {
+	return net.Listen("tcp", addr)
+}
