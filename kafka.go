@@ -47,6 +47,12 @@ func newKafka(brokers []string, replication int, logger *slog.Logger) *kafka {
 	c.Producer.Idempotent = true
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Net.MaxOpenRequests = 1
+	// sarama waits for a JoinGroup answer only Net.ReadTimeout (30s), but
+	// the coordinator may hold it for the rebalance timeout (sarama's
+	// default: 60s) while it waits for a member that died during a
+	// rebalance. The processor then fails with "i/o timeout". A rebalance
+	// timeout below the read timeout keeps the answer in time.
+	c.Consumer.Group.Rebalance.Timeout = 20 * time.Second
 	return &kafka{brokers: brokers, replication: replication, base: *c, logger: logger}
 }
 
