@@ -156,30 +156,3 @@ func netListen(addr string) (interface {
 }, error) {
 	return net.Listen("tcp", addr)
 }
-
-// The roles run as separate processes against one broker process; only
-// the processor is killed.
-func TestCrashesOfProcessorAlone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("crash test skipped with -short")
-	}
-	bin := buildClicks(t)
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	broker := startProcess(t, bin, "-data", t.TempDir(), "-broker-listen", brokerAddr, "-emit=false", "-process=false", "-serve=false")
-	startProcess(t, bin, "-data", t.TempDir(), "-brokers", brokerAddr, "-process=false", "-serve=false", "-interval", "1ms")
-	procDir := t.TempDir()
-	n := crashes(t, 5)
-	for range n {
-		start := time.Now()
-		p := startProcess(t, bin, "-data", procDir, "-brokers", brokerAddr, "-emit=false", "-serve=false", "-quiet")
-		time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
-		p.kill()
-		t.Logf("processor killed after %v: %d setups", time.Since(start).Round(time.Millisecond), strings.Count(p.stderr.String(), "setup generation"))
-	}
-	select {
-	case err := <-broker.exited:
-		t.Fatalf("broker process exited: %v\n%s", err, broker.stderr)
-	default:
-	}
-	checkExactlyOnce(t, "-data", procDir, "-brokers", brokerAddr)
-}
