@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -61,22 +60,6 @@ func (p *process) kill() {
 	case <-time.After(10 * time.Second):
 		p.t.Fatal("process still there 10s after SIGKILL")
 	}
-}
-
-// freePort returns a port nobody listens on right now, for a broker that
-// must keep its address across restarts.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := netListen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, err := splitHostPort(ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // crashes returns how many SIGKILLs a crash test does: CLICKS_CRASHES
@@ -148,11 +131,4 @@ func TestCrashesCountEachClickOnce(t *testing.T) {
 		}
 	}
 	checkExactlyOnce(t, "-data", dir)
-}
-
-func netListen(addr string) (interface {
-	Close() error
-	Addr() net.Addr
-}, error) {
-	return net.Listen("tcp", addr)
 }
