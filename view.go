@@ -52,10 +52,18 @@ func newRouter(v clickReader, logger *slog.Logger) http.Handler {
 	return r
 }
 
+// maxKeyBytes bounds the keys the view is asked for; longer ones are
+// refused before they reach the view.
+const maxKeyBytes = 256
+
 // viewHandler answers GET /{key} with the user's count, {"Clicks":N}.
 func viewHandler(v clickReader, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := mux.Vars(r)["key"]
+		if len(key) > maxKeyBytes {
+			writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("a user key has at most %d bytes", maxKeyBytes))
+			return
+		}
 		if !v.Recovered() {
 			// Until the view has read the whole table, a count would be
 			// too low or missing.
@@ -106,10 +114,11 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	}{msg})
 }
 
-// serveHTTP serves h on ln until ctx ends, then shuts the server down,
-// giving open requests a few seconds to finish.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, stdout io.Writer, logger *slog.Logger) error {
-	srv := &http.Server{
+// newHTTPServer sets the limits that keep slow or greedy clients from
+// tying up the server: a client that sends its headers slowly (slowloris)
+// is cut off after ReadHeaderTimeout.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -118,6 +127,12 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, stdout io.W
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts the server down,
+// giving open requests a few seconds to finish.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, stdout io.Writer, logger *slog.Logger) error {
+	srv := newHTTPServer(h, logger)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "View opened at http://%s/\n", displayAddr(ln.Addr()))

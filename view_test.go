@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeView is a clickReader with fixed answers.
@@ -123,4 +124,138 @@ func TestDisplayAddr(t *testing.T) {
 			t.Errorf("displayAddr(%s) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// countingView counts the reads that reach it.
+type countingView struct {
+	fakeView
+	gets int
+}
+
+func (c *countingView) Get(key string) (any, error) {
+	c.gets++
+	return c.fakeView.Get(key)
+}
+
+func TestViewHandlerRefusesLongKeys(t *testing.T) {
+	view := &countingView{fakeView: fakeView{recovered: true}}
+	h := newRouter(view, slog.New(slog.DiscardHandler))
+	for _, n := range []int{maxKeyBytes + 1, 8 << 10} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/"+strings.Repeat("k", n), nil))
+		if rec.Code != http.StatusRequestURITooLong {
+			t.Errorf("key of %d bytes: status %d, want 414", n, rec.Code)
+		}
+	}
+	if view.gets != 0 {
+		t.Errorf("%d over-long keys reached the view", view.gets)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/"+strings.Repeat("k", maxKeyBytes), nil))
+	if rec.Code != http.StatusNotFound || view.gets != 1 {
+		t.Errorf("key of %d bytes: status %d after %d reads, want 404 from the view", maxKeyBytes, rec.Code, view.gets)
+	}
+}
+
+func TestHTTPServerLimits(t *testing.T) {
+	srv := newHTTPServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 {
+		t.Errorf("a timeout is unset: %+v", srv)
+	}
+	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 64<<10 {
+		t.Errorf("MaxHeaderBytes = %d, want a small limit", srv.MaxHeaderBytes)
+	}
+}
+
+// A client that sends its headers a byte at a time (slowloris) is cut off
+// by the read-header timeout instead of holding a connection for ever.
+func TestHTTPServerCutsOffSlowClients(t *testing.T) {
+	srv := newHTTPServer(newRouter(&fakeView{recovered: true}, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	srv.ReadHeaderTimeout = 300 * time.Millisecond // the mechanism, faster than the default
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(conn) // returns when the server closes
+		closed <- err
+	}()
+	start := time.Now()
+	for _, b := range []byte("GET /user-3 HTTP/1.1\r\nHost: localhost\r\nX-Slow: ") {
+		if _, err := conn.Write([]byte{b}); err != nil {
+			break // cut off while writing
+		}
+		select {
+		case <-closed:
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("cut off only after %v", d)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server kept a slow client's connection open")
+	}
+}
+
+// FuzzRouter sends arbitrary methods, paths and headers: the router never
+// panics, answers JSON, and never answers 200 for a key without clicks.
+func FuzzRouter(f *testing.F) {
+	for _, seed := range []struct{ method, path, header string }{
+		{"GET", "/user-3", ""},
+		{"HEAD", "/user-3", ""},
+		{"GET", "/user-4", ""},
+		{"GET", "/", ""},
+		{"GET", "/user-3/", ""},
+		{"GET", "/user%2F3", ""},
+		{"GET", "/../user-3", ""},
+		{"GET", "/%2e%2e/user-3", ""},
+		{"GET", "/\xff\xfe", ""},
+		{"GET", "/" + strings.Repeat("a", 8<<10), ""},
+		{"POST", "/user-3", "Content-Type: application/json"},
+		{"PUT", "/user-3", ""},
+		{"DELETE", "/user-3", ""},
+		{"OPTIONS", "*", ""},
+		{"GET", "/user-3?x=%zz", "Accept: */*"},
+	} {
+		f.Add(seed.method, seed.path, seed.header)
+	}
+	view := &fakeView{recovered: true, values: map[string]any{"user-3": &user{Clicks: 153}}}
+	h := newRouter(view, slog.New(slog.DiscardHandler))
+	f.Fuzz(func(t *testing.T, method, path, header string) {
+		req, err := http.NewRequest(method, "http://localhost", nil)
+		if err != nil {
+			return // not a request a server could receive
+		}
+		req.URL.Path = path
+		req.RequestURI = path
+		if k, v, ok := strings.Cut(header, ":"); ok {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusOK {
+			if method != "GET" && method != "HEAD" {
+				t.Fatalf("%s %q answered 200", method, path)
+			}
+			if body := rec.Body.String(); method == "GET" && body != `{"Clicks":153}` {
+				t.Fatalf("%s %q answered 200 with %q: only user-3 has clicks", method, path, body)
+			}
+		}
+		if rec.Code != http.StatusMovedPermanently && rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("%s %q: status %d with Content-Type %q", method, path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+	})
 }
