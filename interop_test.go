@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -104,5 +105,55 @@ func TestKcatTalksToEmbeddedBroker(t *testing.T) {
 	got := kcatRun("", "-C", "-t", string(table), "-o", "beginning", "-e", "-q", "-f", "%k=%s\n")
 	if want := key + `={"Clicks":1,"Offset":`; !strings.Contains(got, want) {
 		t.Errorf("kcat read from %s:\n%s\nwant a line that starts %s", table, got, want)
+	}
+}
+
+// Clicks that other clients may write: a null key and an empty key are
+// skipped, a 1 MB value and a key that is not UTF-8 are counted; the
+// processor keeps running through all of them.
+func TestKcatOddClicks(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kcat is not installed; .ci/run installs it with apt-get")
+		}
+		t.Skip("kcat is not installed (apt-get install kcat)")
+	}
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
+	produce := func(value string, args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, kcat, append([]string{"-b", in.brokers[0], "-P", "-t", string(topic), "-X", "message.max.bytes=2000000"}, args...)...)
+		cmd.Stdin = strings.NewReader(value)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat %v: %v\n%s", args, err, out)
+		}
+	}
+	keys := testKeys(2)
+	notUTF8 := keys[0] + "\xff\xfe"
+	big := keys[1]
+	sentinel := testKeys(1)[0]
+	p := gokaPartition(t, sentinel)
+
+	produce("click with a null key\n", "-p", fmt.Sprint(p))
+	produce(":click with an empty key\n", "-p", fmt.Sprint(p), "-K", ":")
+	produce("click\n", "-p", fmt.Sprint(gokaPartition(t, notUTF8)), "-k", notUTF8)
+	produce(strings.Repeat("v", 1_000_000)+"\n", "-p", fmt.Sprint(gokaPartition(t, big)), "-k", big)
+	// Behind the keyless clicks in their partition: once it is counted,
+	// they have been processed.
+	produce("click\n", "-p", fmt.Sprint(p), "-k", sentinel)
+
+	in.waitForBody("/"+sentinel, `{"Clicks":1}`, 30*time.Second)
+	in.waitForBody("/"+url.PathEscape(notUTF8), `{"Clicks":1}`, 30*time.Second)
+	in.waitForBody("/"+big, `{"Clicks":1}`, 30*time.Second)
+	if n := strings.Count(in.stderr.String(), "click without a user key skipped"); n != 2 {
+		t.Errorf("%d keyless clicks logged as skipped, want 2\nstderr:\n%s", n, in.stderr)
+	}
+	select {
+	case err := <-in.done:
+		in.stopped = true
+		t.Fatalf("the program stopped: %v", err)
+	default:
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -22,8 +23,14 @@ import (
 //
 // goka calls it for one key at a time within a partition, so it needs no
 // locks: the table value is only changed through ctx.
-func countClicks(out io.Writer, topicID string) goka.ProcessCallback {
+func countClicks(out io.Writer, topicID string, logger *slog.Logger) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
+		if ctx.Key() == "" {
+			// A click with a null or empty key (another client may write
+			// one) belongs to no user: it is skipped, not counted.
+			logger.Warn("click without a user key skipped", "partition", ctx.Partition(), "offset", ctx.Offset())
+			return
+		}
 		u := &user{Offset: -1}
 		if val := ctx.Value(); val != nil {
 			v, ok := val.(*user)
@@ -46,16 +53,16 @@ func countClicks(out io.Writer, topicID string) goka.ProcessCallback {
 		u.TopicID = topicID
 		ctx.SetValue(u)
 		if out != nil {
-			fmt.Fprintf(out, "[proc] key: %s clicks: %d, msg: %v\n", ctx.Key(), u.Clicks, msg)
+			fmt.Fprintf(out, "[proc] key: %s clicks: %d, msg: %s\n", ctx.Key(), u.Clicks, truncate(fmt.Appendf(nil, "%v", msg), 100))
 		}
 	}
 }
 
 // clickGroup is the group graph of the original: input from the click
 // stream, the count persisted in the group table with userCodec.
-func clickGroup(out io.Writer, topicID string) *goka.GroupGraph {
+func clickGroup(out io.Writer, topicID string, logger *slog.Logger) *goka.GroupGraph {
 	return goka.DefineGroup(group,
-		goka.Input(topic, new(codec.String), countClicks(out, topicID)),
+		goka.Input(topic, new(codec.String), countClicks(out, topicID, logger)),
 		goka.Persist(new(userCodec)),
 	)
 }
@@ -63,7 +70,7 @@ func clickGroup(out io.Writer, topicID string) *goka.GroupGraph {
 // newClickProcessor builds the processor, keeping its local copy of the
 // group table in dir instead of goka's default under /tmp.
 func newClickProcessor(k *kafka, dir, topicID string, out io.Writer) (*goka.Processor, error) {
-	p, err := goka.NewProcessor(k.brokers, clickGroup(out, topicID),
+	p, err := goka.NewProcessor(k.brokers, clickGroup(out, topicID, k.logger.With("part", "processor")),
 		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.config())),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),

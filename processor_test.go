@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func startTestProcessor(t *testing.T, out *strings.Builder) *tester.Tester {
 	if out != nil {
 		w = &lockedWriter{w: out}
 	}
-	p, err := goka.NewProcessor(nil, clickGroup(w, ""), goka.WithTester(tt))
+	p, err := goka.NewProcessor(nil, clickGroup(w, "", slog.New(slog.DiscardHandler)), goka.WithTester(tt))
 	if err != nil {
 		t.Fatalf("NewProcessor: %v", err)
 	}
@@ -105,7 +106,7 @@ func TestProcessorCountsRedeliveredClickOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			stored := tc.stored
 			ctx := &fakeContext{value: &stored, offset: tc.offset}
-			countClicks(nil, tc.topicID)(ctx, "click")
+			countClicks(nil, tc.topicID, slog.New(slog.DiscardHandler))(ctx, "click")
 			if ctx.failed != nil {
 				t.Fatal(ctx.failed)
 			}
@@ -137,6 +138,7 @@ type fakeContext struct {
 	set         any
 }
 
+func (c *fakeContext) Partition() int32                        { return 0 }
 func (c *fakeContext) Offset() int64                           { return c.offset }
 func (c *fakeContext) Key() string                             { return "user-1" }
 func (c *fakeContext) Value() any                              { return c.value }
@@ -145,7 +147,7 @@ func (c *fakeContext) Fail(err error)                          { c.failed = err 
 
 func TestProcessorFailsOnForeignTableValue(t *testing.T) {
 	ctx := &fakeContext{value: "not a user"}
-	countClicks(nil, "")(ctx, "click")
+	countClicks(nil, "", slog.New(slog.DiscardHandler))(ctx, "click")
 	if ctx.failed == nil {
 		t.Fatal("callback accepted a table value that is not *user")
 	}
@@ -154,5 +156,22 @@ func TestProcessorFailsOnForeignTableValue(t *testing.T) {
 	}
 	if ctx.set != nil {
 		t.Errorf("callback wrote %v after failing", ctx.set)
+	}
+}
+
+func TestProcessorSkipsClicksWithoutKeyAndShortensLongValues(t *testing.T) {
+	var out strings.Builder
+	tt := startTestProcessor(t, &out)
+	tt.Consume(string(topic), "", "a click without a user")
+	tt.Consume(string(topic), "user-5", strings.Repeat("v", 1<<20))
+	if v := tt.TableValue(table, ""); v != nil {
+		t.Errorf("a click without a key was counted: %v", v)
+	}
+	if u, ok := tt.TableValue(table, "user-5").(*user); !ok || u.Clicks != 1 {
+		t.Errorf("user-5 = %v, want 1 click", tt.TableValue(table, "user-5"))
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 || len(lines[0]) > 200 {
+		t.Errorf("want one short [proc] line, got %d lines, the first %d bytes long", len(lines), len(lines[0]))
 	}
 }
