@@ -259,3 +259,23 @@ func FuzzRouter(f *testing.F) {
 		}
 	})
 }
+
+// A table value that is not JSON (written by another client) does not
+// stop a view: that key answers 500 and is logged, the others are served.
+func TestViewServesOtherKeysBesideBadTableValue(t *testing.T) {
+	dir := t.TempDir()
+	keys := testKeys(2)
+	in := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-sync")
+	writeTableValue(t, in.brokers, keys[0], []byte("{not json"))
+	writeTableValue(t, in.brokers, keys[1], []byte(`{"Clicks":4}`))
+
+	in.waitForBody("/"+keys[1], `{"Clicks":4}`, 30*time.Second)
+	status, body, err := in.get("/" + keys[0])
+	if err != nil || status != http.StatusInternalServerError || !strings.Contains(body, `"error"`) {
+		t.Fatalf("bad value: %d %s (%v), want 500 with a JSON error", status, body, err)
+	}
+	if !strings.Contains(in.stderr.String(), "decode user") {
+		t.Errorf("the bad value was not logged:\n%s", in.stderr)
+	}
+	in.waitForBody("/"+keys[1], `{"Clicks":4}`, time.Second)
+}
