@@ -5,10 +5,10 @@
 DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
 KAFKA_BROKERS ?= 127.0.0.1:9092
 
-.PHONY: all run run-kafka test test-race test-kafka start stop restart clean
+.PHONY: all run run-kafka test test-race test-kafka soak start stop restart clean
 
 all:
-	@echo "targets: run run-kafka test test-race test-kafka start stop restart clean"
+	@echo "targets: run run-kafka test test-race test-kafka soak start stop restart clean"
 
 # The example with its embedded broker: no Docker, no Kafka needed.
 run:
@@ -29,6 +29,10 @@ test-race:
 # The end-to-end test against the cluster from docker-compose.yml.
 test-kafka:
 	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -run EndToEndKafka -v .
+
+# The crash test with 200 SIGKILLs instead of 20.
+soak:
+	CLICKS_CRASHES=200 go test -count=1 -timeout 60m -run Crashes -v .
 
 # Start ZooKeeper and Kafka and return once both pass their healthchecks.
 start:
