@@ -27,6 +27,7 @@ type embeddedBroker struct {
 	*kfake.Cluster
 	dir             string
 	compactInterval time.Duration
+	logger          *slog.Logger
 }
 
 // startEmbeddedBroker starts the cluster and reloads its log from cfg.dir.
@@ -50,7 +51,10 @@ func startEmbeddedBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker
 			return net.Listen(network, net.JoinHostPort(host, p))
 		}),
 		kfake.BrokerConfigs(map[string]string{
-			"log.cleaner.backoff.ms": strconv.FormatInt(cfg.compactInterval.Milliseconds(), 10),
+			// kfake's own compaction timer would compact without the
+			// backup that makes it safe (see compaction.go): push it out
+			// of the way; compactPeriodically does the work.
+			"log.cleaner.backoff.ms": strconv.FormatInt((365 * 24 * time.Hour).Milliseconds(), 10),
 		}),
 	}
 	if cfg.sync {
@@ -66,14 +70,18 @@ func startEmbeddedBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker
 		}
 		opts = append(opts, kfake.Ports(ports...))
 	}
+	if err := restoreInterruptedCompaction(cfg.dir, logger); err != nil {
+		return nil, fmt.Errorf("embedded broker data in %s: %w", cfg.dir, err)
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.listen, cfg.dir, err)
 	}
-	return &embeddedBroker{Cluster: c, dir: cfg.dir, compactInterval: cfg.compactInterval}, nil
+	return &embeddedBroker{Cluster: c, dir: cfg.dir, compactInterval: cfg.compactInterval, logger: logger}, nil
 }
 
-// compactPeriodically compacts the group table until ctx ends.
+// compactPeriodically compacts the group table until ctx ends, each time
+// behind a backup that a kill during the rebuild cannot destroy.
 //
 // kfake starts its own compaction timer only when a topic is created or
 // altered, not after it reloads its log from disk, so without this the
@@ -86,7 +94,14 @@ func (b *embeddedBroker) compactPeriodically(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if err := backupBeforeCompaction(b.dir, string(table)); err != nil {
+				b.logger.Warn("compaction skipped", "err", err)
+				continue
+			}
 			b.Compact()
+			if err := dropCompactionBackup(b.dir); err != nil {
+				b.logger.Warn("compaction", "err", err)
+			}
 		}
 	}
 }
