@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,4 +132,55 @@ func TestCrashesCountEachClickOnce(t *testing.T) {
 		}
 	}
 	checkExactlyOnce(t, "-data", dir)
+}
+
+// The broker runs in a process of its own and is killed under the running
+// program, again and again. The program either keeps counting or exits
+// non-zero with an error; it never goes on silently without counting.
+func TestCrashesOfBrokerAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped with -short")
+	}
+	bin := buildClicks(t)
+	brokerDir, appDir := t.TempDir(), t.TempDir()
+	broker := startProcess(t, bin, "-data", brokerDir, "-broker-listen", "127.0.0.1:0", "-emit=false", "-process=false", "-serve=false")
+	addr := waitForLog(t, broker, brokersRE)
+	startApp := func() *process {
+		return startProcess(t, bin, "-data", appDir, "-brokers", addr, "-listen", "127.0.0.1:0", "-interval", "2ms", "-quiet")
+	}
+	app := startApp()
+	n := crashes(t, 3)
+	for range n {
+		time.Sleep(time.Duration(1000+rand.IntN(2000)) * time.Millisecond)
+		broker.kill()
+		broker = startProcess(t, bin, "-data", brokerDir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
+		waitForLog(t, broker, brokersRE)
+		select {
+		case err := <-app.exited:
+			// Gone with the broker: it must say so and fail.
+			if err == nil || !strings.Contains(app.stderr.String(), "clicks: ") {
+				t.Fatalf("the program stopped without an error (%v):\n%s", err, app.stderr)
+			}
+			app = startApp()
+		case <-time.After(3 * time.Second):
+			// Still running: it reconnected.
+		}
+	}
+	app.kill()
+	checkExactlyOnce(t, "-data", appDir, "-brokers", addr)
+}
+
+// waitForLog waits until the process logs a line re matches and returns
+// its first group.
+func waitForLog(t *testing.T, p *process, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no line matching %v within 30s:\n%s", re, p.stderr)
+	return ""
 }
