@@ -28,6 +28,7 @@ type embeddedBroker struct {
 	dir             string
 	compactInterval time.Duration
 	logger          *slog.Logger
+	sessions        *sessionWatch
 }
 
 // startEmbeddedBroker starts the cluster and reloads its log from cfg.dir.
@@ -38,6 +39,7 @@ func startEmbeddedBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker address: %w", err)
 	}
+	sessions := newSessionWatch()
 	opts := []kfake.Opt{
 		kfake.NumBrokers(cfg.count),
 		kfake.DataDir(cfg.dir),
@@ -48,7 +50,11 @@ func startEmbeddedBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker
 			if err != nil {
 				return nil, err
 			}
-			return net.Listen(network, net.JoinHostPort(host, p))
+			ln, err := net.Listen(network, net.JoinHostPort(host, p))
+			if err != nil {
+				return nil, err
+			}
+			return sessions.listen(ln), nil
 		}),
 		kfake.BrokerConfigs(map[string]string{
 			// kfake's own compaction timer would compact without the
@@ -77,7 +83,7 @@ func startEmbeddedBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.listen, cfg.dir, err)
 	}
-	return &embeddedBroker{Cluster: c, dir: cfg.dir, compactInterval: cfg.compactInterval, logger: logger}, nil
+	return &embeddedBroker{Cluster: c, dir: cfg.dir, compactInterval: cfg.compactInterval, logger: logger, sessions: sessions}, nil
 }
 
 // compactPeriodically compacts the group table until ctx ends, each time

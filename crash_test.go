@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -183,4 +184,44 @@ func waitForLog(t *testing.T, p *process, re *regexp.Regexp) string {
 	}
 	t.Fatalf("no line matching %v within 30s:\n%s", re, p.stderr)
 	return ""
+}
+
+// freePort returns a port nobody listens on right now, for a broker that
+// must keep its address across restarts.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// The roles run as separate processes against one broker process; only
+// the processor is killed.
+func TestCrashesOfProcessorAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test skipped with -short")
+	}
+	bin := buildClicks(t)
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	broker := startProcess(t, bin, "-data", t.TempDir(), "-broker-listen", brokerAddr, "-emit=false", "-process=false", "-serve=false")
+	emitter := startProcess(t, bin, "-data", t.TempDir(), "-brokers", brokerAddr, "-process=false", "-serve=false", "-interval", "1ms")
+	procDir := t.TempDir()
+	n := crashes(t, 5)
+	for range n {
+		start := time.Now()
+		p := startProcess(t, bin, "-data", procDir, "-brokers", brokerAddr, "-emit=false", "-serve=false", "-quiet")
+		time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
+		p.kill()
+		t.Logf("processor killed after %v: %d setups", time.Since(start).Round(time.Millisecond), strings.Count(p.stderr.String(), "setup generation"))
+	}
+	select {
+	case err := <-broker.exited:
+		t.Fatalf("broker process exited: %v\n%s", err, broker.stderr)
+	default:
+	}
+	emitter.kill() // the topic must stop growing before it is compared
+	checkExactlyOnce(t, "-data", procDir, "-brokers", brokerAddr)
 }

@@ -234,6 +234,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// The broker closes last, after every client below has stopped.
 		defer broker.Close()
 		g.Go(func() error { return broker.compactPeriodically(gctx) })
+		g.Go(func() error { return broker.watchSessions(gctx, 2*time.Second) })
 		brokers = broker.ListenAddrs()
 		logger.Info("using the embedded Kafka broker", "addrs", strings.Join(brokers, ","), "data", broker.dir)
 	} else {
