@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
 )
 
 // resetStaleCaches keeps the local table caches in step with the broker.
@@ -36,7 +38,16 @@ func resetStaleCaches(client sarama.Client, tableTopic string, dirs map[string]s
 			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			local, err := cachedOffset(dir, tableTopic, p)
+			local, err := cachedOffset(path)
+			if lverrors.IsCorrupted(err) {
+				// A kill while LevelDB was creating its files can leave
+				// them unreadable. It is only a cache: rebuild it.
+				if err := os.RemoveAll(path); err != nil {
+					return fmt.Errorf("remove unreadable table cache: %w", err)
+				}
+				stale = append(stale, fmt.Sprintf("%s (unreadable: %v)", path, err))
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -55,26 +66,35 @@ func resetStaleCaches(client sarama.Client, tableTopic string, dirs map[string]s
 		}
 	}
 	if len(stale) > 0 {
-		logger.Warn("local table cache was ahead of the broker's changelog (was the broker's data removed?): rebuilding it from the changelog", "removed", strings.Join(stale, ", "))
+		logger.Warn("local table cache was unreadable or ahead of the broker's changelog (was the broker's data removed?): rebuilding it from the changelog", "removed", strings.Join(stale, ", "))
 	}
 	return nil
 }
 
-// cachedOffset reads the changelog offset a goka LevelDB cache has
-// recovered up to, or -1 if it has none.
-func cachedOffset(dir, tableTopic string, p int32) (off int64, err error) {
-	st, err := storage.DefaultBuilder(dir)(tableTopic, p)
+// cachedOffset reads the changelog offset the goka LevelDB cache at path
+// has recovered up to, or -1 if it has none. It opens the database as
+// storage.DefaultBuilder does, but keeps LevelDB's error types, so that a
+// corrupted cache can be told from, say, one that another process holds.
+func cachedOffset(path string) (off int64, err error) {
+	db, err := leveldb.OpenFile(path, nil)
 	if err != nil {
-		return 0, fmt.Errorf("open table cache %s/%s.%d: %w", dir, tableTopic, p, err)
+		if lverrors.IsCorrupted(err) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("open table cache %s: %w", path, err)
+	}
+	st, err := storage.New(db)
+	if err != nil {
+		return 0, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), db.Close())
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close table cache %s/%s.%d: %w", dir, tableTopic, p, cerr)
+			err = fmt.Errorf("close table cache %s: %w", path, cerr)
 		}
 	}()
 	off, err = st.GetOffset(-1)
 	if err != nil {
-		return 0, fmt.Errorf("read offset of table cache %s/%s.%d: %w", dir, tableTopic, p, err)
+		return 0, fmt.Errorf("read offset of table cache %s: %w", path, err)
 	}
 	return off, nil
 }

@@ -31,3 +31,28 @@ func TestStaleCacheIsRebuilt(t *testing.T) {
 		t.Errorf("got %d log lines about rebuilding the cache, want 1\nstderr:\n%s", n, second.stderr)
 	}
 }
+
+// A kill while LevelDB creates a cache can leave it unreadable ("corrupted
+// or incomplete CURRENT file"): it is rebuilt from the changelog.
+func TestCorruptedCacheIsRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	key := testKeys(1)[0]
+	first := startClicks(t, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.brokers, map[string]int{key: 3})
+	first.waitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
+	first.stop()
+
+	for _, role := range []string{"processor", "view"} {
+		current := filepath.Join(dir, role, string(table)+".0", "CURRENT")
+		if err := os.WriteFile(current, []byte("garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := startClicks(t, nil, "-data", dir, "-emit=false")
+	second.waitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
+	sendClicks(t, second.brokers, map[string]int{key: 1})
+	second.waitForBody("/"+key, `{"Clicks":4}`, 30*time.Second)
+	if !strings.Contains(second.stderr.String(), "unreadable") {
+		t.Errorf("the rebuild was not logged:\n%s", second.stderr)
+	}
+}

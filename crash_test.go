@@ -18,11 +18,12 @@ import (
 
 // process is one run of the built binary.
 type process struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	url    chan string
-	exited chan error
+	t       *testing.T
+	cmd     *exec.Cmd
+	stderr  *syncBuffer
+	url     chan string
+	viewURL string // once read from url
+	exited  chan error
 }
 
 // startProcess runs the binary with args; its stdout is scanned for the
@@ -83,7 +84,14 @@ func crashes(t *testing.T, def int) int {
 func checkExactlyOnce(t *testing.T, args ...string) {
 	t.Helper()
 	in := startClicks(t, nil, append(args, "-emit=false")...)
-	inTopic := recordsPerKey(t, in.brokers, string(topic))
+	matchTopic(t, in.brokers, in)
+}
+
+// matchTopic reads user-clicks and waits until every view serves, for
+// every key, the number of clicks with that key in it.
+func matchTopic(t *testing.T, brokers []string, views ...*instance) {
+	t.Helper()
+	inTopic := recordsPerKey(t, brokers, string(topic))
 	if len(inTopic) == 0 {
 		t.Fatal("no clicks in the topic: the test tested nothing")
 	}
@@ -97,17 +105,19 @@ func checkExactlyOnce(t *testing.T, args ...string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var diffs []string
-		for _, k := range keys {
-			if got := in.clicks(k); got != inTopic[k] {
-				diffs = append(diffs, fmt.Sprintf("%s: view %d, topic %d", k, got, inTopic[k]))
+		for i, in := range views {
+			for _, k := range keys {
+				if got := in.clicks(k); got != inTopic[k] {
+					diffs = append(diffs, fmt.Sprintf("view %d: %s: %d, topic %d", i, k, got, inTopic[k]))
+				}
 			}
 		}
 		if len(diffs) == 0 {
-			t.Logf("%d clicks of %d users, each counted once", total, len(keys))
+			t.Logf("%d clicks of %d users, each counted once in %d views", total, len(keys), len(views))
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after catching up, counts differ from the topic:\n%s\nstderr:\n%s", strings.Join(diffs, "\n"), in.stderr)
+			t.Fatalf("after catching up, counts differ from the topic:\n%s\nstderr:\n%s", strings.Join(diffs, "\n"), views[0].stderr)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
