@@ -30,9 +30,9 @@ test-race:
 test-kafka:
 	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -run EndToEndKafka -v .
 
-# The crash test with 200 SIGKILLs instead of 20.
+# The crash and scale-out tests with 100 SIGKILLs each instead of a few.
 soak:
-	CLICKS_CRASHES=200 go test -count=1 -timeout 60m -run Crashes -v .
+	CLICKS_CRASHES=100 go test -count=1 -timeout 120m -run 'Crashes|ScaleOut' -v .
 
 # Start ZooKeeper and Kafka and return once both pass their healthchecks.
 start:
