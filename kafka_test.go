@@ -1,7 +1,9 @@
 package main
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -45,4 +47,35 @@ func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A click topic deleted and created again starts its offsets at zero: its
+// clicks are counted on top of the counts so far, not skipped as replays.
+func TestRecreatedTopicIsCounted(t *testing.T) {
+	dir := t.TempDir()
+	key := testKeys(1)[0]
+	first := startClicks(t, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.brokers, map[string]int{key: 5})
+	first.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
+	first.stop()
+
+	broker := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
+	admin, err := sarama.NewClusterAdmin(broker.brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteTopic(string(topic)); err != nil {
+		t.Fatalf("delete %s: %v", topic, err)
+	}
+	if err := admin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	broker.stop()
+
+	second := startClicks(t, nil, "-data", dir, "-emit=false")
+	if !strings.Contains(second.stderr.String(), `msg="created topic" topic=user-clicks`) {
+		t.Fatalf("user-clicks was not created again:\n%s", second.stderr)
+	}
+	sendClicks(t, second.brokers, map[string]int{key: 2}) // offsets 0 and 1 again
+	second.waitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
 }
