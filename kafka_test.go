@@ -79,3 +79,20 @@ func TestRecreatedTopicIsCounted(t *testing.T) {
 	sendClicks(t, second.brokers, map[string]int{key: 2}) // offsets 0 and 1 again
 	second.waitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
 }
+
+func TestSaramaConfigForExactCounts(t *testing.T) {
+	c := newKafka([]string{"localhost:9092"}, 1, nil).config()
+	if !c.Producer.Idempotent || c.Producer.RequiredAcks != sarama.WaitForAll || c.Net.MaxOpenRequests != 1 || c.Producer.Retry.Max < 1 {
+		t.Errorf("producer is not idempotent: idempotent=%v acks=%v in-flight=%d retries=%d",
+			c.Producer.Idempotent, c.Producer.RequiredAcks, c.Net.MaxOpenRequests, c.Producer.Retry.Max)
+	}
+	if c.Consumer.Offsets.Initial != sarama.OffsetOldest {
+		t.Errorf("a new group starts at %d, want the oldest offset", c.Consumer.Offsets.Initial)
+	}
+	if c.Consumer.Group.Rebalance.Timeout >= c.Net.ReadTimeout {
+		t.Errorf("rebalance timeout %v is not below the read timeout %v: a JoinGroup answer could time out", c.Consumer.Group.Rebalance.Timeout, c.Net.ReadTimeout)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("sarama rejects the configuration: %v", err)
+	}
+}
