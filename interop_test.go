@@ -72,13 +72,7 @@ func TestFranzGoTalksToEmbeddedBroker(t *testing.T) {
 // kcat (librdkafka) lists, produces to and consumes from the embedded
 // broker.
 func TestKcatTalksToEmbeddedBroker(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("kcat is not installed; .ci/run installs it with apt-get")
-		}
-		t.Skip("kcat is not installed (apt-get install kcat)")
-	}
+	kcat := needKcat(t)
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
 	broker := in.brokers[0]
 	key := testKeys(1)[0]
@@ -112,13 +106,7 @@ func TestKcatTalksToEmbeddedBroker(t *testing.T) {
 // skipped, a 1 MB value and a key that is not UTF-8 are counted; the
 // processor keeps running through all of them.
 func TestKcatOddClicks(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("kcat is not installed; .ci/run installs it with apt-get")
-		}
-		t.Skip("kcat is not installed (apt-get install kcat)")
-	}
+	kcat := needKcat(t)
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
 	produce := func(value string, args ...string) {
 		t.Helper()
@@ -156,4 +144,18 @@ func TestKcatOddClicks(t *testing.T) {
 		t.Fatalf("the program stopped: %v", err)
 	default:
 	}
+}
+
+// needKcat returns kcat's path. Without kcat the test skips, except under
+// CI=true, where .ci/run should have installed it.
+func needKcat(t *testing.T) string {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kcat is not installed; .ci/run installs it with apt-get")
+		}
+		t.Skip("kcat is not installed (apt-get install kcat)")
+	}
+	return kcat
 }
