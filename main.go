@@ -280,6 +280,7 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		return err
 	}
 
+	var o ops // what /-/ready and /-/clicks report on
 	if cfg.emit {
 		e, err := newClickEmitter(k)
 		if err != nil {
@@ -300,6 +301,7 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		if err != nil {
 			return err
 		}
+		o.parts = append(o.parts, processorPart(p))
 		g.Go(func() error {
 			if err := p.Run(ctx); err != nil {
 				return fmt.Errorf("processor: %w", err)
@@ -312,13 +314,15 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		if err != nil {
 			return err
 		}
+		o.parts = append(o.parts, viewPart(v))
+		o.list = v
 		g.Go(func() error {
 			if err := v.Run(ctx); err != nil {
 				return fmt.Errorf("view: %w", err)
 			}
 			return nil
 		})
-		g.Go(func() error { return serveHTTP(ctx, httpListener, newRouter(v, logger), stdout, logger) })
+		g.Go(func() error { return serveHTTP(ctx, httpListener, newRouter(v, &o, logger), stdout, logger) })
 	}
 	return nil
 }

@@ -38,9 +38,13 @@ type clickReader interface {
 }
 
 // newRouter registers every route in one place. A single path segment is
-// a user key, as in the original: GET /user-3.
-func newRouter(v clickReader, logger *slog.Logger) http.Handler {
+// a user key, as in the original: GET /user-3; operational endpoints are
+// under /-/ (see ops.go); o may be nil.
+func newRouter(v clickReader, o *ops, logger *slog.Logger) http.Handler {
 	r := mux.NewRouter()
+	if o != nil {
+		addOps(r, o, logger)
+	}
 	r.Handle("/{key}", viewHandler(v, logger)).Methods(http.MethodGet, http.MethodHead)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found: ask for one user, as in GET /user-3")

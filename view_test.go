@@ -38,7 +38,7 @@ func TestViewHandler(t *testing.T) {
 		errs: map[string]error{"broken": errors.New("leveldb: corrupted")},
 	}
 	var logs strings.Builder
-	h := newRouter(view, slog.New(slog.NewTextHandler(&logs, nil)))
+	h := newRouter(view, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	tests := []struct {
 		name, method, path string
@@ -95,7 +95,7 @@ func TestViewHandler(t *testing.T) {
 }
 
 func TestViewHandlerRecovering(t *testing.T) {
-	h := newRouter(&fakeView{values: map[string]any{"user-3": &user{Clicks: 1}}}, slog.New(slog.DiscardHandler))
+	h := newRouter(&fakeView{values: map[string]any{"user-3": &user{Clicks: 1}}}, nil, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/user-3", nil))
 	if rec.Code != http.StatusServiceUnavailable {
@@ -139,7 +139,7 @@ func (c *countingView) Get(key string) (any, error) {
 
 func TestViewHandlerRefusesLongKeys(t *testing.T) {
 	view := &countingView{fakeView: fakeView{recovered: true}}
-	h := newRouter(view, slog.New(slog.DiscardHandler))
+	h := newRouter(view, nil, slog.New(slog.DiscardHandler))
 	for _, n := range []int{maxKeyBytes + 1, 8 << 10} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/"+strings.Repeat("k", n), nil))
@@ -170,7 +170,7 @@ func TestHTTPServerLimits(t *testing.T) {
 // A client that sends its headers a byte at a time (slowloris) is cut off
 // by the read-header timeout instead of holding a connection for ever.
 func TestHTTPServerCutsOffSlowClients(t *testing.T) {
-	srv := newHTTPServer(newRouter(&fakeView{recovered: true}, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	srv := newHTTPServer(newRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
 	srv.ReadHeaderTimeout = 300 * time.Millisecond // the mechanism, faster than the default
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -233,7 +233,7 @@ func FuzzRouter(f *testing.F) {
 		f.Add(seed.method, seed.path, seed.header)
 	}
 	view := &fakeView{recovered: true, values: map[string]any{"user-3": &user{Clicks: 153}}}
-	h := newRouter(view, slog.New(slog.DiscardHandler))
+	h := newRouter(view, nil, slog.New(slog.DiscardHandler))
 	f.Fuzz(func(t *testing.T, method, path, header string) {
 		req, err := http.NewRequest(method, "http://localhost", nil)
 		if err != nil {

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+	"github.com/lovoo/goka"
+)
+
+// Everything operational lives under /-/, so that every single-segment
+// path stays a user key as in the original: GET /metrics is the clicks of
+// a user named "metrics".
+
+// part is a component whose readiness /-/ready reports.
+type part struct {
+	name  string
+	ready func() (bool, string) // ready, and a word on what it is doing
+}
+
+func viewPart(v *goka.View) part {
+	return part{"view", func() (bool, string) {
+		return v.Recovered(), stateName(int(v.CurrentState()), "idle", "initializing", "connecting", "catching up", "running")
+	}}
+}
+
+func processorPart(p *goka.Processor) part {
+	return part{"processor", func() (bool, string) {
+		return p.Recovered(), stateName(int(p.StateReader().State()), "idle", "starting", "setting up", "running", "stopping", "stopped")
+	}}
+}
+
+// stateName names goka's numbered states (goka.ViewState*, goka.ProcState*).
+func stateName(s int, names ...string) string {
+	if s < 0 || s >= len(names) {
+		return fmt.Sprintf("state %d", s)
+	}
+	return names[s]
+}
+
+// clickLister is what the listing needs of a goka view.
+type clickLister interface {
+	IteratorWithRange(start, limit string) (goka.Iterator, error)
+}
+
+// ops holds what the operational endpoints report on.
+type ops struct {
+	parts []part
+	list  clickLister // nil where the view is not served
+}
+
+// addOps registers the operational endpoints on r.
+func addOps(r *mux.Router, o *ops, logger *slog.Logger) {
+	get := r.PathPrefix("/-").Methods(http.MethodGet, http.MethodHead).Subrouter() // paths below are under /-
+	get.HandleFunc("/healthy", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	get.Handle("/ready", readyHandler(o.parts))
+	if o.list != nil {
+		get.Handle("/clicks", listHandler(o.list, logger))
+	}
+}
+
+// readyHandler answers 200 when every part is ready and 503 with what each
+// is doing until then.
+func readyHandler(parts []part) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		all := true
+		states := make(map[string]string, len(parts))
+		for _, p := range parts {
+			ok, state := p.ready()
+			all = all && ok
+			states[p.name] = state
+		}
+		status := http.StatusOK
+		if !all {
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "1")
+		}
+		writeJSON(w, status, struct {
+			Ready bool              `json:"ready"`
+			Parts map[string]string `json:"parts"`
+		}{all, states})
+	})
+}
+
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// listHandler answers GET /-/clicks?prefix=user-&limit=100 with the users
+// whose key starts with prefix, in key order, at most limit of them:
+// {"users":[{"user":"user-0","clicks":5},...],"more":false}. It streams
+// from the view's iterator and never holds more than one user.
+func listHandler(l clickLister, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		prefix := r.URL.Query().Get("prefix")
+		limit := defaultListLimit
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > maxListLimit {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a number from 1 to %d", maxListLimit))
+				return
+			}
+			limit = n
+		}
+		if len(prefix) > maxKeyBytes {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("prefix has at most %d bytes", maxKeyBytes))
+			return
+		}
+		it, err := l.IteratorWithRange(prefix, "")
+		if err != nil {
+			logger.Error("list clicks", "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot list the clicks; see the server log")
+			return
+		}
+		defer it.Release()
+
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("X-Content-Type-Options", "nosniff")
+		bw := bufio.NewWriter(w)
+		bw.WriteString(`{"users":[`)
+		n, more := 0, false
+		for it.Next() {
+			if n == limit {
+				more = true
+				break
+			}
+			v, err := it.Value()
+			u, ok := v.(*user)
+			if err != nil || !ok {
+				// One unreadable value does not hide the others.
+				logger.Error("list clicks", "key", it.Key(), "err", err, "type", fmt.Sprintf("%T", v))
+				continue
+			}
+			item, err := json.Marshal(struct {
+				User   string `json:"user"`
+				Clicks int    `json:"clicks"`
+			}{it.Key(), u.Clicks})
+			if err != nil {
+				logger.Error("list clicks", "key", it.Key(), "err", err)
+				continue
+			}
+			if n > 0 {
+				bw.WriteByte(',')
+			}
+			bw.Write(item)
+			n++
+		}
+		if err := it.Err(); err != nil {
+			logger.Error("list clicks", "err", err)
+		}
+		fmt.Fprintf(bw, `],"more":%t}`, more)
+		// A failed write means the client went away.
+		bw.Flush() //nolint:errcheck
+	})
+}

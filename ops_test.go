@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+)
+
+// sliceIterator is a goka.Iterator over sorted keys, as a view's is.
+type sliceIterator struct {
+	keys   []string
+	values map[string]any
+	i      int
+}
+
+func (s *sliceIterator) Next() bool  { s.i++; return s.i <= len(s.keys) }
+func (s *sliceIterator) Err() error  { return nil }
+func (s *sliceIterator) Key() string { return s.keys[s.i-1] }
+func (s *sliceIterator) Value() (any, error) {
+	v := s.values[s.Key()]
+	if err, ok := v.(error); ok {
+		return nil, err
+	}
+	return v, nil
+}
+func (s *sliceIterator) Release()             {}
+func (s *sliceIterator) Seek(key string) bool { return false }
+
+// fakeTable is a clickLister over a map.
+type fakeTable map[string]any
+
+func (f fakeTable) IteratorWithRange(start, limit string) (goka.Iterator, error) {
+	it := &sliceIterator{values: f}
+	for k := range f {
+		if strings.HasPrefix(k, start) {
+			it.keys = append(it.keys, k)
+		}
+	}
+	sort.Strings(it.keys)
+	return it, nil
+}
+
+type listAnswer struct {
+	Users []struct {
+		User   string
+		Clicks int
+	}
+	More bool
+}
+
+func getList(t *testing.T, h http.Handler, query string) (int, listAnswer) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/-/clicks"+query, nil))
+	var a listAnswer
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+			t.Fatalf("GET /-/clicks%s: %v in %s", query, err, rec.Body)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+	}
+	return rec.Code, a
+}
+
+func TestListClicks(t *testing.T) {
+	table := fakeTable{}
+	for i := range 100_000 {
+		table[fmt.Sprintf("user-%06d", i)] = &user{Clicks: i}
+	}
+	table["other"] = &user{Clicks: 1}
+	table["user-broken"] = errors.New("decode user: bad json")
+	h := newRouter(&fakeView{recovered: true}, &ops{list: table}, slog.New(slog.DiscardHandler))
+
+	code, a := getList(t, h, "")
+	if code != 200 || len(a.Users) != defaultListLimit || !a.More {
+		t.Fatalf("default: %d, %d users, more %v; want 200, %d, true", code, len(a.Users), a.More, defaultListLimit)
+	}
+	if a.Users[0].User != "other" || a.Users[1].User != "user-000000" {
+		t.Errorf("not in key order: %v", a.Users[:2])
+	}
+	code, a = getList(t, h, "?prefix=user-0999&limit=1000")
+	if code != 200 || len(a.Users) != 100 || a.More {
+		t.Fatalf("prefix: %d, %d users, more %v; want 200, 100, false", code, len(a.Users), a.More)
+	}
+	if u := a.Users[99]; u.User != "user-099999" || u.Clicks != 99999 {
+		t.Errorf("last of prefix: %+v", u)
+	}
+	code, a = getList(t, h, "?prefix=user-b")
+	if code != 200 || len(a.Users) != 0 {
+		t.Errorf("unreadable value: %d %+v, want it skipped", code, a)
+	}
+	code, a = getList(t, h, "?prefix=nobody")
+	if code != 200 || a.Users == nil && a.More {
+		t.Errorf("no match: %d %+v", code, a)
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x", "?prefix=" + strings.Repeat("p", 300)} {
+		if code, _ := getList(t, h, q); code != http.StatusBadRequest {
+			t.Errorf("GET /-/clicks%s: %d, want 400", q, code)
+		}
+	}
+}
+
+func TestListClicksEmptyTable(t *testing.T) {
+	h := newRouter(&fakeView{recovered: true}, &ops{list: fakeTable{}}, slog.New(slog.DiscardHandler))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/-/clicks", nil))
+	if rec.Code != 200 || rec.Body.String() != `{"users":[],"more":false}` {
+		t.Errorf("empty table: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestHealthyAndReady(t *testing.T) {
+	ready := false
+	o := &ops{parts: []part{
+		{"view", func() (bool, string) { return true, "running" }},
+		{"processor", func() (bool, string) {
+			if ready {
+				return true, "running"
+			}
+			return false, "setting up"
+		}},
+	}}
+	h := newRouter(&fakeView{recovered: true}, o, slog.New(slog.DiscardHandler))
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec
+	}
+	if rec := get("/-/healthy"); rec.Code != 200 || !strings.Contains(rec.Body.String(), "alive") {
+		t.Errorf("/-/healthy: %d %s", rec.Code, rec.Body)
+	}
+	rec := get("/-/ready")
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || rec.Body.String() != `{"ready":false,"parts":{"processor":"setting up","view":"running"}}` {
+		t.Errorf("/-/ready while setting up: %d %s", rec.Code, rec.Body)
+	}
+	ready = true
+	if rec := get("/-/ready"); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"ready":true`) {
+		t.Errorf("/-/ready when ready: %d %s", rec.Code, rec.Body)
+	}
+	// A single segment stays a user key, even one that looks operational.
+	if rec := get("/metrics"); rec.Code != 404 || !strings.Contains(rec.Body.String(), `no clicks for user \"metrics\"`) {
+		t.Errorf("/metrics: %d %s, want the view's answer for user \"metrics\"", rec.Code, rec.Body)
+	}
+	if rec := get("/-/nothing"); rec.Code != 404 {
+		t.Errorf("/-/nothing: %d", rec.Code)
+	}
+}
+
+// The operational endpoints of the running program.
+func TestOpsEndToEnd(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
+	keys := testKeys(3)
+	sendClicks(t, in.brokers, map[string]int{keys[0]: 1, keys[1]: 2, keys[2]: 3})
+	in.waitForBody("/-/ready", `{"ready":true,"parts":{"processor":"running","view":"running"}}`, 30*time.Second)
+	prefix := strings.TrimSuffix(keys[0], "0")
+	want := fmt.Sprintf(`{"users":[{"user":%q,"clicks":1},{"user":%q,"clicks":2},{"user":%q,"clicks":3}],"more":false}`, keys[0], keys[1], keys[2])
+	in.waitForBody("/-/clicks?prefix="+prefix, want, 30*time.Second)
+}
