@@ -385,3 +385,38 @@ func TestRolesInSeparateInstances(t *testing.T) {
 		t.Fatalf("the view never showed a click of the emitter instance\nemitter stderr:\n%s", emitter.stderr)
 	}
 }
+
+// A start that fails leaves nothing behind: the HTTP port it had bound is
+// free again, and so is the broker's.
+func TestFailedStartReleasesPorts(t *testing.T) {
+	httpAddr := freePort(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	args := []string{"-data", t.TempDir(), "-listen", fmt.Sprintf("127.0.0.1:%d", httpAddr), "-broker-listen", busy.Addr().String()}
+	if err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+		t.Fatal("run succeeded on a busy broker port")
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", httpAddr))
+	if err != nil {
+		t.Fatalf("the HTTP port is still held after the failed start: %v", err)
+	}
+	ln.Close()
+
+	// A failure after the broker has started: a replication factor the
+	// single embedded broker cannot give makes creating the topics fail.
+	brokerPort := freePort(t)
+	var stderr syncBuffer
+	args = []string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-broker-listen", fmt.Sprintf("127.0.0.1:%d", brokerPort), "-replication", "3"}
+	err = run(context.Background(), args, func(string) string { return "" }, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "create topic") {
+		t.Fatalf("run with -replication 3 on one broker: %v, want a topic creation error\n%s", err, stderr.String())
+	}
+	ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", brokerPort))
+	if err != nil {
+		t.Fatalf("the broker port is held after the failed start: %v", err)
+	}
+	ln.Close()
+}
