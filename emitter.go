@@ -34,7 +34,7 @@ func newClickEmitter(k *kafka) (*goka.Emitter, error) {
 // Clicks are sent asynchronously: the original's EmitSync waits for the
 // producer's flush interval (100 ms) on every click, so a 100 ms ticker
 // yields only about five clicks a second. A failed send is logged.
-func runEmitter(ctx context.Context, e *goka.Emitter, interval time.Duration, users int, logger *slog.Logger) (err error) {
+func runEmitter(ctx context.Context, e *goka.Emitter, interval time.Duration, users int, m *clickMetrics, logger *slog.Logger) (err error) {
 	var (
 		sent, failed atomic.Int64
 		pending      sync.WaitGroup // callbacks not run yet: goka's Finish may return before them
@@ -63,6 +63,7 @@ func runEmitter(ctx context.Context, e *goka.Emitter, interval time.Duration, us
 		}
 		p.Then(func(err error) {
 			defer pending.Done()
+			m.clickEmitted(err)
 			if err != nil {
 				failed.Add(1)
 				logger.Error("click not sent", "key", key, "err", err)

@@ -24,7 +24,9 @@ func TestEmitterSendsClicksForEachUserInTurn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs syncBuffer
-	go func() { done <- runEmitter(ctx, e, time.Millisecond, 3, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	go func() {
+		done <- runEmitter(ctx, e, time.Millisecond, 3, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	}()
 
 	var keys []string
 	deadline := time.Now().Add(10 * time.Second)
@@ -67,7 +69,7 @@ func TestEmitterLogsFailedSends(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runEmitter(ctx, e, 5*time.Millisecond, 10, logger) }()
+	go func() { done <- runEmitter(ctx, e, 5*time.Millisecond, 10, nil, logger) }()
 
 	// The emitter works, then the broker goes away under it.
 	deadline := time.Now().Add(20 * time.Second)
@@ -148,7 +150,9 @@ func TestEmitterDoesNotWaitForAcknowledgements(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var logs syncBuffer
-	go func() { done <- runEmitter(ctx, e, time.Millisecond, 10, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	go func() {
+		done <- runEmitter(ctx, e, time.Millisecond, 10, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	}()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for held.count() < 20 && time.Now().Before(deadline) {

@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lovoo/goka"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -76,6 +77,10 @@ type config struct {
 	connectTimeout  time.Duration
 	compactInterval time.Duration
 	sync            bool
+
+	// Not flags: tests shorten them.
+	progressEvery time.Duration // how often a recovering table logs its progress
+	feedTick      time.Duration // how often the live page's state is computed
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -100,6 +105,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table")
 	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
+	cfg.progressEvery = 5 * time.Second
+	cfg.feedTick = 250 * time.Millisecond
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: clicks [flags]\n\nCounts clicks per user with goka and serves the counts at http://localhost:9095/{user}.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -280,13 +287,19 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		return err
 	}
 
-	var o ops // what /-/ready and /-/clicks report on
+	// What the HTTP server reports on: readiness, metrics, the page.
+	var (
+		o       = ops{metrics: newClickMetrics()}
+		view    *goka.View
+		proc    *goka.Processor
+		summary = newTableSummary()
+	)
 	if cfg.emit {
 		e, err := newClickEmitter(k)
 		if err != nil {
 			return err
 		}
-		g.Go(func() error { return runEmitter(ctx, e, cfg.interval, cfg.users, logger) })
+		g.Go(func() error { return runEmitter(ctx, e, cfg.interval, cfg.users, o.metrics, logger) })
 	}
 	if cfg.process {
 		var out io.Writer = stdout
@@ -297,33 +310,52 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		if err != nil {
 			return err
 		}
-		p, err := newClickProcessor(k, cacheDirs["processor"], id, out)
-		if err != nil {
+		if proc, err = newClickProcessor(k, cacheDirs["processor"], id, out, o.metrics); err != nil {
 			return err
 		}
-		o.parts = append(o.parts, processorPart(p))
+		o.parts = append(o.parts, processorPart(proc))
+		o.processor = proc
 		g.Go(func() error {
-			if err := p.Run(ctx); err != nil {
+			if err := proc.Run(ctx); err != nil {
 				return fmt.Errorf("processor: %w", err)
 			}
 			return nil
 		})
-	}
-	if cfg.serve {
-		v, err := newClickView(k, cacheDirs["view"])
-		if err != nil {
-			return err
-		}
-		o.parts = append(o.parts, viewPart(v))
-		o.list = v
 		g.Go(func() error {
-			if err := v.Run(ctx); err != nil {
-				return fmt.Errorf("view: %w", err)
-			}
+			logRecovery(ctx, "processor", func() map[int32]*goka.TableStats { return processorTables(proc) }, proc.Recovered, cfg.progressEvery, logger)
 			return nil
 		})
-		g.Go(func() error { return serveHTTP(ctx, httpListener, newRouter(v, &o, logger), stdout, logger) })
 	}
+	if !cfg.serve {
+		return nil
+	}
+	if view, err = newClickView(k, cacheDirs["view"], summary); err != nil {
+		return err
+	}
+	o.parts = append(o.parts, viewPart(view))
+	o.view, o.list = view, view
+	g.Go(func() error {
+		if err := view.Run(ctx); err != nil {
+			return fmt.Errorf("view: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		logRecovery(ctx, "view", func() map[int32]*goka.TableStats { return view.Stats(ctx).Partitions }, view.Recovered, cfg.progressEvery, logger)
+		return nil
+	})
+	lag, err := newLagWatch(k, view, cfg.process, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return lag.Run(ctx) })
+	o.metrics.watchView(view, summary, lag)
+	if proc != nil {
+		o.metrics.watchProcessor(proc, lag)
+	}
+	o.feed = newPageFeed(summary, view, o.parts, lag.reading, cfg.feedTick, logger)
+	g.Go(func() error { return o.feed.Run(ctx) })
+	g.Go(func() error { return serveHTTP(ctx, httpListener, newRouter(view, &o, logger), stdout, logger) })
 	return nil
 }
 

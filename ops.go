@@ -2,14 +2,18 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 
 	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/web/monitor"
+	"github.com/lovoo/goka/web/query"
 )
 
 // Everything operational lives under /-/, so that every single-segment
@@ -18,19 +22,24 @@ import (
 
 // part is a component whose readiness /-/ready reports.
 type part struct {
-	name  string
-	ready func() (bool, string) // ready, and a word on what it is doing
+	name     string
+	ready    func() (bool, string) // ready, and a word on what it is doing
+	progress func() float64        // share of its table recovered, 0 to 1; nil if it has none
 }
 
 func viewPart(v *goka.View) part {
 	return part{"view", func() (bool, string) {
 		return v.Recovered(), stateName(int(v.CurrentState()), "idle", "initializing", "connecting", "catching up", "running")
+	}, func() float64 {
+		return tableRecovery(v.Stats(context.Background()).Partitions).share()
 	}}
 }
 
 func processorPart(p *goka.Processor) part {
 	return part{"processor", func() (bool, string) {
 		return p.Recovered(), stateName(int(p.StateReader().State()), "idle", "starting", "setting up", "running", "stopping", "stopped")
+	}, func() float64 {
+		return tableRecovery(processorTables(p)).share()
 	}}
 }
 
@@ -47,10 +56,15 @@ type clickLister interface {
 	IteratorWithRange(start, limit string) (goka.Iterator, error)
 }
 
-// ops holds what the operational endpoints report on.
+// ops holds what the operational endpoints report on. Every field may be
+// left empty; its endpoints are then not served.
 type ops struct {
-	parts []part
-	list  clickLister // nil where the view is not served
+	parts     []part
+	list      clickLister     // the listing
+	feed      *pageFeed       // the live page
+	metrics   *clickMetrics   // /-/metrics and request metrics
+	view      *goka.View      // goka's monitor and query pages
+	processor *goka.Processor // goka's monitor page
 }
 
 // addOps registers the operational endpoints on r.
@@ -63,28 +77,72 @@ func addOps(r *mux.Router, o *ops, logger *slog.Logger) {
 	if o.list != nil {
 		get.Handle("/clicks", listHandler(o.list, logger))
 	}
+	if o.feed != nil {
+		page, assets := pageHandler()
+		r.Handle("/", page).Methods(http.MethodGet, http.MethodHead)
+		get.PathPrefix("/assets/").Handler(assets)
+		get.Handle("/summary", summaryHandler(o.feed))
+		get.Handle("/events", eventsHandler(o.feed))
+	}
+	if o.metrics != nil {
+		get.Handle("/metrics", o.metrics.handler())
+	}
+	addGokaPages(r, o, logger)
 }
 
-// readyHandler answers 200 when every part is ready and 503 with what each
-// is doing until then.
+// addGokaPages mounts goka's own monitoring page (/-/monitor/) and query
+// page (/-/query/), with this instance's processor and view attached.
+// They are goka's pages as goka ships them: unlike the live page, they
+// load their styles and scripts from public CDNs.
+func addGokaPages(r *mux.Router, o *ops, logger *slog.Logger) {
+	if o.view == nil && o.processor == nil {
+		return
+	}
+	gl := gokaLogger{logger.With("part", "web")}
+	mon := monitor.NewServer("/-/monitor", r, monitor.WithLogger(gl))
+	if o.processor != nil {
+		mon.AttachProcessor(o.processor)
+	}
+	if o.view != nil {
+		mon.AttachView(o.view)
+		q := query.NewServer("/-/query", r, query.WithLogger(gl))
+		if err := q.AttachSource(string(table), o.view.Get); err != nil {
+			logger.Error("attach the view to goka's query page", "err", err)
+		}
+	}
+	for _, base := range []string{"/-/monitor", "/-/query"} {
+		r.Handle(base, http.RedirectHandler(base+"/", http.StatusMovedPermanently))
+	}
+}
+
+// readyHandler answers 200 when every part is ready and 503 until then,
+// with what each part is doing and, while not ready, how much of its
+// table each has recovered (0 to 1).
 func readyHandler(parts []part) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		all := true
 		states := make(map[string]string, len(parts))
+		progress := make(map[string]float64, len(parts))
 		for _, p := range parts {
 			ok, state := p.ready()
 			all = all && ok
 			states[p.name] = state
+			if p.progress != nil {
+				progress[p.name] = math.Floor(p.progress()*1000) / 1000
+			}
 		}
 		status := http.StatusOK
-		if !all {
+		if all {
+			progress = nil
+		} else {
 			status = http.StatusServiceUnavailable
 			w.Header().Set("Retry-After", "1")
 		}
 		writeJSON(w, status, struct {
-			Ready bool              `json:"ready"`
-			Parts map[string]string `json:"parts"`
-		}{all, states})
+			Ready    bool               `json:"ready"`
+			Parts    map[string]string  `json:"parts"`
+			Progress map[string]float64 `json:"progress,omitempty"`
+		}{all, states, progress})
 	})
 }
 

@@ -123,13 +123,13 @@ func TestListClicksEmptyTable(t *testing.T) {
 func TestHealthyAndReady(t *testing.T) {
 	ready := false
 	o := &ops{parts: []part{
-		{"view", func() (bool, string) { return true, "running" }},
+		{"view", func() (bool, string) { return true, "running" }, func() float64 { return 1 }},
 		{"processor", func() (bool, string) {
 			if ready {
 				return true, "running"
 			}
 			return false, "setting up"
-		}},
+		}, func() float64 { return 0.4256 }},
 	}}
 	h := newRouter(&fakeView{recovered: true}, o, slog.New(slog.DiscardHandler))
 	get := func(path string) *httptest.ResponseRecorder {
@@ -141,11 +141,11 @@ func TestHealthyAndReady(t *testing.T) {
 		t.Errorf("/-/healthy: %d %s", rec.Code, rec.Body)
 	}
 	rec := get("/-/ready")
-	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || rec.Body.String() != `{"ready":false,"parts":{"processor":"setting up","view":"running"}}` {
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || rec.Body.String() != `{"ready":false,"parts":{"processor":"setting up","view":"running"},"progress":{"processor":0.425,"view":1}}` {
 		t.Errorf("/-/ready while setting up: %d %s", rec.Code, rec.Body)
 	}
 	ready = true
-	if rec := get("/-/ready"); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"ready":true`) {
+	if rec := get("/-/ready"); rec.Code != 200 || rec.Body.String() != `{"ready":true,"parts":{"processor":"running","view":"running"}}` {
 		t.Errorf("/-/ready when ready: %d %s", rec.Code, rec.Body)
 	}
 	// A single segment stays a user key, even one that looks operational.

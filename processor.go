@@ -23,12 +23,13 @@ import (
 //
 // goka calls it for one key at a time within a partition, so it needs no
 // locks: the table value is only changed through ctx.
-func countClicks(out io.Writer, topicID string, logger *slog.Logger) goka.ProcessCallback {
+func countClicks(out io.Writer, topicID string, m *clickMetrics, logger *slog.Logger) goka.ProcessCallback {
 	return func(ctx goka.Context, msg any) {
 		if ctx.Key() == "" {
 			// A click with a null or empty key (another client may write
 			// one) belongs to no user: it is skipped, not counted.
 			logger.Warn("click without a user key skipped", "partition", ctx.Partition(), "offset", ctx.Offset())
+			m.clickSkipped("no_key")
 			return
 		}
 		u := &user{Offset: -1}
@@ -46,12 +47,14 @@ func countClicks(out io.Writer, topicID string, logger *slog.Logger) goka.Proces
 			// got, and the changelog must hold it before goka commits
 			// this offset.
 			ctx.SetValue(u)
+			m.clickSkipped("duplicate")
 			return
 		}
 		u.Clicks++
 		u.Offset = ctx.Offset()
 		u.TopicID = topicID
 		ctx.SetValue(u)
+		m.clickProcessed()
 		if out != nil {
 			fmt.Fprintf(out, "[proc] key: %s clicks: %d, msg: %s\n", ctx.Key(), u.Clicks, truncate(fmt.Appendf(nil, "%v", msg), 100))
 		}
@@ -60,17 +63,17 @@ func countClicks(out io.Writer, topicID string, logger *slog.Logger) goka.Proces
 
 // clickGroup is the group graph of the original: input from the click
 // stream, the count persisted in the group table with userCodec.
-func clickGroup(out io.Writer, topicID string, logger *slog.Logger) *goka.GroupGraph {
+func clickGroup(out io.Writer, topicID string, m *clickMetrics, logger *slog.Logger) *goka.GroupGraph {
 	return goka.DefineGroup(group,
-		goka.Input(topic, new(codec.String), countClicks(out, topicID, logger)),
+		goka.Input(topic, new(codec.String), countClicks(out, topicID, m, logger)),
 		goka.Persist(new(userCodec)),
 	)
 }
 
 // newClickProcessor builds the processor, keeping its local copy of the
 // group table in dir instead of goka's default under /tmp.
-func newClickProcessor(k *kafka, dir, topicID string, out io.Writer) (*goka.Processor, error) {
-	p, err := goka.NewProcessor(k.brokers, clickGroup(out, topicID, k.logger.With("part", "processor")),
+func newClickProcessor(k *kafka, dir, topicID string, out io.Writer, m *clickMetrics) (*goka.Processor, error) {
+	p, err := goka.NewProcessor(k.brokers, clickGroup(out, topicID, m, k.logger.With("part", "processor")),
 		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.config())),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),

@@ -20,7 +20,7 @@ func startTestProcessor(t *testing.T, out *strings.Builder) *tester.Tester {
 	if out != nil {
 		w = &lockedWriter{w: out}
 	}
-	p, err := goka.NewProcessor(nil, clickGroup(w, "", slog.New(slog.DiscardHandler)), goka.WithTester(tt))
+	p, err := goka.NewProcessor(nil, clickGroup(w, "", nil, slog.New(slog.DiscardHandler)), goka.WithTester(tt))
 	if err != nil {
 		t.Fatalf("NewProcessor: %v", err)
 	}
@@ -106,7 +106,7 @@ func TestProcessorCountsRedeliveredClickOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			stored := tc.stored
 			ctx := &fakeContext{value: &stored, offset: tc.offset}
-			countClicks(nil, tc.topicID, slog.New(slog.DiscardHandler))(ctx, "click")
+			countClicks(nil, tc.topicID, nil, slog.New(slog.DiscardHandler))(ctx, "click")
 			if ctx.failed != nil {
 				t.Fatal(ctx.failed)
 			}
@@ -147,7 +147,7 @@ func (c *fakeContext) Fail(err error)                          { c.failed = err 
 
 func TestProcessorFailsOnForeignTableValue(t *testing.T) {
 	ctx := &fakeContext{value: "not a user"}
-	countClicks(nil, "", slog.New(slog.DiscardHandler))(ctx, "click")
+	countClicks(nil, "", nil, slog.New(slog.DiscardHandler))(ctx, "click")
 	if ctx.failed == nil {
 		t.Fatal("callback accepted a table value that is not *user")
 	}

@@ -18,8 +18,10 @@ import (
 
 // newClickView builds the view on the group table: a local, always
 // complete copy of all partitions, kept in dir.
-func newClickView(k *kafka, dir string) (*goka.View, error) {
+// Every update passes through s, which keeps the page's summary.
+func newClickView(k *kafka, dir string, s *tableSummary) (*goka.View, error) {
 	v, err := goka.NewView(k.brokers, goka.GroupTable(group), new(userCodec),
+		goka.WithViewCallback(s.update),
 		goka.WithViewStorageBuilder(storage.DefaultBuilder(dir)),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),
 		goka.WithViewTopicManagerBuilder(k.topicManagerBuilder()),
@@ -46,13 +48,18 @@ func newRouter(v clickReader, o *ops, logger *slog.Logger) http.Handler {
 		addOps(r, o, logger)
 	}
 	r.Handle("/{key}", viewHandler(v, logger)).Methods(http.MethodGet, http.MethodHead)
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var notFound, notAllowed http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found: ask for one user, as in GET /user-3")
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	}), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET", r.Method))
 	})
+	if o != nil && o.metrics != nil {
+		r.Use(o.metrics.instrument)
+		notFound = o.metrics.instrumentAs("unmatched", notFound)
+		notAllowed = o.metrics.instrumentAs("unmatched", notAllowed)
+	}
+	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notAllowed
 	return r
 }
 

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// clickMetrics are what /-/metrics reports, in Prometheus format. Each
+// instance has its own registry, so two instances can run in one process.
+// A nil *clickMetrics counts nothing, for tests that do not look.
+type clickMetrics struct {
+	reg        *prometheus.Registry
+	emitted    prometheus.Counter
+	emitFailed prometheus.Counter
+	processed  prometheus.Counter
+	skipped    *prometheus.CounterVec
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+}
+
+func newClickMetrics() *clickMetrics {
+	m := &clickMetrics{
+		reg: prometheus.NewRegistry(),
+		emitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clicks_emitted_total", Help: "Clicks the emitter sent and the brokers acknowledged.",
+		}),
+		emitFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clicks_emit_failed_total", Help: "Clicks the emitter could not send.",
+		}),
+		processed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clicks_processed_total", Help: "Clicks the processor counted.",
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clicks_skipped_total", Help: "Clicks the processor did not count: delivered again (duplicate) or without a user key (no_key).",
+		}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clicks_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "clicks_http_request_duration_seconds", Help: "Time to answer HTTP requests, by route; event streams are not timed.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"route"}),
+	}
+	m.reg.MustRegister(m.emitted, m.emitFailed, m.processed, m.skipped, m.requests, m.latency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Both reasons show from the start, at zero.
+	m.skipped.WithLabelValues("duplicate")
+	m.skipped.WithLabelValues("no_key")
+	return m
+}
+
+func (m *clickMetrics) clickEmitted(err error) {
+	switch {
+	case m == nil:
+	case err != nil:
+		m.emitFailed.Inc()
+	default:
+		m.emitted.Inc()
+	}
+}
+
+func (m *clickMetrics) clickProcessed() {
+	if m != nil {
+		m.processed.Inc()
+	}
+}
+
+func (m *clickMetrics) clickSkipped(reason string) {
+	if m != nil {
+		m.skipped.WithLabelValues(reason).Inc()
+	}
+}
+
+// gauge registers a gauge whose value is read at each scrape.
+func (m *clickMetrics) gauge(name, help string, f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// watchView reports the view's table: the clicks it serves, its users,
+// its lag and how far its recovery is.
+func (m *clickMetrics) watchView(v *goka.View, s *tableSummary, lag *lagWatch) {
+	m.gauge("clicks_served", "Sum of all users' clicks in the view, what GET /{user} serves.", func() float64 {
+		return float64(s.snapshot().Total)
+	})
+	m.gauge("clicks_view_users", "Users in the view's table.", func() float64 { return float64(s.snapshot().Users) })
+	m.gauge("clicks_view_lag_records", "Records of the table the view has not read yet; -1 when unknown.", func() float64 {
+		return float64(lag.reading().View)
+	})
+	m.gauge("clicks_view_recovered", "1 once the view has read the whole table at start.", func() float64 { return boolFloat(v.Recovered()) })
+	m.gauge("clicks_view_recovery_progress", "Share of the table's offsets the view has recovered, 0 to 1.", func() float64 {
+		return tableRecovery(v.Stats(context.Background()).Partitions).share()
+	})
+}
+
+// watchProcessor reports the processor's state and its group's lag.
+func (m *clickMetrics) watchProcessor(p *goka.Processor, lag *lagWatch) {
+	m.gauge("clicks_processor_lag_records", "Clicks in user-clicks not yet committed by the processor group; -1 when unknown.", func() float64 {
+		return float64(lag.reading().Processor)
+	})
+	m.gauge("clicks_processor_recovered", "1 while the processor runs with its table recovered.", func() float64 { return boolFloat(p.Recovered()) })
+	m.gauge("clicks_processor_recovery_progress", "Share of its table's offsets the processor has recovered, 0 to 1.", func() float64 {
+		return tableRecovery(processorTables(p)).share()
+	})
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// handler serves the metrics.
+func (m *clickMetrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// instrument is router middleware that counts and times requests by
+// route: the route's template (/{key}), never the path, so users do not
+// become label values.
+func (m *clickMetrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := "unmatched"
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if t, err := cr.GetPathTemplate(); err == nil {
+				route = t
+			}
+		}
+		m.observe(route, next, w, r)
+	})
+}
+
+// instrumentAs counts and times requests of h under a fixed route name,
+// for the router's not-found and method-not-allowed answers.
+func (m *clickMetrics) instrumentAs(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.observe(route, h, w, r) })
+}
+
+func (m *clickMetrics) observe(route string, h http.Handler, w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	h.ServeHTTP(sw, r)
+	if route != "/-/events" {
+		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	}
+	method := r.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
+	default:
+		method = "other" // arbitrary methods must not grow the label set
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(sw.code)).Inc()
+}
+
+// statusWriter remembers the status code. Unwrap lets
+// http.ResponseController reach the connection (flushes, deadlines).
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.code, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	s.wroteHeader = true
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
