@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -29,7 +30,7 @@ func (r *recoverableTable) Recovered() bool { return r.recovered.Load() }
 // the router that serves it.
 func newTestFeed(t *testing.T, tick time.Duration, recovered bool) (*pageFeed, *recoverableTable, *tableSummary, http.Handler) {
 	t.Helper()
-	table := &recoverableTable{memTable: newMemTable()}
+	table := &recoverableTable{memTable: newMemTable(t)}
 	table.recovered.Store(recovered)
 	s := newTableSummary()
 	parts := []part{{"view", func() (bool, string) { return table.Recovered(), "running" }, nil}}
@@ -264,5 +265,36 @@ func TestFeedRate(t *testing.T) {
 	st := f.compute(start.Add(10*time.Second + rateWindow))
 	if st.Rate != 0 {
 		t.Errorf("rate %v after a quiet window, want 0", st.Rate)
+	}
+}
+
+// With 100,000 users the page's answers stay small: the top users asked
+// for, and the numbers of all.
+func TestSummaryOfManyUsers(t *testing.T) {
+	f, table, s, h := newTestFeed(t, time.Hour, true)
+	const users = 100_000
+	for i := range users {
+		table.set(t, s, fmt.Sprintf("user-%06d", i), i%1000+1)
+	}
+	f.maybeScan(time.Now())
+	f.publish(f.compute(time.Now()))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/-/summary?top=100", nil))
+	var st pageState
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatalf("%d %v", rec.Code, err)
+	}
+	wantTotal := int64(0)
+	for i := range users {
+		wantTotal += int64(i%1000 + 1)
+	}
+	if !st.Known || st.Users != users || st.Total != wantTotal || len(st.Top) != 100 {
+		t.Fatalf("known %v, users %d, total %d, %d top users; want %d users, total %d, 100 top", st.Known, st.Users, st.Total, len(st.Top), users, wantTotal)
+	}
+	if st.Top[0] != (rankedUser{"user-000999", 1000}) || st.Top[99].Clicks != 1000 {
+		t.Errorf("top users %v ... %v, want 100 users with 1000 clicks from user-000999 on", st.Top[0], st.Top[99])
+	}
+	if n := rec.Body.Len(); n > 8<<10 {
+		t.Errorf("the summary of 100 users is %d bytes", n)
 	}
 }

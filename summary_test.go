@@ -9,15 +9,30 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
 )
 
-// memTable is a view's table for the summary's tests: a goka memory
-// storage updated through the summary's callback, iterable like a view.
+// memTable is a view's table for the summary's tests: goka's LevelDB
+// storage, as a view has, on an in-memory LevelDB, updated through the
+// summary's callback and iterable like a view.
 type memTable struct {
 	st storage.Storage
 }
 
-func newMemTable() *memTable { return &memTable{storage.NewMemory()} }
+func newMemTable(t *testing.T) *memTable {
+	t.Helper()
+	db, err := leveldb.Open(lstorage.NewMemStorage(), nil)
+	if err != nil {
+		t.Fatalf("open an in-memory LevelDB: %v", err)
+	}
+	st, err := storage.New(db)
+	if err != nil {
+		t.Fatalf("goka storage: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &memTable{st}
+}
 
 func (m *memTable) set(t *testing.T, s *tableSummary, key string, clicks int) {
 	t.Helper()
@@ -85,7 +100,7 @@ func checkSummary(t *testing.T, s *tableSummary, counts map[string]int) {
 // users than the top list holds, some before and some after the scan.
 func TestSummaryFollowsGrowingCounts(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	table, s := newMemTable(), newTableSummary()
+	table, s := newMemTable(t), newTableSummary()
 	counts := map[string]int{}
 	click := func(n int) {
 		for range n {
@@ -113,7 +128,7 @@ func TestSummaryFollowsGrowingCounts(t *testing.T) {
 // A top user that loses clicks or is deleted makes the list stale, and a
 // new scan puts it right.
 func TestSummaryDecreaseAndDelete(t *testing.T) {
-	table, s := newMemTable(), newTableSummary()
+	table, s := newMemTable(t), newTableSummary()
 	if err := s.scan(table); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +152,7 @@ func TestSummaryDecreaseAndDelete(t *testing.T) {
 	checkSummary(t, s, counts)
 
 	// Fewer users than the list holds: a drop is never stale.
-	small, ss := newMemTable(), newTableSummary()
+	small, ss := newMemTable(t), newTableSummary()
 	if err := ss.scan(small); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +168,7 @@ func TestSummaryDecreaseAndDelete(t *testing.T) {
 // Users with equal counts keep their places (ordered by key), so the page
 // does not shuffle them.
 func TestSummaryOrdersTiesByKey(t *testing.T) {
-	table, s := newMemTable(), newTableSummary()
+	table, s := newMemTable(t), newTableSummary()
 	if err := s.scan(table); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +187,7 @@ func TestSummaryOrdersTiesByKey(t *testing.T) {
 // A value that is not a user's JSON counts zero and does not stop the
 // view's update.
 func TestSummaryBadValue(t *testing.T) {
-	table, s := newMemTable(), newTableSummary()
+	table, s := newMemTable(t), newTableSummary()
 	if err := s.scan(table); err != nil {
 		t.Fatal(err)
 	}

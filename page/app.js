@@ -53,9 +53,11 @@ function render(st) {
 }
 
 // Rows and bars are kept per user and moved, not rebuilt, so the page
-// does not flicker and a reader's place is kept.
+// does not flicker and a reader's place is kept. The chart shows the
+// first maxBars users; the table all that were asked for.
 const rows = new Map();
 const bars = new Map();
+const maxBars = 20;
 
 function renderTop(top, total) {
   const body = $("rows");
@@ -81,6 +83,7 @@ function renderTop(top, total) {
     tr.children[3].textContent = total > 0 ? fmtShare.format(u.clicks / total) : "–";
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
 
+    if (i >= maxBars) return;
     let li = bars.get(u.user);
     if (!li) {
       li = document.createElement("li");
@@ -98,8 +101,9 @@ function renderTop(top, total) {
   for (const [user, tr] of rows) {
     if (!seen.has(user)) { tr.remove(); rows.delete(user); }
   }
+  const charted = new Set(top.slice(0, maxBars).map((u) => u.user));
   for (const [user, li] of bars) {
-    if (!seen.has(user)) { li.remove(); bars.delete(user); }
+    if (!charted.has(user)) { li.remove(); bars.delete(user); }
   }
   $("empty").hidden = top.length > 0;
 }
