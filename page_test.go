@@ -298,3 +298,36 @@ func TestSummaryOfManyUsers(t *testing.T) {
 		t.Errorf("the summary of 100 users is %d bytes", n)
 	}
 }
+
+// The running program: the page and goka's pages are served, and a stop
+// with a page's event stream still open is clean and quick.
+func TestPageEndToEnd(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-interval", "10ms", "-users", "3")
+	for _, path := range []string{"/", "/-/monitor/", "/-/query/"} {
+		if status, body, err := in.get(path); err != nil || status != 200 || !strings.Contains(body, "<html") {
+			t.Errorf("GET %s: %d %v %.80q, want a page", path, status, err, body)
+		}
+	}
+	if status, body, err := in.get("/-/monitor/data/view/0"); err != nil || status != 200 || !strings.Contains(body, `"Partitions"`) {
+		t.Errorf("goka's monitor has no view attached: %d %v %.80q", status, err, body)
+	}
+
+	res, err := http.Get(in.url + "/-/events?top=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	deadline := time.Now().Add(30 * time.Second)
+	st := readEvent(t, r)
+	for !(st.Known && st.Total > 0 && len(st.Top) == 3) && time.Now().Before(deadline) {
+		st = readEvent(t, r)
+	}
+	if !st.Known || st.Total == 0 || len(st.Top) != 3 || !st.Ready {
+		t.Fatalf("last event %+v, want the clicks of 3 users, ready", st)
+	}
+
+	// Fails the test unless run returns nil: had the server waited for
+	// the stream, its shutdown would have timed out with an error.
+	in.stop()
+}
