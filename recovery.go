@@ -65,28 +65,34 @@ func processorTables(p *goka.Processor) map[int32]*goka.TableStats {
 
 // logRecovery logs, every `every` while a table is still recovering,
 // how far it is and how fast it goes; then once that it is done. A table
-// that recovers within the first interval logs only that it is done.
+// that recovers within the first interval logs only that it is done. It
+// looks whether the table has recovered more often than it logs, so that
+// the time it reports is right.
 func logRecovery(ctx context.Context, part string, stats func() map[int32]*goka.TableStats, recovered func() bool, every time.Duration, logger *slog.Logger) {
 	start := time.Now()
-	t := time.NewTicker(every)
+	t := time.NewTicker(min(every, 100*time.Millisecond))
 	defer t.Stop()
 	var lastRecords uint64
-	last := start
+	lastLog := start
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			r := tableRecovery(stats())
 			if recovered() {
+				r := tableRecovery(stats())
 				logger.Info("table recovered", "part", part, "table", string(table), "records", r.records, "took", now.Sub(start).Round(time.Millisecond))
 				return
 			}
-			rate := float64(r.records-lastRecords) / now.Sub(last).Seconds()
+			if now.Sub(lastLog) < every {
+				continue
+			}
+			r := tableRecovery(stats())
+			rate := float64(r.records-lastRecords) / now.Sub(lastLog).Seconds()
 			logger.Info("recovering table", "part", part, "table", string(table),
 				"done", r.done, "total", r.total, "percent", math.Floor(r.share()*1000)/10,
 				"records", r.records, "records_per_second", math.Round(rate))
-			lastRecords, last = r.records, now
+			lastRecords, lastLog = r.records, now
 		}
 	}
 }
