@@ -20,7 +20,7 @@ import (
 func gokaPartition(t *testing.T, key string) int32 {
 	t.Helper()
 	p, err := sarama.NewCustomHashPartitioner(goka.DefaultHasher())(string(topic)).
-		Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, partitions)
+		Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, defaultPartitions)
 	if err != nil {
 		t.Fatal(err)
 	}

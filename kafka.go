@@ -18,7 +18,7 @@ const (
 	topic      goka.Stream = "user-clicks"
 	group      goka.Group  = "mini-group"
 	table                  = goka.Table(string(group) + "-table") // what goka.GroupTable(group) names
-	partitions             = 10                                   // as in the seed's "Table mini-group-table has 10 partitions"
+	defaultPartitions      = 10                                   // as in the seed's "Table mini-group-table has 10 partitions"
 
 	// clickRetention keeps clicks long enough to count them after the
 	// processor was down for a while; goka's default of 1 hour silently
@@ -32,6 +32,7 @@ const (
 type kafka struct {
 	brokers     []string
 	replication int
+	partitions  int // of the topics clicks creates
 	base        sarama.Config
 	logger      *slog.Logger
 }
@@ -53,7 +54,7 @@ func newKafka(brokers []string, replication int, logger *slog.Logger) *kafka {
 	// rebalance. The processor then fails with "i/o timeout". A rebalance
 	// timeout below the read timeout keeps the answer in time.
 	c.Consumer.Group.Rebalance.Timeout = 20 * time.Second
-	return &kafka{brokers: brokers, replication: replication, base: *c, logger: logger}
+	return &kafka{brokers: brokers, replication: replication, partitions: defaultPartitions, base: *c, logger: logger}
 }
 
 // config returns a fresh copy of the sarama configuration.
@@ -123,7 +124,7 @@ func (k *kafka) ensureTopics(client sarama.Client) error {
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
 	}
-	npar := int32(partitions)
+	npar := int32(k.partitions)
 	if d, ok := existing[string(topic)]; ok {
 		// The table must have as many partitions as its input.
 		npar = d.NumPartitions

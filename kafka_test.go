@@ -30,8 +30,8 @@ func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 		if !ok {
 			t.Fatalf("topic %s was not created; topics: %v", name, topics)
 		}
-		if d.NumPartitions != partitions || d.ReplicationFactor != 1 {
-			t.Errorf("%s: %d partitions, replication %d; want %d and 1", name, d.NumPartitions, d.ReplicationFactor, partitions)
+		if d.NumPartitions != defaultPartitions || d.ReplicationFactor != 1 {
+			t.Errorf("%s: %d partitions, replication %d; want %d and 1", name, d.NumPartitions, d.ReplicationFactor, defaultPartitions)
 		}
 		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: name})
 		if err != nil {
@@ -47,6 +47,29 @@ func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 			}
 		}
 	}
+}
+
+// -partitions sets the partitions of both topics; the program counts on
+// them as on the default ten.
+func TestPartitionsFlag(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-partitions", "3")
+	admin, err := sarama.NewClusterAdmin(in.brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	topics, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{string(topic), string(table)} {
+		if d := topics[name]; d.NumPartitions != 3 {
+			t.Errorf("%s has %d partitions, want 3", name, d.NumPartitions)
+		}
+	}
+	key := testKeys(1)[0]
+	sendClicks(t, in.brokers, map[string]int{key: 4})
+	in.waitForBody("/"+key, `{"Clicks":4}`, 30*time.Second)
 }
 
 // A click topic deleted and created again starts its offsets at zero: its

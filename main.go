@@ -74,6 +74,7 @@ type config struct {
 	process         bool
 	serve           bool
 	replication     int
+	partitions      int
 	connectTimeout  time.Duration
 	compactInterval time.Duration
 	sync            bool
@@ -102,6 +103,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.process, "process", true, "run the processor")
 	fs.BoolVar(&cfg.serve, "serve", true, "run the view and its HTTP server")
 	fs.IntVar(&cfg.replication, "replication", 1, "replication factor of the topics clicks creates")
+	fs.IntVar(&cfg.partitions, "partitions", defaultPartitions, "number of partitions of the topics clicks creates (existing topics keep theirs)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table")
 	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
@@ -134,6 +136,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("-interval must be positive, got %v", cfg.interval)}
 	case cfg.users < 1:
 		return cfg, usageError{fmt.Errorf("-users must be at least 1, got %d", cfg.users)}
+	case cfg.partitions < 1:
+		return cfg, usageError{fmt.Errorf("-partitions must be at least 1, got %d", cfg.partitions)}
 	case cfg.replication < 1:
 		return cfg, usageError{fmt.Errorf("-replication must be at least 1, got %d", cfg.replication)}
 	case cfg.brokerCount < 1:
@@ -265,6 +269,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // and starts the emitter, processor and view that cfg switches on in g.
 func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []string, httpListener net.Listener, logger *slog.Logger, stdout io.Writer) error {
 	k := newKafka(brokers, cfg.replication, logger)
+	k.partitions = cfg.partitions
 	client, err := k.connect(ctx, cfg.connectTimeout)
 	if err != nil {
 		if ctx.Err() != nil {

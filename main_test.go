@@ -303,6 +303,7 @@ func TestStartupErrors(t *testing.T) {
 		{"malformed brokers", []string{"-brokers", "localhost"}, 2, `"localhost" is not host:port`},
 		{"bad port", []string{"-brokers", "localhost:99999"}, 2, "invalid port"},
 		{"zero users", []string{"-users", "0"}, 2, "-users must be at least 1"},
+		{"zero partitions", []string{"-partitions", "0"}, 2, "-partitions must be at least 1"},
 		{"bad interval", []string{"-interval", "-1s"}, 2, "-interval must be positive"},
 		{"nothing to do", []string{"-brokers", "127.0.0.1:9092", "-emit=false", "-process=false", "-serve=false"}, 2, "nothing to do"},
 		{"data dir is a file", []string{"-data", filepath.Join(file, "data")}, 1, "create data directory"},
