@@ -15,10 +15,10 @@ import (
 
 // The names from the original example.
 const (
-	topic      goka.Stream = "user-clicks"
-	group      goka.Group  = "mini-group"
-	table                  = goka.Table(string(group) + "-table") // what goka.GroupTable(group) names
-	defaultPartitions      = 10                                   // as in the seed's "Table mini-group-table has 10 partitions"
+	topic             goka.Stream = "user-clicks"
+	group             goka.Group  = "mini-group"
+	table                         = goka.Table(string(group) + "-table") // what goka.GroupTable(group) names
+	defaultPartitions             = 10                                   // as in the seed's "Table mini-group-table has 10 partitions"
 
 	// clickRetention keeps clicks long enough to count them after the
 	// processor was down for a while; goka's default of 1 hour silently
