@@ -5,10 +5,10 @@
 DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
 KAFKA_BROKERS ?= 127.0.0.1:9092
 
-.PHONY: all run run-kafka test test-race test-kafka soak start stop restart clean
+.PHONY: all run run-kafka test test-race test-kafka soak bench start stop restart clean
 
 all:
-	@echo "targets: run run-kafka test test-race test-kafka soak start stop restart clean"
+	@echo "targets: run run-kafka test test-race test-kafka soak bench start stop restart clean"
 
 # The example with its embedded broker: no Docker, no Kafka needed.
 run:
@@ -33,6 +33,13 @@ test-kafka:
 # The crash and scale-out tests with 100 SIGKILLs each instead of a few.
 soak:
 	CLICKS_CRASHES=100 go test -count=1 -timeout 120m -run 'Crashes|ScaleOut' -v .
+
+# The benchmarks (bench_test.go), each end to end once, with their figures
+# as benchmark metrics; the output also goes to bench.txt, for benchstat.
+# BENCH selects some: make bench BENCH=Latency
+BENCH ?= .
+bench:
+	bash -o pipefail -c "go test -run '^$$' -bench '$(BENCH)' -benchtime 1x -count 1 -timeout 60m . | tee bench.txt"
 
 # Start ZooKeeper and Kafka and return once both pass their healthchecks.
 start:

@@ -75,7 +75,7 @@ func TestMakefileTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	mk := string(data)
-	for _, target := range []string{"start:", "stop:", "restart:", "run:", "run-kafka:", "test:"} {
+	for _, target := range []string{"start:", "stop:", "restart:", "run:", "run-kafka:", "test:", "bench:", "soak:"} {
 		if !strings.Contains(mk, "\n"+target) {
 			t.Errorf("Makefile lacks target %s", target)
 		}

@@ -18,7 +18,7 @@ import (
 
 // process is one run of the built binary.
 type process struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
 	url     chan string
@@ -28,7 +28,7 @@ type process struct {
 
 // startProcess runs the binary with args; its stdout is scanned for the
 // view's address.
-func startProcess(t *testing.T, bin string, args ...string) *process {
+func startProcess(t testing.TB, bin string, args ...string) *process {
 	t.Helper()
 	p := &process{t: t, cmd: exec.Command(bin, args...), stderr: new(syncBuffer), url: make(chan string, 1), exited: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr

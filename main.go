@@ -334,7 +334,7 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 	if !cfg.serve {
 		return nil
 	}
-	if view, err = newClickView(k, cacheDirs["view"], summary); err != nil {
+	if view, err = newClickView(k, cacheDirs["view"], summary.update); err != nil {
 		return err
 	}
 	o.parts = append(o.parts, viewPart(view))

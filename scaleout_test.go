@@ -113,7 +113,7 @@ func TestScaleOut(t *testing.T) {
 }
 
 // viewURL waits for the address a process's view opened at.
-func viewURL(t *testing.T, p *process) string {
+func viewURL(t testing.TB, p *process) string {
 	t.Helper()
 	if p.viewURL != "" {
 		return p.viewURL

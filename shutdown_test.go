@@ -16,7 +16,7 @@ import (
 )
 
 // buildClicks compiles the program, for tests that need a real process.
-func buildClicks(t *testing.T) string {
+func buildClicks(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "clicks")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()

@@ -18,10 +18,11 @@ import (
 
 // newClickView builds the view on the group table: a local, always
 // complete copy of all partitions, kept in dir.
-// Every update passes through s, which keeps the page's summary.
-func newClickView(k *kafka, dir string, s *tableSummary) (*goka.View, error) {
+// Every update of the table passes through update, which stores it (the
+// program's is the page summary's; see tableSummary.update).
+func newClickView(k *kafka, dir string, update goka.UpdateCallback) (*goka.View, error) {
 	v, err := goka.NewView(k.brokers, goka.GroupTable(group), new(userCodec),
-		goka.WithViewCallback(s.update),
+		goka.WithViewCallback(update),
 		goka.WithViewStorageBuilder(storage.DefaultBuilder(dir)),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),
 		goka.WithViewTopicManagerBuilder(k.topicManagerBuilder()),

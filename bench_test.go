@@ -1,0 +1,614 @@
+package main
+
+// Benchmarks of clicks against the limits of the same machine, measured
+// in the same run: `make bench` runs them. Each reports its figures with
+// b.ReportMetric, so benchstat can compare runs. They are end-to-end
+// measurements that take seconds each; run them one at a time
+// (-benchtime 1x).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// benchEnv is an embedded broker with the topics created, in a temporary
+// directory, for one benchmark.
+type benchEnv struct {
+	b      *testing.B
+	dir    string
+	broker *embeddedBroker
+	k      *kafka
+	logger *slog.Logger
+}
+
+func newBenchEnv(b *testing.B, partitions int) *benchEnv {
+	b.Helper()
+	dir := b.TempDir()
+	// Warnings and errors only: a log line per record would measure the
+	// logger.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	broker, err := startEmbeddedBroker(brokerConfig{
+		listen: "127.0.0.1:0", count: 1, dir: filepath.Join(dir, "broker"), compactInterval: time.Hour,
+	}, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(broker.Close)
+	k := newKafka(broker.ListenAddrs(), 1, logger)
+	k.partitions = partitions
+	client, err := k.connect(context.Background(), 10*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	if err := k.ensureTopics(client); err != nil {
+		b.Fatal(err)
+	}
+	return &benchEnv{b: b, dir: dir, broker: broker, k: k, logger: logger}
+}
+
+// runPart runs a goka part until the benchmark ends and waits until it
+// has recovered.
+func (e *benchEnv) runPart(name string, run func(context.Context) error, recovered func() bool) (stop func()) {
+	e.b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.b.Errorf("%s: %v", name, err)
+			}
+		})
+	}
+	e.b.Cleanup(stop)
+	deadline := time.Now().Add(5 * time.Minute)
+	for !recovered() {
+		select {
+		case err := <-done:
+			e.b.Fatalf("%s stopped: %v", name, err)
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			e.b.Fatalf("%s did not recover within 5 minutes", name)
+		}
+	}
+	return stop
+}
+
+// startProcessor starts the click processor with its cache in dir.
+func (e *benchEnv) startProcessor(dir string) (*goka.Processor, func()) {
+	e.b.Helper()
+	id, err := e.k.topicID(string(topic))
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	p, err := newClickProcessor(e.k, dir, id, nil, nil)
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	return p, e.runPart("processor", p.Run, p.Recovered)
+}
+
+// startView starts a view with its cache in dir, every update passing
+// through update, and waits until it has recovered.
+func (e *benchEnv) startView(dir string, update goka.UpdateCallback) (*goka.View, func()) {
+	e.b.Helper()
+	v, err := newClickView(e.k, dir, update)
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	return v, e.runPart("view", v.Run, v.Recovered)
+}
+
+// startSummaryView starts a view that keeps a summary, which tells how
+// many clicks the view shows.
+func (e *benchEnv) startSummaryView(dir string) (*goka.View, *tableSummary, func()) {
+	e.b.Helper()
+	s := newTableSummary()
+	v, stop := e.startView(dir, s.update)
+	if err := s.scan(v); err != nil {
+		e.b.Fatal(err)
+	}
+	return v, s, stop
+}
+
+// waitForTotal waits until the view shows total clicks.
+func waitForTotal(b *testing.B, s *tableSummary, total int64, within time.Duration) {
+	b.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := s.snapshot().Total
+		if got == total {
+			return
+		}
+		if got > total {
+			b.Fatalf("the view shows %d clicks, more than the %d sent", got, total)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the view shows %d clicks of %d after %v", got, total, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// emitAsFastAsPossible sends n clicks for users user-0 … user-(users-1)
+// in turn with the program's emitter, asynchronously, starting at user
+// first, and waits for every acknowledgement.
+func (e *benchEnv) emitAsFastAsPossible(n, users, first int) {
+	e.b.Helper()
+	em, err := newClickEmitter(e.k)
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	var failed atomic.Int64
+	value := time.Now().String()
+	for i := range n {
+		p, err := em.Emit(fmt.Sprintf("user-%d", (first+i)%users), value)
+		if err != nil {
+			e.b.Fatal(err)
+		}
+		p.Then(func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	if err := em.Finish(); err != nil {
+		e.b.Fatal(err)
+	}
+	if n := failed.Load(); n > 0 {
+		e.b.Fatalf("%d clicks not sent", n)
+	}
+}
+
+// bareProduce writes n messages to name with a plain sarama async
+// producer configured as the program's, and returns the rate.
+func (e *benchEnv) bareProduce(name string, n, users int) float64 {
+	e.b.Helper()
+	p, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	value := sarama.StringEncoder(time.Now().String())
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	wg.Go(func() {
+		for range p.Successes() {
+		}
+	})
+	wg.Go(func() {
+		for range p.Errors() {
+			failed.Add(1)
+		}
+	})
+	for i := range n {
+		p.Input() <- &sarama.ProducerMessage{Topic: name, Key: sarama.StringEncoder(fmt.Sprintf("user-%d", i%users)), Value: value}
+	}
+	if err := p.Close(); err != nil {
+		e.b.Fatal(err)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		e.b.Fatalf("bare producer: %d of %d messages failed", f, n)
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+// countingHandler is a consumer group handler that only counts.
+type countingHandler struct {
+	seen atomic.Int64
+	want int64
+	done chan struct{}
+	once sync.Once
+}
+
+func (h *countingHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *countingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *countingHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for range c.Messages() {
+		if h.seen.Add(1) == h.want {
+			h.once.Do(func() { close(h.done) })
+		}
+	}
+	return nil
+}
+
+// bareConsume reads n messages of name from the oldest with a plain
+// sarama consumer group configured as the program's, and returns the rate.
+func (e *benchEnv) bareConsume(name string, n int) float64 {
+	e.b.Helper()
+	g, err := sarama.NewConsumerGroup(e.k.brokers, fmt.Sprintf("bare-%d", rand.Int()), e.k.config())
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	defer g.Close()
+	h := &countingHandler{want: int64(n), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	go func() {
+		for ctx.Err() == nil {
+			if err := g.Consume(ctx, []string{name}, h); err != nil && ctx.Err() == nil {
+				e.b.Errorf("bare consumer: %v", err)
+				return
+			}
+		}
+	}()
+	select {
+	case <-h.done:
+	case <-time.After(5 * time.Minute):
+		e.b.Fatalf("bare consumer read %d of %d in 5 minutes", h.seen.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkThroughput: clicks counted per second end to end (the emitter
+// sending as fast as it can until the view shows every click), beside a
+// bare producer and a bare consumer group on the same broker.
+func BenchmarkThroughput(b *testing.B) {
+	for _, tc := range []struct{ users, clicks, partitions int }{
+		{10, 200_000, 10},
+		{1_000_000, 1_000_000, 10},
+		{10, 200_000, 1},
+		{10, 200_000, 100},
+		{1_000, 200_000, 10},
+		{100_000, 200_000, 10},
+	} {
+		b.Run(fmt.Sprintf("users=%d/partitions=%d", tc.users, tc.partitions), func(b *testing.B) {
+			e := newBenchEnv(b, tc.partitions)
+			_, stopProc := e.startProcessor(filepath.Join(e.dir, "processor"))
+			_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
+			var elapsed time.Duration
+			sent := 0
+			for b.Loop() {
+				start := time.Now()
+				e.emitAsFastAsPossible(tc.clicks, tc.users, sent)
+				sent += tc.clicks
+				waitForTotal(b, s, int64(sent), 10*time.Minute)
+				elapsed += time.Since(start)
+			}
+			stopView()
+			stopProc()
+			rate := float64(sent) / elapsed.Seconds()
+			consumer := e.bareConsume(string(topic), sent)
+			producer := e.bareProduce("bench-bare", sent, tc.users)
+			b.ReportMetric(rate, "clicks/s")
+			b.ReportMetric(consumer, "bare-consume/s")
+			b.ReportMetric(producer, "bare-produce/s")
+			b.ReportMetric(rate/consumer, "ratio-to-consumer")
+			b.ReportMetric(rate/producer, "ratio-to-producer")
+		})
+	}
+}
+
+// BenchmarkLatency: time from a click's emit to the view showing it, at
+// the default rate (10 a second) and at 1,000 a second, with the
+// program's emitter, processor and view.
+func BenchmarkLatency(b *testing.B) {
+	for _, tc := range []struct {
+		rate   int
+		probes int
+	}{{10, 100}, {1000, 5000}} {
+		b.Run(fmt.Sprintf("rate=%d", tc.rate), func(b *testing.B) {
+			e := newBenchEnv(b, defaultPartitions)
+			_, _ = e.startProcessor(filepath.Join(e.dir, "processor"))
+			var (
+				mu      sync.Mutex
+				sentAt  = map[string]time.Time{}
+				seen    = map[string]time.Duration{}
+				arrived = make(chan struct{}, tc.probes)
+			)
+			s := newTableSummary()
+			_, _ = e.startView(filepath.Join(e.dir, "view"), func(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+				err := s.update(ctx, st, key, value)
+				now := time.Now()
+				mu.Lock()
+				if t, ok := sentAt[key]; ok {
+					if _, dup := seen[key]; !dup {
+						seen[key] = now.Sub(t)
+						arrived <- struct{}{}
+					}
+				}
+				mu.Unlock()
+				return err
+			})
+			em, err := newClickEmitter(e.k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() {
+				if err := em.Finish(); err != nil {
+					b.Errorf("finish emitter: %v", err)
+				}
+			}()
+			var latencies []time.Duration
+			round := 0
+			for b.Loop() {
+				round++
+				tick := time.NewTicker(time.Second / time.Duration(tc.rate))
+				for i := range tc.probes {
+					<-tick.C
+					key := fmt.Sprintf("probe-%d-%d", round, i)
+					mu.Lock()
+					sentAt[key] = time.Now()
+					mu.Unlock()
+					if _, err := em.Emit(key, time.Now().String()); err != nil {
+						b.Fatal(err)
+					}
+				}
+				tick.Stop()
+				for range tc.probes {
+					select {
+					case <-arrived:
+					case <-time.After(30 * time.Second):
+						b.Fatal("a click did not reach the view within 30s")
+					}
+				}
+			}
+			mu.Lock()
+			for _, d := range seen {
+				latencies = append(latencies, d)
+			}
+			mu.Unlock()
+			slices.Sort(latencies)
+			q := func(p float64) float64 {
+				return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+			}
+			b.ReportMetric(q(0.5), "p50-ms")
+			b.ReportMetric(q(0.99), "p99-ms")
+			b.ReportMetric(float64(len(latencies)), "probes")
+		})
+	}
+}
+
+// fillTable writes one value for each of users keys straight into the
+// group table, as the processor would have.
+func (e *benchEnv) fillTable(users int) {
+	e.b.Helper()
+	p, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	wg.Go(func() {
+		for range p.Successes() {
+		}
+	})
+	wg.Go(func() {
+		for range p.Errors() {
+			failed.Add(1)
+		}
+	})
+	for i := range users {
+		v := fmt.Appendf(nil, `{"Clicks":%d,"Offset":%d}`, i%1000+1, i)
+		p.Input() <- &sarama.ProducerMessage{Topic: string(table), Key: sarama.StringEncoder(fmt.Sprintf("user-%d", i)), Value: sarama.ByteEncoder(v)}
+	}
+	if err := p.Close(); err != nil {
+		e.b.Fatal(err)
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		e.b.Fatalf("fill table: %d writes failed", f)
+	}
+}
+
+// BenchmarkRecovery: time until a view is ready on a table of many
+// users, from the changelog alone (no local cache) and from a warm local
+// cache, and the page's count of the table after it.
+func BenchmarkRecovery(b *testing.B) {
+	for _, tc := range []struct{ users, partitions int }{
+		{1_000_000, 10}, {1_000, 10}, {100_000, 10}, {1_000_000, 1}, {1_000_000, 100},
+	} {
+		b.Run(fmt.Sprintf("users=%d/partitions=%d", tc.users, tc.partitions), func(b *testing.B) {
+			e := newBenchEnv(b, tc.partitions)
+			e.fillTable(tc.users)
+			var cold, warm, scan time.Duration
+			n := 0
+			for b.Loop() {
+				n++
+				dir := filepath.Join(e.dir, fmt.Sprintf("view-%d", n))
+				s := newTableSummary()
+				start := time.Now()
+				v, stop := e.startView(dir, s.update)
+				cold += time.Since(start)
+				start = time.Now()
+				if err := s.scan(v); err != nil {
+					b.Fatal(err)
+				}
+				scan += time.Since(start)
+				if got := s.snapshot().Users; got != int64(tc.users) {
+					b.Fatalf("the view holds %d users, want %d", got, tc.users)
+				}
+				stop()
+				start = time.Now()
+				_, stop = e.startView(dir, goka.DefaultUpdate)
+				warm += time.Since(start)
+				stop()
+			}
+			per := func(d time.Duration) float64 { return d.Seconds() / float64(n) }
+			b.ReportMetric(per(cold), "changelog-s")
+			b.ReportMetric(float64(tc.users)/per(cold), "changelog-records/s")
+			b.ReportMetric(per(warm), "warm-s")
+			b.ReportMetric(per(scan), "page-count-s")
+		})
+	}
+}
+
+// loadHTTP runs clients concurrent keep-alive clients against url(i) for
+// d, and returns requests per second and the 99th percentile latency.
+func loadHTTP(b *testing.B, clients int, d time.Duration, url func(i int) string) (float64, time.Duration) {
+	b.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		failures  atomic.Int64
+		wg        sync.WaitGroup
+	)
+	stop := time.Now().Add(d)
+	start := time.Now()
+	for c := range clients {
+		wg.Go(func() {
+			var mine []time.Duration
+			for i := c; time.Now().Before(stop); i += clients {
+				t0 := time.Now()
+				res, err := client.Get(url(i))
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				_, err = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if err != nil || res.StatusCode != http.StatusOK {
+					failures.Add(1)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			latencies = append(latencies, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if f := failures.Load(); f > 0 {
+		b.Fatalf("%d requests failed", f)
+	}
+	slices.Sort(latencies)
+	return float64(len(latencies)) / elapsed.Seconds(), latencies[len(latencies)*99/100]
+}
+
+// serveOn serves h on a loopback port with the program's server settings
+// until the benchmark ends, and returns its base URL.
+func serveOn(b *testing.B, h http.Handler) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := newHTTPServer(h, slog.New(slog.DiscardHandler))
+	go srv.Serve(ln) //nolint:errcheck // ends with Close below
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkViewReads: GET /{user} per second and its p99 under concurrent
+// clients, through the program's router (with its request metrics) on a
+// table of 10,000 users, beside a bare net/http handler that writes a
+// constant body, in the same run.
+func BenchmarkViewReads(b *testing.B) {
+	const users, clients, d = 10_000, 16, 3 * time.Second
+	e := newBenchEnv(b, defaultPartitions)
+	e.fillTable(users)
+	v, _, _ := e.startSummaryView(filepath.Join(e.dir, "view"))
+	router := newRouter(v, &ops{metrics: newClickMetrics(), list: v}, slog.New(slog.DiscardHandler))
+	clicksURL := serveOn(b, router)
+	body := []byte(`{"Clicks":153}`)
+	bareURL := serveOn(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body) //nolint:errcheck
+	}))
+	paths := make([]string, users)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/user-%d", i)
+	}
+	var clicksRate, bareRate float64
+	var clicksP99, bareP99 time.Duration
+	for b.Loop() {
+		bareRate, bareP99 = loadHTTP(b, clients, d, func(i int) string { return bareURL + paths[i%users] })
+		clicksRate, clicksP99 = loadHTTP(b, clients, d, func(i int) string { return clicksURL + paths[i%users] })
+	}
+	b.ReportMetric(clicksRate, "reads/s")
+	b.ReportMetric(float64(clicksP99.Microseconds())/1000, "p99-ms")
+	b.ReportMetric(bareRate, "bare-reads/s")
+	b.ReportMetric(float64(bareP99.Microseconds())/1000, "bare-p99-ms")
+	b.ReportMetric(clicksRate/bareRate, "ratio-to-bare")
+}
+
+// BenchmarkViewMemory: peak RSS and heap of a view-only instance
+// (-emit=false -process=false) that serves a table of 1,000,000 users,
+// measured on the built binary once it is ready and has counted the table.
+func BenchmarkViewMemory(b *testing.B) {
+	const users = 1_000_000
+	e := newBenchEnv(b, defaultPartitions)
+	e.fillTable(users)
+	bin := buildClicks(b)
+	for b.Loop() {
+		p := startProcess(b, bin, "-brokers", e.k.brokers[0], "-emit=false", "-process=false",
+			"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
+		base := viewURL(b, p)
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			res, err := http.Get(base + "/-/summary?top=1")
+			var st pageState
+			if err == nil {
+				err = json.NewDecoder(res.Body).Decode(&st)
+				res.Body.Close()
+			}
+			if err == nil && st.Known && st.Users == users {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("the view did not count %d users within 5 minutes: %+v %v", users, st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		kib := func(field string) float64 {
+			m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(status)
+			if m == nil {
+				b.Fatalf("no %s in /proc/<pid>/status", field)
+			}
+			n, _ := strconv.ParseFloat(string(m[1]), 64)
+			return n
+		}
+		res, err := http.Get(base + "/-/metrics")
+		if err != nil {
+			b.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(res.Body)
+		res.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		heap, _ := metricValue(families, "go_memstats_heap_inuse_bytes")
+		b.ReportMetric(kib("VmHWM")/1024, "peak-rss-MiB")
+		b.ReportMetric(kib("VmRSS")/1024, "rss-MiB")
+		b.ReportMetric(heap/(1<<20), "heap-inuse-MiB")
+		p.kill()
+	}
+}
