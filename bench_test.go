@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -189,6 +190,14 @@ func (e *benchEnv) emitAsFastAsPossible(n, users, first int) {
 // producer configured as the program's, and returns the rate.
 func (e *benchEnv) bareProduce(name string, n, users int) float64 {
 	e.b.Helper()
+	admin, err := sarama.NewClusterAdmin(e.k.brokers, e.k.config())
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	err = admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: int32(e.k.partitions), ReplicationFactor: 1}, false)
+	if err := errors.Join(err, admin.Close()); err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		e.b.Fatalf("create %s: %v", name, err)
+	}
 	p, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
 	if err != nil {
 		e.b.Fatal(err)
@@ -197,25 +206,28 @@ func (e *benchEnv) bareProduce(name string, n, users int) float64 {
 	start := time.Now()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var firstErr atomic.Pointer[error]
 	wg.Go(func() {
 		for range p.Successes() {
 		}
 	})
 	wg.Go(func() {
-		for range p.Errors() {
+		for err := range p.Errors() {
 			failed.Add(1)
+			firstErr.CompareAndSwap(nil, &err.Err)
 		}
 	})
 	for i := range n {
 		p.Input() <- &sarama.ProducerMessage{Topic: name, Key: sarama.StringEncoder(fmt.Sprintf("user-%d", i%users)), Value: value}
 	}
-	if err := p.Close(); err != nil {
-		e.b.Fatal(err)
-	}
+	closeErr := p.Close()
 	wg.Wait()
 	elapsed := time.Since(start)
 	if f := failed.Load(); f > 0 {
-		e.b.Fatalf("bare producer: %d of %d messages failed", f, n)
+		e.b.Fatalf("bare producer: %d of %d messages failed, the first with %v", f, n, *firstErr.Load())
+	}
+	if closeErr != nil {
+		e.b.Fatalf("bare producer: %v", closeErr)
 	}
 	return float64(n) / elapsed.Seconds()
 }
