@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka/storage"
@@ -97,4 +100,92 @@ func cachedOffset(path string) (off int64, err error) {
 		return 0, fmt.Errorf("read offset of table cache %s: %w", path, err)
 	}
 	return off, nil
+}
+
+// offsetWriteInterval is how often a local table cache writes down the
+// changelog offset it has reached.
+const offsetWriteInterval = time.Second
+
+// cacheBuilder opens the local table caches in dir as goka does, but
+// writes each cache's offset at most once per offsetWriteInterval (and
+// when it closes) instead of after every record: goka's own storage puts
+// the offset into LevelDB after each record, which doubled the LevelDB
+// writes (each a write system call to its journal) of the processor and
+// of the view.
+//
+// That is safe because the offset only says where to resume reading the
+// changelog at the next start, and the changelog holds whole values: a
+// cache that resumes from an older offset applies again values it already
+// has, which changes nothing. A killed process costs some re-reading.
+func cacheBuilder(dir string) storage.Builder {
+	inner := storage.DefaultBuilder(dir)
+	return func(topic string, partition int32) (storage.Storage, error) {
+		st, err := inner(topic, partition)
+		if err != nil {
+			return nil, err
+		}
+		return &lazyOffsets{Storage: st}, nil
+	}
+}
+
+// lazyOffsets is a storage.Storage that writes its offset lazily once
+// recovered. While recovering, goka's storage keeps the offset in memory
+// itself.
+type lazyOffsets struct {
+	storage.Storage
+	recovered atomic.Bool
+
+	mu      sync.Mutex
+	pending int64 // the offset not written yet, if dirty
+	dirty   bool
+	written time.Time
+}
+
+func (s *lazyOffsets) MarkRecovered() error {
+	if err := s.Storage.MarkRecovered(); err != nil {
+		return err
+	}
+	s.recovered.Store(true)
+	return nil
+}
+
+func (s *lazyOffsets) SetOffset(offset int64) error {
+	if !s.recovered.Load() {
+		return s.Storage.SetOffset(offset)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending, s.dirty = offset, true
+	if time.Since(s.written) < offsetWriteInterval {
+		return nil
+	}
+	return s.flushLocked()
+}
+
+func (s *lazyOffsets) flushLocked() error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.Storage.SetOffset(s.pending); err != nil {
+		return err
+	}
+	s.dirty, s.written = false, time.Now()
+	return nil
+}
+
+func (s *lazyOffsets) GetOffset(def int64) (int64, error) {
+	s.mu.Lock()
+	if s.dirty {
+		defer s.mu.Unlock()
+		return s.pending, nil
+	}
+	s.mu.Unlock()
+	return s.Storage.GetOffset(def)
+}
+
+func (s *lazyOffsets) Close() error {
+	s.mu.Lock()
+	err := s.flushLocked()
+	s.mu.Unlock()
+	return errors.Join(err, s.Storage.Close())
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestUserCodecRoundTrip(t *testing.T) {
@@ -76,4 +78,46 @@ func TestUserCodecDecodeBadJSON(t *testing.T) {
 			t.Errorf("Decode error is %d bytes long; bad input should be truncated", len(err.Error()))
 		}
 	}
+}
+
+// The hand-written codec agrees with encoding/json: Encode writes what
+// json.Marshal writes, and Decode reads any input as json.Unmarshal does
+// (the same user, or an error for the same inputs).
+func FuzzUserCodec(f *testing.F) {
+	for _, seed := range []string{
+		`{"Clicks":153}`, `{"Clicks":153,"Offset":1520}`, `{"Clicks":1,"Offset":-1,"TopicID":"q1XvLl3bTWC8tYTqr6Bemw"}`,
+		`{"Clicks":0,"Offset":0}`, `{"Clicks":-5,"Offset":9223372036854775807}`, `{"Clicks":01}`, `{"Clicks":1.5}`,
+		`{"Clicks":1e3}`, `{"Clicks":99999999999999999999}`, `{"clicks":7}`, `{ "Clicks":1}`, `{"Clicks":1,"Offset":2,"Offset":3}`,
+		`{"Clicks":1,"TopicID":"x"}`, `{"Clicks":1,"Offset":2,"TopicID":"a\"b"}`, `{"Clicks":1,"Offset":2,"TopicID":"é"}`,
+		`{"Clicks":1}x`, `null`, ``, `{`, `{"Clicks":-}`, `{"Clicks":-0}`,
+	} {
+		f.Add([]byte(seed), int64(len(seed)), int64(-len(seed)), seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, clicks, offset int64, id string) {
+		// Decode against json.Unmarshal.
+		got, gotErr := new(userCodec).Decode(data)
+		want := user{Offset: -1}
+		wantErr := json.Unmarshal(data, &want)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("Decode(%q): error %v, encoding/json: %v", data, gotErr, wantErr)
+		}
+		if gotErr == nil && *got.(*user) != want {
+			t.Fatalf("Decode(%q) = %+v, encoding/json: %+v", data, *got.(*user), want)
+		}
+		// Encode against json.Marshal, and back.
+		u := &user{Clicks: int(clicks), Offset: offset, TopicID: id}
+		enc, err := new(userCodec).Encode(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if std, _ := json.Marshal(u); string(enc) != string(std) {
+			t.Fatalf("Encode(%+v) = %s, json.Marshal: %s", *u, enc, std)
+		}
+		back, err := new(userCodec).Decode(enc)
+		if err != nil || *back.(*user) != *u {
+			if utf8.ValidString(id) {
+				t.Fatalf("Decode(Encode(%+v)) = %v, %v", *u, back, err)
+			}
+		}
+	})
 }

@@ -61,6 +61,7 @@ func newKafka(brokers []string, replication int, logger *slog.Logger) *kafka {
 	// connection, what arrives meanwhile goes out together in the next.
 	c.Producer.Flush.Frequency = 0
 	c.Producer.Flush.Bytes = 0
+	c.Producer.Compression = sarama.CompressionNone
 	return &kafka{brokers: brokers, replication: replication, partitions: defaultPartitions, base: *c, logger: logger}
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
-	"github.com/lovoo/goka/storage"
 )
 
 // countClicks is the process callback of the original: it adds one to the
@@ -74,7 +73,7 @@ func clickGroup(out io.Writer, topicID string, m *clickMetrics, logger *slog.Log
 // group table in dir instead of goka's default under /tmp.
 func newClickProcessor(k *kafka, dir, topicID string, out io.Writer, m *clickMetrics) (*goka.Processor, error) {
 	p, err := goka.NewProcessor(k.brokers, clickGroup(out, topicID, m, k.logger.With("part", "processor")),
-		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
+		goka.WithStorageBuilder(cacheBuilder(dir)),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.config())),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(k.config())),

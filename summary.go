@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -79,11 +78,11 @@ func (s *tableSummary) update(ctx goka.UpdateContext, st storage.Storage, key st
 // clicksIn reads the count from a stored value; 0 for one that is not a
 // user's JSON.
 func clicksIn(value []byte) int64 {
-	var u struct{ Clicks int64 }
-	if json.Unmarshal(value, &u) != nil {
+	u, err := decodeUser(value)
+	if err != nil {
 		return 0
 	}
-	return u.Clicks
+	return int64(u.Clicks)
 }
 
 // apply records that key's stored value changed from old to value (nil:

@@ -13,7 +13,6 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/lovoo/goka"
-	"github.com/lovoo/goka/storage"
 )
 
 // newClickView builds the view on the group table: a local, always
@@ -23,7 +22,7 @@ import (
 func newClickView(k *kafka, dir string, update goka.UpdateCallback) (*goka.View, error) {
 	v, err := goka.NewView(k.brokers, goka.GroupTable(group), new(userCodec),
 		goka.WithViewCallback(update),
-		goka.WithViewStorageBuilder(storage.DefaultBuilder(dir)),
+		goka.WithViewStorageBuilder(cacheBuilder(dir)),
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.config())),
 		goka.WithViewTopicManagerBuilder(k.topicManagerBuilder()),
 		goka.WithViewLogger(gokaLogger{k.logger.With("part", "view")}),
