@@ -280,9 +280,18 @@ func (e *benchEnv) bareConsume(name string, n int) float64 {
 	return float64(n) / time.Since(start).Seconds()
 }
 
-// BenchmarkThroughput: clicks counted per second end to end (the emitter
-// sending as fast as it can until the view shows every click), beside a
-// bare producer and a bare consumer group on the same broker.
+// BenchmarkThroughput: clicks counted per second, in the same run on the
+// same broker as a bare sarama producer that only writes and a bare
+// consumer group that only reads:
+//
+//   - bare-produce/s: the bare producer writes the clicks to user-clicks;
+//   - bare-consume/s: the bare consumer group reads them all;
+//   - count/s: the processor counts those same clicks, from when it is
+//     running until the view shows every one: the ratio to the consumer
+//     compares like with like;
+//   - clicks/s: end to end, the program's emitter sends as many again as
+//     fast as it can while they are counted, until the view shows every
+//     click (all on the same two cores).
 func BenchmarkThroughput(b *testing.B) {
 	for _, tc := range []struct{ users, clicks, partitions int }{
 		{10, 200_000, 10},
@@ -293,28 +302,32 @@ func BenchmarkThroughput(b *testing.B) {
 		{100_000, 200_000, 10},
 	} {
 		b.Run(fmt.Sprintf("users=%d/partitions=%d", tc.users, tc.partitions), func(b *testing.B) {
-			e := newBenchEnv(b, tc.partitions)
-			_, stopProc := e.startProcessor(filepath.Join(e.dir, "processor"))
-			_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
-			var elapsed time.Duration
-			sent := 0
+			var produce, consume, count, e2e float64
 			for b.Loop() {
+				e := newBenchEnv(b, tc.partitions)
+				produce = e.bareProduce(string(topic), tc.clicks, tc.users)
+				consume = e.bareConsume(string(topic), tc.clicks)
+
+				_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
+				_, stopProc := e.startProcessor(filepath.Join(e.dir, "processor"))
 				start := time.Now()
-				e.emitAsFastAsPossible(tc.clicks, tc.users, sent)
-				sent += tc.clicks
-				waitForTotal(b, s, int64(sent), 10*time.Minute)
-				elapsed += time.Since(start)
+				waitForTotal(b, s, int64(tc.clicks), 10*time.Minute)
+				count = float64(tc.clicks) / time.Since(start).Seconds()
+
+				start = time.Now()
+				e.emitAsFastAsPossible(tc.clicks, tc.users, 0)
+				waitForTotal(b, s, int64(2*tc.clicks), 10*time.Minute)
+				e2e = float64(tc.clicks) / time.Since(start).Seconds()
+				stopProc()
+				stopView()
 			}
-			stopView()
-			stopProc()
-			rate := float64(sent) / elapsed.Seconds()
-			consumer := e.bareConsume(string(topic), sent)
-			producer := e.bareProduce("bench-bare", sent, tc.users)
-			b.ReportMetric(rate, "clicks/s")
-			b.ReportMetric(consumer, "bare-consume/s")
-			b.ReportMetric(producer, "bare-produce/s")
-			b.ReportMetric(rate/consumer, "ratio-to-consumer")
-			b.ReportMetric(rate/producer, "ratio-to-producer")
+			b.ReportMetric(e2e, "clicks/s")
+			b.ReportMetric(count, "count/s")
+			b.ReportMetric(consume, "bare-consume/s")
+			b.ReportMetric(produce, "bare-produce/s")
+			b.ReportMetric(count/consume, "count-to-consumer")
+			b.ReportMetric(e2e/consume, "clicks-to-consumer")
+			b.ReportMetric(e2e/produce, "clicks-to-producer")
 		})
 	}
 }

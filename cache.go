@@ -16,6 +16,7 @@ import (
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // resetStaleCaches keeps the local table caches in step with the broker.
@@ -118,13 +119,23 @@ const offsetWriteInterval = time.Second
 // cache that resumes from an older offset applies again values it already
 // has, which changes nothing. A killed process costs some re-reading.
 func cacheBuilder(dir string) storage.Builder {
-	inner := storage.DefaultBuilder(dir)
+	inner := storage.BuilderWithOptions(dir, cacheOptions())
 	return func(topic string, partition int32) (storage.Storage, error) {
 		st, err := inner(topic, partition)
 		if err != nil {
 			return nil, err
 		}
 		return &lazyOffsets{Storage: st}, nil
+	}
+}
+
+// cacheOptions are the LevelDB options of the local table caches.
+func cacheOptions() *opt.Options {
+	return &opt.Options{
+		// A 1 MiB memtable per partition instead of 4 MiB: each cache has
+		// one per partition, allocated whole, so the default cost 40 MiB
+		// per ten partitions; recovery of 1,000,000 users is as fast.
+		WriteBuffer: 1 << 20,
 	}
 }
 

@@ -61,7 +61,16 @@ func newKafka(brokers []string, replication int, logger *slog.Logger) *kafka {
 	// connection, what arrives meanwhile goes out together in the next.
 	c.Producer.Flush.Frequency = 0
 	c.Producer.Flush.Bytes = 0
+	// No compression: the values are a 40-byte JSON and a 30-byte time,
+	// on which snappy (goka's default) saved little and cost CPU on every
+	// produce and fetch (end to end 120k -> 129k clicks/s without it).
 	c.Producer.Compression = sarama.CompressionNone
+	// Fetch at most 256 KiB per partition instead of 1 MiB: a recovering
+	// table fetches all its partitions at once, and each fetch is held
+	// decoded while it is applied. With 1,000,000 users this took a
+	// view-only instance's peak RSS from 323 MiB (with the smaller LevelDB
+	// buffers of cacheOptions: 242) to 130 MiB, at the same recovery speed.
+	c.Consumer.Fetch.Default = 256 << 10
 	return &kafka{brokers: brokers, replication: replication, partitions: defaultPartitions, base: *c, logger: logger}
 }
 
