@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -420,4 +421,44 @@ func TestFailedStartReleasesPorts(t *testing.T) {
 		t.Fatalf("the broker port is held after the failed start: %v", err)
 	}
 	ln.Close()
+}
+
+// The [proc] lines are buffered but reach stdout within the flush
+// interval, whole, and all of them by the final flush.
+func TestProcOutput(t *testing.T) {
+	var w syncBuffer
+	o := newProcOutput(&w)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		o.flushPeriodically(ctx, 5*time.Millisecond, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	var wg sync.WaitGroup
+	for p := range 4 {
+		wg.Go(func() {
+			for i := range 1000 {
+				fmt.Fprintf(o, "[proc] key: user-%d clicks: %d, msg: x\n", p, i)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(w.String(), "\n") < 4000 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := strings.Count(w.String(), "\n"); n != 4000 {
+		t.Fatalf("%d lines flushed within 5s, want 4000", n)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n") {
+		if !regexp.MustCompile(`^\[proc\] key: user-\d clicks: \d+, msg: x$`).MatchString(line) {
+			t.Fatalf("a line came out broken: %q", line)
+		}
+	}
+	cancel()
+	<-done
+	fmt.Fprintln(o, "last")
+	if err := o.Flush(); err != nil || !strings.HasSuffix(w.String(), "last\n") {
+		t.Errorf("Flush: %v; the last line is missing", err)
+	}
 }

@@ -6,11 +6,25 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/tester"
 )
+
+// lockedWriter serializes writes, as the program's stdout does, so the
+// concurrent partitions' lines come out whole.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 // startTestProcessor runs the click processor against goka's tester.
 func startTestProcessor(t *testing.T, out *strings.Builder) *tester.Tester {
