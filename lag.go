@@ -19,8 +19,8 @@ import (
 type lagWatch struct {
 	client sarama.Client
 	admin  sarama.ClusterAdmin
-	view   *goka.View // nil where the view does not run here
-	group  bool       // measure the processor group's lag
+	view   *safeView // nil where the view does not run here
+	group  bool      // measure the processor group's lag
 	every  time.Duration
 	logger *slog.Logger
 
@@ -35,7 +35,7 @@ type lagReading struct {
 	At              time.Time
 }
 
-func newLagWatch(k *kafka, view *goka.View, group bool, every time.Duration) (*lagWatch, error) {
+func newLagWatch(k *kafka, view *safeView, group bool, every time.Duration) (*lagWatch, error) {
 	cfg := k.config()
 	cfg.ClientID = "clicks-lag"
 	client, err := sarama.NewClient(k.brokers, cfg)

@@ -303,7 +303,7 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 	// What the HTTP server reports on: readiness, metrics, the page.
 	var (
 		o       = ops{metrics: newClickMetrics()}
-		view    *goka.View
+		view    *safeView
 		proc    *goka.Processor
 		summary = newTableSummary()
 	)
@@ -342,9 +342,11 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 	if !cfg.serve {
 		return nil
 	}
-	if view, err = newClickView(k, cacheDirs["view"], summary.update); err != nil {
+	gv, err := newClickView(k, cacheDirs["view"], summary.update)
+	if err != nil {
 		return err
 	}
+	view = newSafeView(gv)
 	o.parts = append(o.parts, viewPart(view))
 	o.view, o.list = view, view
 	g.Go(func() error {

@@ -95,7 +95,7 @@ func (m *clickMetrics) gauge(name, help string, f func() float64) {
 
 // watchView reports the view's table: the clicks it serves, its users,
 // its lag and how far its recovery is.
-func (m *clickMetrics) watchView(v *goka.View, s *tableSummary, lag *lagWatch) {
+func (m *clickMetrics) watchView(v *safeView, s *tableSummary, lag *lagWatch) {
 	m.gauge("clicks_served", "Sum of all users' clicks in the view, what GET /{user} serves.", func() float64 {
 		return float64(s.snapshot().Total)
 	})

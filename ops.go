@@ -27,7 +27,7 @@ type part struct {
 	progress func() float64        // share of its table recovered, 0 to 1; nil if it has none
 }
 
-func viewPart(v *goka.View) part {
+func viewPart(v *safeView) part {
 	return part{"view", func() (bool, string) {
 		return v.Recovered(), stateName(int(v.CurrentState()), "idle", "initializing", "connecting", "catching up", "running")
 	}, func() float64 {
@@ -63,7 +63,7 @@ type ops struct {
 	list      clickLister     // the listing
 	feed      *pageFeed       // the live page
 	metrics   *clickMetrics   // /-/metrics and request metrics
-	view      *goka.View      // goka's monitor and query pages
+	view      *safeView       // goka's monitor and query pages
 	processor *goka.Processor // goka's monitor page
 }
 
@@ -104,7 +104,9 @@ func addGokaPages(r *mux.Router, o *ops, logger *slog.Logger) {
 		mon.AttachProcessor(o.processor)
 	}
 	if o.view != nil {
-		mon.AttachView(o.view)
+		// goka's monitor reads the view itself, unguarded; a request to
+		// it while clicks stops may meet the race safeView closes.
+		mon.AttachView(o.view.v)
 		q := query.NewServer("/-/query", r, query.WithLogger(gl))
 		if err := q.AttachSource(string(table), o.view.Get); err != nil {
 			logger.Error("attach the view to goka's query page", "err", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -8,9 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
 )
 
 // fakeView is a clickReader with fixed answers.
@@ -288,4 +294,94 @@ func TestViewServesOtherKeysBesideBadTableValue(t *testing.T) {
 		t.Errorf("the bad value was not logged:\n%s", in.stderr)
 	}
 	in.waitForBody("/"+keys[1], `{"Clicks":4}`, time.Second)
+}
+
+// The router's shortcut for GET /{key} answers every request exactly as
+// gorilla/mux alone does: the same status, body and headers.
+func FuzzUserRouter(f *testing.F) {
+	for _, seed := range []struct{ method, path string }{
+		{"GET", "/user-3"}, {"HEAD", "/user-3"}, {"GET", "/nobody"}, {"GET", "/"}, {"GET", "/."}, {"GET", "/.."},
+		{"GET", "/user-3/"}, {"GET", "//user-3"}, {"GET", "/a/../user-3"}, {"GET", "/./user-3"}, {"GET", "user-3"},
+		{"GET", ""}, {"GET", "*"}, {"POST", "/user-3"}, {"DELETE", "/"}, {"GET", "/-"}, {"GET", "/-/healthy"},
+		{"GET", "/-/nope"}, {"GET", "/\xff"}, {"GET", "/" + strings.Repeat("k", 300)}, {"get", "/user-3"}, {"GET", "/a b"},
+	} {
+		f.Add(seed.method, seed.path)
+	}
+	view := &fakeView{recovered: true, values: map[string]any{"user-3": &user{Clicks: 153}, ".": &user{Clicks: 1}}}
+	logger := slog.New(slog.DiscardHandler)
+	o := &ops{parts: []part{{"view", func() (bool, string) { return true, "running" }, nil}}}
+	fast, plain := newRouter(view, o, logger), newMuxRouter(view, o, logger)
+	f.Fuzz(func(t *testing.T, method, path string) {
+		req, err := http.NewRequest(method, "http://localhost", nil)
+		if err != nil {
+			return // not a request a server could receive
+		}
+		req.URL.Path, req.RequestURI = path, path
+		got, want := httptest.NewRecorder(), httptest.NewRecorder()
+		fast.ServeHTTP(got, req.Clone(req.Context()))
+		plain.ServeHTTP(want, req.Clone(req.Context()))
+		if got.Code != want.Code || got.Body.String() != want.Body.String() || !reflect.DeepEqual(got.Header(), want.Header()) {
+			t.Fatalf("%s %q: the shortcut answers %d %q %v; mux %d %q %v", method, path,
+				got.Code, got.Body, got.Header(), want.Code, want.Body, want.Header())
+		}
+	})
+}
+
+// Reads of the view while it stops do not race with goka's closing of it
+// (run with -race), and once it has stopped they say so.
+func TestSafeViewStops(t *testing.T) {
+	tt := tester.New(t)
+	gv, err := goka.NewView(nil, table, new(userCodec), goka.WithViewTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newSafeView(gv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !v.Recovered() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	tt.SetTableValue(table, "user-3", &user{Clicks: 153}) // returns once the view has it
+	if val, err := v.Get("user-3"); err != nil || val == nil || val.(*user).Clicks != 153 {
+		t.Fatalf("Get while running: %v, %v", val, err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v.Get("user-3") //nolint:errcheck // racing is what is tested
+				v.Recovered()
+				v.Stats(context.Background())
+				if it, err := v.Iterator(); err == nil {
+					it.Release()
+				}
+			}
+		})
+	}
+	time.Sleep(10 * time.Millisecond) // let the readers run before the stop
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the view did not stop")
+	}
+	close(stop)
+	wg.Wait()
+	if _, err := v.Get("user-3"); !errors.Is(err, errViewStopped) {
+		t.Errorf("Get after the stop: %v, want errViewStopped", err)
+	}
+	if v.Recovered() {
+		t.Error("a stopped view says it has recovered")
+	}
 }
