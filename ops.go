@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -155,8 +153,9 @@ const (
 
 // listHandler answers GET /-/clicks?prefix=user-&limit=100 with the users
 // whose key starts with prefix, in key order, at most limit of them:
-// {"users":[{"user":"user-0","clicks":5},...],"more":false}. It streams
-// from the view's iterator and never holds more than one user.
+// {"users":[{"user":"user-0","clicks":5},...],"more":false}. It reads
+// them from the view's iterator, at most maxListLimit, and releases the
+// iterator before it writes, so a slow client does not hold the view.
 func listHandler(l clickLister, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		prefix := r.URL.Query().Get("prefix")
@@ -173,51 +172,40 @@ func listHandler(l clickLister, logger *slog.Logger) http.Handler {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("prefix has at most %d bytes", maxKeyBytes))
 			return
 		}
-		it, err := l.IteratorWithRange(prefix, "")
+		users, more, err := listUsers(l, prefix, limit, logger)
 		if err != nil {
 			logger.Error("list clicks", "err", err)
 			writeError(w, http.StatusInternalServerError, "cannot list the clicks; see the server log")
 			return
 		}
-		defer it.Release()
-
-		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("X-Content-Type-Options", "nosniff")
-		bw := bufio.NewWriter(w)
-		bw.WriteString(`{"users":[`)
-		n, more := 0, false
-		for it.Next() {
-			if n == limit {
-				more = true
-				break
-			}
-			v, err := it.Value()
-			u, ok := v.(*user)
-			if err != nil || !ok {
-				// One unreadable value does not hide the others.
-				logger.Error("list clicks", "key", it.Key(), "err", err, "type", fmt.Sprintf("%T", v))
-				continue
-			}
-			item, err := json.Marshal(struct {
-				User   string `json:"user"`
-				Clicks int    `json:"clicks"`
-			}{it.Key(), u.Clicks})
-			if err != nil {
-				logger.Error("list clicks", "key", it.Key(), "err", err)
-				continue
-			}
-			if n > 0 {
-				bw.WriteByte(',')
-			}
-			bw.Write(item)
-			n++
-		}
-		if err := it.Err(); err != nil {
-			logger.Error("list clicks", "err", err)
-		}
-		fmt.Fprintf(bw, `],"more":%t}`, more)
-		// A failed write means the client went away.
-		bw.Flush() //nolint:errcheck
+		writeJSON(w, http.StatusOK, struct {
+			Users []rankedUser `json:"users"`
+			More  bool         `json:"more"`
+		}{users, more})
 	})
+}
+
+// listUsers reads at most limit users whose key starts with prefix, in
+// key order, and whether there are more. One unreadable value does not
+// hide the others: it is logged and left out.
+func listUsers(l clickLister, prefix string, limit int, logger *slog.Logger) (users []rankedUser, more bool, err error) {
+	it, err := l.IteratorWithRange(prefix, "")
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Release()
+	users = make([]rankedUser, 0, min(limit, 64))
+	for it.Next() {
+		if len(users) == limit {
+			return users, true, nil
+		}
+		v, err := it.Value()
+		u, ok := v.(*user)
+		if err != nil || !ok {
+			logger.Error("list clicks", "key", it.Key(), "err", err, "type", fmt.Sprintf("%T", v))
+			continue
+		}
+		users = append(users, rankedUser{it.Key(), int64(u.Clicks)})
+	}
+	return users, false, it.Err()
 }

@@ -330,16 +330,40 @@ func (s *safeView) Stats(ctx context.Context) *goka.ViewStats {
 	return stats
 }
 
-func (s *safeView) Iterator() (it goka.Iterator, err error) {
-	if !s.read(func(v *goka.View) { it, err = v.Iterator() }) {
-		return nil, errViewStopped
-	}
-	return it, err
+// Iterator and IteratorWithRange return iterators that hold the read
+// lock until they are released: LevelDB must not be closed while an
+// iterator is open. Release them promptly (the stop waits for them), and
+// do not read the view otherwise while one is open.
+func (s *safeView) Iterator() (goka.Iterator, error) {
+	return s.iterator(func(v *goka.View) (goka.Iterator, error) { return v.Iterator() })
 }
 
-func (s *safeView) IteratorWithRange(start, limit string) (it goka.Iterator, err error) {
-	if !s.read(func(v *goka.View) { it, err = v.IteratorWithRange(start, limit) }) {
+func (s *safeView) IteratorWithRange(start, limit string) (goka.Iterator, error) {
+	return s.iterator(func(v *goka.View) (goka.Iterator, error) { return v.IteratorWithRange(start, limit) })
+}
+
+func (s *safeView) iterator(open func(*goka.View) (goka.Iterator, error)) (goka.Iterator, error) {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
 		return nil, errViewStopped
 	}
-	return it, err
+	it, err := open(s.v)
+	if err != nil {
+		s.mu.RUnlock()
+		return nil, err
+	}
+	return &lockedIterator{Iterator: it, unlock: s.mu.RUnlock}, nil
+}
+
+// lockedIterator releases the view's read lock with the iterator.
+type lockedIterator struct {
+	goka.Iterator
+	unlock func()
+	once   sync.Once
+}
+
+func (l *lockedIterator) Release() {
+	l.Iterator.Release()
+	l.once.Do(l.unlock)
 }
