@@ -364,9 +364,12 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		return err
 	}
 	g.Go(func() error { return lag.Run(ctx) })
-	o.metrics.watchView(view, summary, lag)
+	o.metrics.watchView(summary, lag)
 	if proc != nil {
-		o.metrics.watchProcessor(proc, lag)
+		o.metrics.watchProcessorLag(lag)
+	}
+	for _, p := range o.parts {
+		o.metrics.watchPart(p)
 	}
 	o.feed = newPageFeed(summary, view, o.parts, lag.reading, cfg.feedTick, logger)
 	g.Go(func() error { return o.feed.Run(ctx) })

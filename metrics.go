@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -93,9 +91,9 @@ func (m *clickMetrics) gauge(name, help string, f func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
-// watchView reports the view's table: the clicks it serves, its users,
-// its lag and how far its recovery is.
-func (m *clickMetrics) watchView(v *safeView, s *tableSummary, lag *lagWatch) {
+// watchView reports the view's table: the clicks it serves, its users
+// and its lag.
+func (m *clickMetrics) watchView(s *tableSummary, lag *lagWatch) {
 	m.gauge("clicks_served", "Sum of all users' clicks in the view, what GET /{user} serves.", func() float64 {
 		return float64(s.snapshot().Total)
 	})
@@ -103,21 +101,25 @@ func (m *clickMetrics) watchView(v *safeView, s *tableSummary, lag *lagWatch) {
 	m.gauge("clicks_view_lag_records", "Records of the table the view has not read yet; -1 when unknown.", func() float64 {
 		return float64(lag.reading().View)
 	})
-	m.gauge("clicks_view_recovered", "1 once the view has read the whole table at start.", func() float64 { return boolFloat(v.Recovered()) })
-	m.gauge("clicks_view_recovery_progress", "Share of the table's offsets the view has recovered, 0 to 1.", func() float64 {
-		return tableRecovery(v.Stats(context.Background()).Partitions).share()
-	})
 }
 
-// watchProcessor reports the processor's state and its group's lag.
-func (m *clickMetrics) watchProcessor(p *goka.Processor, lag *lagWatch) {
+// watchProcessorLag reports the processor group's lag.
+func (m *clickMetrics) watchProcessorLag(lag *lagWatch) {
 	m.gauge("clicks_processor_lag_records", "Clicks in user-clicks not yet committed by the processor group; -1 when unknown.", func() float64 {
 		return float64(lag.reading().Processor)
 	})
-	m.gauge("clicks_processor_recovered", "1 while the processor runs with its table recovered.", func() float64 { return boolFloat(p.Recovered()) })
-	m.gauge("clicks_processor_recovery_progress", "Share of its table's offsets the processor has recovered, 0 to 1.", func() float64 {
-		return tableRecovery(processorTables(p)).share()
+}
+
+// watchPart reports a part's recovery as /-/ready does:
+// clicks_<part>_recovered and clicks_<part>_recovery_progress.
+func (m *clickMetrics) watchPart(p part) {
+	m.gauge("clicks_"+p.name+"_recovered", "1 once the "+p.name+" has recovered its table and runs.", func() float64 {
+		ok, _ := p.ready()
+		return boolFloat(ok)
 	})
+	if p.progress != nil {
+		m.gauge("clicks_"+p.name+"_recovery_progress", "Share of its table's offsets the "+p.name+" has recovered, 0 to 1.", p.progress)
+	}
 }
 
 func boolFloat(b bool) float64 {

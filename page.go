@@ -84,23 +84,27 @@ const rateWindow = 10 * time.Second
 // every open page. Slow pages skip states instead of queueing them.
 type pageFeed struct {
 	summary *tableSummary
-	table   interface {
-		iterable
-		Recovered() bool
-	}
-	parts  []part
-	lag    func() lagReading // nil: not measured
-	tick   time.Duration
-	logger *slog.Logger
+	table   scannable
+	parts   []part
+	lag     func() lagReading // nil: not measured
+	tick    time.Duration
+	logger  *slog.Logger
 
 	samples  []rateSample // totals of the last rateWindow, oldest first
 	lastScan time.Time
 
 	mu      sync.Mutex
 	latest  *pageState
-	json    []byte        // latest without the top list trimmed, to tell changes
+	encoded []byte        // latest, whole, to tell changes
 	changed chan struct{} // closed when latest is replaced
 	done    chan struct{} // closed when Run ends
+}
+
+// scannable is what the feed needs of the view: to know it has
+// recovered, and to count it.
+type scannable interface {
+	iterable
+	Recovered() bool
 }
 
 type rateSample struct {
@@ -108,10 +112,7 @@ type rateSample struct {
 	total int64
 }
 
-func newPageFeed(s *tableSummary, table interface {
-	iterable
-	Recovered() bool
-}, parts []part, lag func() lagReading, tick time.Duration, logger *slog.Logger) *pageFeed {
+func newPageFeed(s *tableSummary, table scannable, parts []part, lag func() lagReading, tick time.Duration, logger *slog.Logger) *pageFeed {
 	f := &pageFeed{summary: s, table: table, parts: parts, lag: lag, tick: tick, logger: logger,
 		changed: make(chan struct{}), done: make(chan struct{})}
 	f.publish(f.compute(time.Now()))
@@ -197,10 +198,10 @@ func (f *pageFeed) publish(st *pageState) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if bytes.Equal(data, f.json) {
+	if bytes.Equal(data, f.encoded) {
 		return
 	}
-	f.latest, f.json = st, data
+	f.latest, f.encoded = st, data
 	close(f.changed)
 	f.changed = make(chan struct{})
 }
@@ -247,9 +248,13 @@ func summaryHandler(f *pageFeed) http.Handler {
 			return
 		}
 		st, _ := f.current()
-		c := *st
-		c.Top = c.Top[:min(n, len(c.Top))]
-		writeJSON(w, http.StatusOK, c)
+		data, err := st.encode(n)
+		if err != nil {
+			f.logger.Error("encode the page state", "err", err)
+			writeError(w, http.StatusInternalServerError, "cannot encode the answer")
+			return
+		}
+		writeBody(w, http.StatusOK, data)
 	})
 }
 
