@@ -342,7 +342,7 @@ func BenchmarkLatency(b *testing.B) {
 	}{{10, 100}, {1000, 5000}} {
 		b.Run(fmt.Sprintf("rate=%d", tc.rate), func(b *testing.B) {
 			e := newBenchEnv(b, defaultPartitions)
-			_, _ = e.startProcessor(filepath.Join(e.dir, "processor"))
+			e.startProcessor(filepath.Join(e.dir, "processor"))
 			var (
 				mu      sync.Mutex
 				sentAt  = map[string]time.Time{}
@@ -350,7 +350,7 @@ func BenchmarkLatency(b *testing.B) {
 				arrived = make(chan struct{}, tc.probes)
 			)
 			s := newTableSummary()
-			_, _ = e.startView(filepath.Join(e.dir, "view"), func(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
+			e.startView(filepath.Join(e.dir, "view"), func(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
 				err := s.update(ctx, st, key, value)
 				now := time.Now()
 				mu.Lock()

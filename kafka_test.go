@@ -8,19 +8,27 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// The topics clicks creates keep data: clicks for 7 days, the table
-// compacted and never aged out.
-func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
-	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
-	admin, err := sarama.NewClusterAdmin(in.brokers, sarama.NewConfig())
+// listTopics returns an admin client of brokers, closed when the test
+// ends, and the topics it lists.
+func listTopics(t *testing.T, brokers []string) (sarama.ClusterAdmin, map[string]sarama.TopicDetail) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(brokers, sarama.NewConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	t.Cleanup(func() { admin.Close() })
 	topics, err := admin.ListTopics()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return admin, topics
+}
+
+// The topics clicks creates keep data: clicks for 7 days, the table
+// compacted and never aged out.
+func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+	admin, topics := listTopics(t, in.brokers)
 	want := map[string]map[string]string{
 		string(topic): {"cleanup.policy": "delete", "retention.ms": "604800000"},
 		string(table): {"cleanup.policy": "compact", "retention.ms": "-1"},
@@ -53,15 +61,7 @@ func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 // them as on the default ten.
 func TestPartitionsFlag(t *testing.T) {
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-partitions", "3")
-	admin, err := sarama.NewClusterAdmin(in.brokers, sarama.NewConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	topics, err := admin.ListTopics()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, topics := listTopics(t, in.brokers)
 	for _, name := range []string{string(topic), string(table)} {
 		if d := topics[name]; d.NumPartitions != 3 {
 			t.Errorf("%s has %d partitions, want 3", name, d.NumPartitions)

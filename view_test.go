@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,8 +349,11 @@ func TestSafeViewStops(t *testing.T) {
 	if val, err := v.Get("user-3"); err != nil || val == nil || val.(*user).Clicks != 153 {
 		t.Fatalf("Get while running: %v, %v", val, err)
 	}
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	var (
+		wg    sync.WaitGroup
+		reads atomic.Int64
+		stop  = make(chan struct{})
+	)
 	for range 4 {
 		wg.Go(func() {
 			for {
@@ -361,12 +366,19 @@ func TestSafeViewStops(t *testing.T) {
 				v.Recovered()
 				v.Stats(context.Background())
 				if it, err := v.Iterator(); err == nil {
+					for it.Next() {
+						it.Value() //nolint:errcheck
+					}
 					it.Release()
 				}
+				reads.Add(1)
 			}
 		})
 	}
-	time.Sleep(10 * time.Millisecond) // let the readers run before the stop
+	// The readers are busy before the stop begins.
+	for reads.Load() < 100 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
 	cancel()
 	select {
 	case err := <-done:
