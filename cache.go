@@ -4,20 +4,17 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
 )
@@ -106,24 +103,9 @@ func cachedOffset(path string) (off int64, err error) {
 	return off, nil
 }
 
-// offsetWriteInterval is how often a local table cache writes down the
-// changelog offset it has reached.
-const offsetWriteInterval = time.Second
-
-// cacheBuilder opens the local table caches in dir as goka does, but
-// writes each cache's offset at most once per offsetWriteInterval (and
-// when it closes) instead of after every record: goka's own storage puts
-// the offset into LevelDB after each record, which doubled the LevelDB
-// writes (each a write system call to its journal) of the processor and
-// of the view.
-//
-// That is safe because the offset only says where to resume reading the
-// changelog at the next start, and the changelog holds whole values: a
-// cache that resumes from an older offset applies again values it already
-// has, which changes nothing. A killed process costs some re-reading.
-//
-// For the same reason LevelDB's journal is buffered (see
-// bufferedJournal).
+// cacheBuilder opens the local table caches in dir, where goka's
+// storage.DefaultBuilder would, as tableCaches: LevelDB with recent
+// writes held in memory, and its journal buffered (see bufferedJournal).
 func cacheBuilder(dir string) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
@@ -135,17 +117,17 @@ func cacheBuilder(dir string) storage.Builder {
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), files.Close())
 		}
-		st, err := storage.New(db)
+		c, err := openTableCache(db, files)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), db.Close(), files.Close())
 		}
-		return &lazyOffsets{Storage: st, files: files}, nil
+		return c, nil
 	}
 }
 
 // bufferedJournal is LevelDB's file storage with its journal written
 // through a 64 KiB buffer: LevelDB writes the journal (its log of recent
-// writes, replayed at the next open) with a system call after every put,
+// writes, replayed at the next open) with a system call after every write,
 // a tenth of the program's CPU at full speed. The buffer is written out
 // when full, on Sync and on Close.
 //
@@ -153,7 +135,7 @@ func cacheBuilder(dir string) storage.Builder {
 // journal's torn end when it opens the cache (it does unless told to be
 // strict), so the cache holds the writes up to some point, its offset no
 // later than its values, and goka reads the rest again from the
-// changelog, as it does after the lazy offset of lazyOffsets.
+// changelog, as it does after a kill anyway (see tableCache).
 type bufferedJournal struct{ lstorage.Storage }
 
 func (s bufferedJournal) Create(fd lstorage.FileDesc) (lstorage.Writer, error) {
@@ -189,68 +171,10 @@ func cacheOptions() *opt.Options {
 		// one per partition, allocated whole, so the default cost 40 MiB
 		// per ten partitions; recovery of 1,000,000 users is as fast.
 		WriteBuffer: 1 << 20,
+		// With many users most reads miss the memory of tableCache and
+		// look in LevelDB's files; a bloom filter of 10 bits a user
+		// (1.2 MiB per 1,000,000 users) lets a read skip the files that
+		// cannot hold the user.
+		Filter: filter.NewBloomFilter(10),
 	}
-}
-
-// lazyOffsets is a storage.Storage that writes its offset lazily once
-// recovered. While recovering, goka's storage keeps the offset in memory
-// itself.
-type lazyOffsets struct {
-	storage.Storage
-	files     io.Closer // LevelDB's files, closed after the database
-	recovered atomic.Bool
-
-	mu      sync.Mutex
-	pending int64 // the offset not written yet, if dirty
-	dirty   bool
-	written time.Time
-}
-
-func (s *lazyOffsets) MarkRecovered() error {
-	if err := s.Storage.MarkRecovered(); err != nil {
-		return err
-	}
-	s.recovered.Store(true)
-	return nil
-}
-
-func (s *lazyOffsets) SetOffset(offset int64) error {
-	if !s.recovered.Load() {
-		return s.Storage.SetOffset(offset)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pending, s.dirty = offset, true
-	if time.Since(s.written) < offsetWriteInterval {
-		return nil
-	}
-	return s.flushLocked()
-}
-
-func (s *lazyOffsets) flushLocked() error {
-	if !s.dirty {
-		return nil
-	}
-	if err := s.Storage.SetOffset(s.pending); err != nil {
-		return err
-	}
-	s.dirty, s.written = false, time.Now()
-	return nil
-}
-
-func (s *lazyOffsets) GetOffset(def int64) (int64, error) {
-	s.mu.Lock()
-	if s.dirty {
-		defer s.mu.Unlock()
-		return s.pending, nil
-	}
-	s.mu.Unlock()
-	return s.Storage.GetOffset(def)
-}
-
-func (s *lazyOffsets) Close() error {
-	s.mu.Lock()
-	err := s.flushLocked()
-	s.mu.Unlock()
-	return errors.Join(err, s.Storage.Close(), s.files.Close())
 }

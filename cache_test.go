@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,45 +54,5 @@ func TestCorruptedCacheIsRebuilt(t *testing.T) {
 	second.waitForBody("/"+key, `{"Clicks":4}`, 30*time.Second)
 	if !strings.Contains(second.stderr.String(), "unreadable") {
 		t.Errorf("the rebuild was not logged:\n%s", second.stderr)
-	}
-}
-
-// A local cache written through cacheBuilder: once recovered its offset
-// is written lazily but read back at once, and what is pending (the
-// offset, the journal's buffer) reaches the disk when the cache closes.
-func TestCacheBuilderWritesOnClose(t *testing.T) {
-	build := cacheBuilder(t.TempDir())
-	st, err := build(string(table), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.MarkRecovered(); err != nil {
-		t.Fatal(err)
-	}
-	for off := range int64(50) {
-		if err := st.Set("user-3", fmt.Appendf(nil, `{"Clicks":%d}`, off+1)); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.SetOffset(off); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := st.GetOffset(-1); err != nil || got != off {
-			t.Fatalf("GetOffset after SetOffset(%d) = %d, %v", off, got, err)
-		}
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	again, err := build(string(table), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
-	if got, err := again.GetOffset(-1); err != nil || got != 49 {
-		t.Errorf("offset after reopening: %d, %v; want 49", got, err)
-	}
-	if got, err := again.Get("user-3"); err != nil || string(got) != `{"Clicks":50}` {
-		t.Errorf("value after reopening: %q, %v; want the last one written", got, err)
 	}
 }
