@@ -232,52 +232,172 @@ func (e *benchEnv) bareProduce(name string, n, users int) float64 {
 	return float64(n) / elapsed.Seconds()
 }
 
+// joinSignal tells when a consumer group handler's first session began:
+// the group has been joined and the partitions assigned, as they are for
+// the processor when the benchmarks start its clock.
+type joinSignal struct {
+	once   sync.Once
+	joined chan struct{}
+	at     time.Time
+}
+
+func newJoinSignal() *joinSignal { return &joinSignal{joined: make(chan struct{})} }
+
+func (j *joinSignal) Setup(sarama.ConsumerGroupSession) error {
+	j.once.Do(func() { j.at = time.Now(); close(j.joined) })
+	return nil
+}
+func (j *joinSignal) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
 // countingHandler is a consumer group handler that only counts.
 type countingHandler struct {
+	*joinSignal
 	seen atomic.Int64
 	want int64
 	done chan struct{}
 	once sync.Once
+	at   time.Time // when it had seen want messages
 }
 
-func (h *countingHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (h *countingHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 func (h *countingHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
 	for range c.Messages() {
 		if h.seen.Add(1) == h.want {
-			h.once.Do(func() { close(h.done) })
+			h.once.Do(func() { h.at = time.Now(); close(h.done) })
 		}
 	}
 	return nil
 }
 
-// bareConsume reads n messages of name from the oldest with a plain
-// sarama consumer group configured as the program's, and returns the rate.
-func (e *benchEnv) bareConsume(name string, n int) float64 {
+// forwardingHandler is a consumer group handler that writes every
+// message it reads to another topic, as the processor writes a changelog
+// record for every click, but keeps no state.
+type forwardingHandler struct {
+	*joinSignal
+	to string
+	p  sarama.AsyncProducer
+}
+
+func (h *forwardingHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
+	for m := range c.Messages() {
+		h.p.Input() <- &sarama.ProducerMessage{Topic: h.to, Key: sarama.ByteEncoder(m.Key), Value: sarama.ByteEncoder(m.Value)}
+		s.MarkMessage(m, "")
+	}
+	return nil
+}
+
+// consumeInGroup consumes topic from the oldest offset in a new group of
+// plain sarama consumers configured as the program's, with h, until the
+// benchmark ends (or stop is called), and waits until the group is joined.
+func (e *benchEnv) consumeInGroup(topic string, h interface {
+	sarama.ConsumerGroupHandler
+	Joined() <-chan struct{}
+}) (stop func()) {
 	e.b.Helper()
 	g, err := sarama.NewConsumerGroup(e.k.brokers, fmt.Sprintf("bare-%d", rand.Int()), e.k.config())
 	if err != nil {
 		e.b.Fatal(err)
 	}
-	defer g.Close()
-	h := &countingHandler{want: int64(n), done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start := time.Now()
-	go func() {
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		for ctx.Err() == nil {
-			if err := g.Consume(ctx, []string{name}, h); err != nil && ctx.Err() == nil {
-				e.b.Errorf("bare consumer: %v", err)
+			if err := g.Consume(ctx, []string{topic}, h); err != nil && ctx.Err() == nil {
+				e.b.Errorf("bare consumer of %s: %v", topic, err)
 				return
 			}
 		}
-	}()
+	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			if err := g.Close(); err != nil {
+				e.b.Errorf("close bare consumer of %s: %v", topic, err)
+			}
+		})
+	}
+	e.b.Cleanup(stop)
+	select {
+	case <-h.Joined():
+	case <-time.After(time.Minute):
+		e.b.Fatalf("bare consumer of %s did not join its group within a minute", topic)
+	}
+	return stop
+}
+
+func (j *joinSignal) Joined() <-chan struct{} { return j.joined }
+
+// waitForCount waits until h has seen all it wants.
+func (h *countingHandler) wait(b *testing.B, within time.Duration) {
+	b.Helper()
 	select {
 	case <-h.done:
-	case <-time.After(5 * time.Minute):
-		e.b.Fatalf("bare consumer read %d of %d in 5 minutes", h.seen.Load(), n)
+	case <-time.After(within):
+		b.Fatalf("bare consumer read %d of %d in %v", h.seen.Load(), h.want, within)
 	}
-	return float64(n) / time.Since(start).Seconds()
+}
+
+// bareConsume reads n messages of name from the oldest with a plain
+// sarama consumer group configured as the program's, and returns the rate
+// from when the group was joined.
+func (e *benchEnv) bareConsume(name string, n int) float64 {
+	e.b.Helper()
+	h := &countingHandler{joinSignal: newJoinSignal(), want: int64(n), done: make(chan struct{})}
+	stop := e.consumeInGroup(name, h)
+	defer stop()
+	h.wait(e.b, 5*time.Minute)
+	return float64(n) / h.at.Sub(h.joinSignal.at).Seconds()
+}
+
+// barePipeline does the Kafka work of the processor and the view without
+// their state, with plain sarama clients configured as the program's: a
+// consumer group reads n messages of name and writes each to a second
+// topic, and another group reads them from there. It returns the rate at
+// which they arrive at the end, from when the first group was joined. No
+// processor that writes a changelog record per click can count faster on
+// the same broker.
+func (e *benchEnv) barePipeline(name string, n int) float64 {
+	e.b.Helper()
+	out := name + "-forwarded"
+	admin, err := sarama.NewClusterAdmin(e.k.brokers, e.k.config())
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	err = admin.CreateTopic(out, &sarama.TopicDetail{NumPartitions: int32(e.k.partitions), ReplicationFactor: 1}, false)
+	if err := errors.Join(err, admin.Close()); err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		e.b.Fatalf("create %s: %v", out, err)
+	}
+	p, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	wg.Go(func() {
+		for range p.Successes() {
+		}
+	})
+	wg.Go(func() {
+		for range p.Errors() {
+			failed.Add(1)
+		}
+	})
+	counter := &countingHandler{joinSignal: newJoinSignal(), want: int64(n), done: make(chan struct{})}
+	stopCounter := e.consumeInGroup(out, counter)
+	forwarder := &forwardingHandler{joinSignal: newJoinSignal(), to: out, p: p}
+	stopForwarder := e.consumeInGroup(name, forwarder)
+	counter.wait(e.b, 5*time.Minute)
+	stopForwarder()
+	stopCounter()
+	if err := p.Close(); err != nil {
+		e.b.Fatalf("bare pipeline: %v", err)
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		e.b.Fatalf("bare pipeline: %d messages not forwarded", f)
+	}
+	return float64(n) / counter.at.Sub(forwarder.joinSignal.at).Seconds()
 }
 
 // BenchmarkThroughput: clicks counted per second, in the same run on the
@@ -286,6 +406,9 @@ func (e *benchEnv) bareConsume(name string, n int) float64 {
 //
 //   - bare-produce/s: the bare producer writes the clicks to user-clicks;
 //   - bare-consume/s: the bare consumer group reads them all;
+//   - bare-pipeline/s: a bare consumer group writes each of them to a
+//     second topic and a bare consumer reads them there: the Kafka work
+//     of the processor and the view, without their state (barePipeline);
 //   - count/s: the processor counts those same clicks, from when it is
 //     running until the view shows every one: the ratio to the consumer
 //     compares like with like;
@@ -302,11 +425,12 @@ func BenchmarkThroughput(b *testing.B) {
 		{100_000, 200_000, 10},
 	} {
 		b.Run(fmt.Sprintf("users=%d/partitions=%d", tc.users, tc.partitions), func(b *testing.B) {
-			var produce, consume, count, e2e float64
+			var produce, consume, pipeline, count, e2e float64
 			for b.Loop() {
 				e := newBenchEnv(b, tc.partitions)
 				produce = e.bareProduce(string(topic), tc.clicks, tc.users)
 				consume = e.bareConsume(string(topic), tc.clicks)
+				pipeline = e.barePipeline(string(topic), tc.clicks)
 
 				_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
 				_, stopProc := e.startProcessor(filepath.Join(e.dir, "processor"))
@@ -325,6 +449,8 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(count, "count/s")
 			b.ReportMetric(consume, "bare-consume/s")
 			b.ReportMetric(produce, "bare-produce/s")
+			b.ReportMetric(pipeline, "bare-pipeline/s")
+			b.ReportMetric(count/pipeline, "count-to-pipeline")
 			b.ReportMetric(count/consume, "count-to-consumer")
 			b.ReportMetric(e2e/consume, "clicks-to-consumer")
 			b.ReportMetric(e2e/produce, "clicks-to-producer")
