@@ -417,7 +417,7 @@ func (e *benchEnv) barePipeline(name string, n int) float64 {
 //     click (all on the same two cores).
 func BenchmarkThroughput(b *testing.B) {
 	for _, tc := range []struct{ users, clicks, partitions int }{
-		{10, 200_000, 10},
+		{10, 1_000_000, 10},
 		{1_000_000, 1_000_000, 10},
 		{10, 200_000, 1},
 		{10, 200_000, 100},

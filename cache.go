@@ -14,7 +14,6 @@ import (
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
-	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
 )
@@ -171,10 +170,5 @@ func cacheOptions() *opt.Options {
 		// one per partition, allocated whole, so the default cost 40 MiB
 		// per ten partitions; recovery of 1,000,000 users is as fast.
 		WriteBuffer: 1 << 20,
-		// With many users most reads miss the memory of tableCache and
-		// look in LevelDB's files; a bloom filter of 10 bits a user
-		// (1.2 MiB per 1,000,000 users) lets a read skip the files that
-		// cannot hold the user.
-		Filter: filter.NewBloomFilter(10),
 	}
 }
