@@ -170,5 +170,16 @@ func cacheOptions() *opt.Options {
 		// one per partition, allocated whole, so the default cost 40 MiB
 		// per ten partitions; recovery of 1,000,000 users is as fast.
 		WriteBuffer: 1 << 20,
+		// Compact level 0 at 8 files instead of 4 (and slow or pause
+		// writes at 16 and 24 instead of 8 and 12): recovery and counting
+		// write far more than they read, and each compaction rewrites
+		// what the last one wrote. Measured with BenchmarkRecovery on
+		// 1,000,000 users: 10 partitions 622k -> 688k records/s, 1
+		// partition 363k -> 410k; counting and peak RSS unchanged. 16
+		// gained 1 partition another 10 %, but lets twice as many
+		// overlapping files pile up for every read that misses memory.
+		CompactionL0Trigger:    8,
+		WriteL0SlowdownTrigger: 16,
+		WriteL0PauseTrigger:    24,
 	}
 }
