@@ -52,6 +52,7 @@ type tableCache struct {
 	known   bool              // offset is known: the cache is not new
 	dirty   bool              // offset or pending not written yet
 	written time.Time         // when they last were
+	batch   leveldb.Batch     // reused for every write: its buffer is most of what a write allocates
 }
 
 // openTableCache opens the cache in db, whose files are closed after it.
@@ -152,7 +153,8 @@ func (c *tableCache) writeLocked() error {
 	if !c.dirty {
 		return nil
 	}
-	var b leveldb.Batch
+	b := &c.batch
+	b.Reset()
 	for k, v := range c.pending {
 		if v == nil {
 			b.Delete([]byte(k))
@@ -163,7 +165,7 @@ func (c *tableCache) writeLocked() error {
 	if c.known {
 		b.Put([]byte(offsetKey), strconv.AppendInt(nil, c.offset, 10))
 	}
-	if err := c.db.Write(&b, nil); err != nil {
+	if err := c.db.Write(b, nil); err != nil {
 		return fmt.Errorf("write %d values to the table cache: %w", len(c.pending), err)
 	}
 	clear(c.pending)
