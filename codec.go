@@ -105,29 +105,41 @@ func decodeUser(data []byte) (user, error) {
 // {"Clicks":N,"Offset":M,"TopicID":"id"} exactly, with no spaces;
 // ok is false for anything else.
 func parseUser(b []byte) (u user, ok bool) {
-	u.Offset = -1
-	b, ok = bytes.CutPrefix(b, []byte(`{"Clicks":`))
+	clicks, offset, topicID, ok := scanUser(b)
 	if !ok {
 		return u, false
 	}
-	var clicks int64
-	if clicks, b, ok = parseInt(b); !ok {
-		return u, false
+	return user{Clicks: int(clicks), Offset: offset, TopicID: string(topicID)}, true
+}
+
+// scanUser is parseUser without building the user: the topic ID stays in
+// b, so that a reader that wants only the count (the page's summary reads
+// two values per click) allocates nothing.
+func scanUser(b []byte) (clicks, offset int64, topicID []byte, ok bool) {
+	offset = -1
+	b, ok = bytes.CutPrefix(b, []byte(`{"Clicks":`))
+	if !ok {
+		return 0, 0, nil, false
 	}
-	u.Clicks = int(clicks)
+	if clicks, b, ok = parseInt(b); !ok {
+		return 0, 0, nil, false
+	}
 	if rest, found := bytes.CutPrefix(b, []byte(`,"Offset":`)); found {
-		if u.Offset, b, ok = parseInt(rest); !ok {
-			return u, false
+		if offset, b, ok = parseInt(rest); !ok {
+			return 0, 0, nil, false
 		}
 		if rest, found := bytes.CutPrefix(b, []byte(`,"TopicID":"`)); found {
 			end := bytes.IndexByte(rest, '"')
 			if end < 0 || !plainID(string(rest[:end])) {
-				return u, false
+				return 0, 0, nil, false
 			}
-			u.TopicID, b = string(rest[:end]), rest[end+1:]
+			topicID, b = rest[:end], rest[end+1:]
 		}
 	}
-	return u, len(b) == 1 && b[0] == '}'
+	if len(b) != 1 || b[0] != '}' {
+		return 0, 0, nil, false
+	}
+	return clicks, offset, topicID, true
 }
 
 // parseInt reads a JSON integer (no leading zeros, no fraction or
@@ -138,15 +150,23 @@ func parseInt(b []byte) (int64, []byte, bool) {
 		i++
 	}
 	start := i
+	var n int64
 	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		n = n*10 + int64(b[i]-'0')
 		i++
 	}
 	if i == start || (b[start] == '0' && i > start+1) || (i < len(b) && (b[i] == '.' || b[i] == 'e' || b[i] == 'E')) {
 		return 0, b, false
 	}
-	n, err := strconv.ParseInt(string(b[:i]), 10, 64)
-	if err != nil {
-		return 0, b, false
+	if i-start > 18 { // may have overflowed: let strconv range-check it
+		var err error
+		if n, err = strconv.ParseInt(string(b[:i]), 10, 64); err != nil {
+			return 0, b, false
+		}
+		return n, b[i:], true
+	}
+	if start > 0 {
+		n = -n
 	}
 	return n, b[i:], true
 }

@@ -90,6 +90,8 @@ func FuzzUserCodec(f *testing.F) {
 		`{"Clicks":1e3}`, `{"Clicks":99999999999999999999}`, `{"clicks":7}`, `{ "Clicks":1}`, `{"Clicks":1,"Offset":2,"Offset":3}`,
 		`{"Clicks":1,"TopicID":"x"}`, `{"Clicks":1,"Offset":2,"TopicID":"a\"b"}`, `{"Clicks":1,"Offset":2,"TopicID":"é"}`,
 		`{"Clicks":1}x`, `null`, ``, `{`, `{"Clicks":-}`, `{"Clicks":-0}`,
+		`{"Clicks":999999999999999999}`, `{"Clicks":-999999999999999999}`, `{"Clicks":1,"Offset":-9223372036854775808}`,
+		`{"Clicks":1,"Offset":9223372036854775808}`, `{"Clicks":1,"Offset":-9223372036854775809}`,
 	} {
 		f.Add([]byte(seed), int64(len(seed)), int64(-len(seed)), seed)
 	}
@@ -103,6 +105,14 @@ func FuzzUserCodec(f *testing.F) {
 		}
 		if gotErr == nil && *got.(*user) != want {
 			t.Fatalf("Decode(%q) = %+v, encoding/json: %+v", data, *got.(*user), want)
+		}
+		// The summary's count reader agrees: the count, or 0 for an error.
+		if wantClicks := int64(want.Clicks); wantErr != nil {
+			if got := clicksIn(data); got != 0 {
+				t.Fatalf("clicksIn(%q) = %d, want 0 (not a user)", data, got)
+			}
+		} else if got := clicksIn(data); got != wantClicks {
+			t.Fatalf("clicksIn(%q) = %d, encoding/json: %d", data, got, wantClicks)
 		}
 		// Encode against json.Marshal, and back.
 		u := &user{Clicks: int(clicks), Offset: offset, TopicID: id}
