@@ -36,7 +36,8 @@ soak:
 
 # The benchmarks (bench_test.go), each end to end once, with their figures
 # as benchmark metrics; the output also goes to bench.txt, for benchstat.
-# BENCH selects some: make bench BENCH=Latency
+# BENCH selects some: make bench BENCH=Latency (write a $ in it as $$, for
+# make: make bench BENCH='Throughput/users=10$$/')
 BENCH ?= .
 bench:
 	bash -o pipefail -c "go test -run '^$$' -bench '$(BENCH)' -benchtime 1x -count 1 -timeout 60m . | tee bench.txt"

@@ -19,8 +19,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -433,10 +435,12 @@ func BenchmarkThroughput(b *testing.B) {
 				pipeline = e.barePipeline(string(topic), tc.clicks)
 
 				_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
+				stopProfile := profileCPU(b)
 				_, stopProc := e.startProcessor(filepath.Join(e.dir, "processor"))
 				start := time.Now()
 				waitForTotal(b, s, int64(tc.clicks), 10*time.Minute)
 				count = float64(tc.clicks) / time.Since(start).Seconds()
+				stopProfile()
 
 				start = time.Now()
 				e.emitAsFastAsPossible(tc.clicks, tc.users, 0)
@@ -455,6 +459,32 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(e2e/consume, "clicks-to-consumer")
 			b.ReportMetric(e2e/produce, "clicks-to-producer")
 		})
+	}
+}
+
+// profileCPU writes a CPU profile of what runs until the returned stop
+// to $CLICKS_COUNT_PROFILE/<benchmark>.prof, if that is set: the
+// counting phase alone, without the bare references before it.
+//
+//	CLICKS_COUNT_PROFILE=/tmp go test -run '^$' -bench 'Throughput/users=10$/partitions=10$' -benchtime 1x .
+func profileCPU(b *testing.B) (stop func()) {
+	dir := os.Getenv("CLICKS_COUNT_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	name := strings.NewReplacer("/", "-", "=", "").Replace(b.Name())
+	f, err := os.Create(filepath.Join(dir, name+".prof"))
+	if err != nil {
+		b.Fatalf("CLICKS_COUNT_PROFILE: %v", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatalf("CLICKS_COUNT_PROFILE: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Errorf("CLICKS_COUNT_PROFILE: %v", err)
+		}
 	}
 }
 
