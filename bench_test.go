@@ -188,9 +188,9 @@ func (e *benchEnv) emitAsFastAsPossible(n, users, first int) {
 	}
 }
 
-// bareProduce writes n messages to name with a plain sarama async
-// producer configured as the program's, and returns the rate.
-func (e *benchEnv) bareProduce(name string, n, users int) float64 {
+// createTopic creates name with the benchmark's partitions, unless it
+// is there.
+func (e *benchEnv) createTopic(name string) {
 	e.b.Helper()
 	admin, err := sarama.NewClusterAdmin(e.k.brokers, e.k.config())
 	if err != nil {
@@ -200,38 +200,64 @@ func (e *benchEnv) bareProduce(name string, n, users int) float64 {
 	if err := errors.Join(err, admin.Close()); err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		e.b.Fatalf("create %s: %v", name, err)
 	}
-	p, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
+}
+
+// benchProducer is a plain sarama async producer configured as the
+// program's, which counts the messages it failed to write.
+type benchProducer struct {
+	sarama.AsyncProducer
+	wg       sync.WaitGroup
+	failed   atomic.Int64
+	firstErr atomic.Pointer[error]
+}
+
+func (e *benchEnv) newProducer() *benchProducer {
+	e.b.Helper()
+	ap, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
 	if err != nil {
 		e.b.Fatal(err)
 	}
-	value := sarama.StringEncoder(time.Now().String())
-	start := time.Now()
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var firstErr atomic.Pointer[error]
-	wg.Go(func() {
+	p := &benchProducer{AsyncProducer: ap}
+	p.wg.Go(func() {
 		for range p.Successes() {
 		}
 	})
-	wg.Go(func() {
+	p.wg.Go(func() {
 		for err := range p.Errors() {
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, &err.Err)
+			p.failed.Add(1)
+			p.firstErr.CompareAndSwap(nil, &err.Err)
 		}
 	})
+	return p
+}
+
+// close writes what is buffered, and fails the benchmark, named by what,
+// if any message was not written.
+func (p *benchProducer) close(b *testing.B, what string) {
+	b.Helper()
+	closeErr := p.Close()
+	p.wg.Wait()
+	if f := p.failed.Load(); f > 0 {
+		b.Fatalf("%s: %d messages failed, the first with %v", what, f, *p.firstErr.Load())
+	}
+	if closeErr != nil {
+		b.Fatalf("%s: %v", what, closeErr)
+	}
+}
+
+// bareProduce writes n messages to name with a plain sarama async
+// producer configured as the program's, and returns the rate.
+func (e *benchEnv) bareProduce(name string, n, users int) float64 {
+	e.b.Helper()
+	e.createTopic(name)
+	p := e.newProducer()
+	value := sarama.StringEncoder(time.Now().String())
+	start := time.Now()
 	for i := range n {
 		p.Input() <- &sarama.ProducerMessage{Topic: name, Key: sarama.StringEncoder(fmt.Sprintf("user-%d", i%users)), Value: value}
 	}
-	closeErr := p.Close()
-	wg.Wait()
-	elapsed := time.Since(start)
-	if f := failed.Load(); f > 0 {
-		e.b.Fatalf("bare producer: %d of %d messages failed, the first with %v", f, n, *firstErr.Load())
-	}
-	if closeErr != nil {
-		e.b.Fatalf("bare producer: %v", closeErr)
-	}
-	return float64(n) / elapsed.Seconds()
+	p.close(e.b, "bare producer")
+	return float64(n) / time.Since(start).Seconds()
 }
 
 // joinSignal tells when a consumer group handler's first session began:
@@ -362,29 +388,8 @@ func (e *benchEnv) bareConsume(name string, n int) float64 {
 func (e *benchEnv) barePipeline(name string, n int) float64 {
 	e.b.Helper()
 	out := name + "-forwarded"
-	admin, err := sarama.NewClusterAdmin(e.k.brokers, e.k.config())
-	if err != nil {
-		e.b.Fatal(err)
-	}
-	err = admin.CreateTopic(out, &sarama.TopicDetail{NumPartitions: int32(e.k.partitions), ReplicationFactor: 1}, false)
-	if err := errors.Join(err, admin.Close()); err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-		e.b.Fatalf("create %s: %v", out, err)
-	}
-	p, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
-	if err != nil {
-		e.b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	wg.Go(func() {
-		for range p.Successes() {
-		}
-	})
-	wg.Go(func() {
-		for range p.Errors() {
-			failed.Add(1)
-		}
-	})
+	e.createTopic(out)
+	p := e.newProducer()
 	counter := &countingHandler{joinSignal: newJoinSignal(), want: int64(n), done: make(chan struct{})}
 	stopCounter := e.consumeInGroup(out, counter)
 	forwarder := &forwardingHandler{joinSignal: newJoinSignal(), to: out, p: p}
@@ -392,13 +397,7 @@ func (e *benchEnv) barePipeline(name string, n int) float64 {
 	counter.wait(e.b, 5*time.Minute)
 	stopForwarder()
 	stopCounter()
-	if err := p.Close(); err != nil {
-		e.b.Fatalf("bare pipeline: %v", err)
-	}
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		e.b.Fatalf("bare pipeline: %d messages not forwarded", f)
-	}
+	p.close(e.b, "bare pipeline")
 	return float64(n) / counter.at.Sub(forwarder.joinSignal.at).Seconds()
 }
 
@@ -572,32 +571,12 @@ func BenchmarkLatency(b *testing.B) {
 // group table, as the processor would have.
 func (e *benchEnv) fillTable(users int) {
 	e.b.Helper()
-	p, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
-	if err != nil {
-		e.b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	wg.Go(func() {
-		for range p.Successes() {
-		}
-	})
-	wg.Go(func() {
-		for range p.Errors() {
-			failed.Add(1)
-		}
-	})
+	p := e.newProducer()
 	for i := range users {
 		v := fmt.Appendf(nil, `{"Clicks":%d,"Offset":%d}`, i%1000+1, i)
 		p.Input() <- &sarama.ProducerMessage{Topic: string(table), Key: sarama.StringEncoder(fmt.Sprintf("user-%d", i)), Value: sarama.ByteEncoder(v)}
 	}
-	if err := p.Close(); err != nil {
-		e.b.Fatal(err)
-	}
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		e.b.Fatalf("fill table: %d writes failed", f)
-	}
+	p.close(e.b, "fill table")
 }
 
 // BenchmarkRecovery: time until a view is ready on a table of many
