@@ -774,7 +774,10 @@ func BenchmarkViewMemory(b *testing.B) {
 			if m == nil {
 				b.Fatalf("no %s in /proc/<pid>/status", field)
 			}
-			n, _ := strconv.ParseFloat(string(m[1]), 64)
+			n, err := strconv.ParseFloat(string(m[1]), 64)
+			if err != nil {
+				b.Fatalf("%s in /proc/<pid>/status: %v", field, err)
+			}
 			return n
 		}
 		res, err := http.Get(base + "/-/metrics")
@@ -787,7 +790,10 @@ func BenchmarkViewMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		heap, _ := metricValue(families, "go_memstats_heap_inuse_bytes")
+		heap, ok := metricValue(families, "go_memstats_heap_inuse_bytes")
+		if !ok {
+			b.Fatal("no go_memstats_heap_inuse_bytes in /-/metrics")
+		}
 		b.ReportMetric(kib("VmHWM")/1024, "peak-rss-MiB")
 		b.ReportMetric(kib("VmRSS")/1024, "rss-MiB")
 		b.ReportMetric(heap/(1<<20), "heap-inuse-MiB")
