@@ -65,7 +65,7 @@ func newBenchEnv(b *testing.B, partitions int) *benchEnv {
 		b.Fatal(err)
 	}
 	defer client.Close()
-	if err := k.ensureTopics(client); err != nil {
+	if _, err := k.ensureTopics(client); err != nil {
 		b.Fatal(err)
 	}
 	return &benchEnv{b: b, dir: dir, broker: broker, k: k, logger: logger}
@@ -109,7 +109,7 @@ func (e *benchEnv) startProcessor(dir string) (*goka.Processor, func()) {
 	if err != nil {
 		e.b.Fatal(err)
 	}
-	p, err := newClickProcessor(e.k, dir, id, nil, nil)
+	p, err := newClickProcessor(e.k, dir, newClickCounter(nil, id, int32(e.k.partitions), nil, e.logger))
 	if err != nil {
 		e.b.Fatal(err)
 	}

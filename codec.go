@@ -13,17 +13,52 @@ import (
 type user struct {
 	Clicks int
 
-	// Offset is the offset in user-clicks of the last click counted. A key
-	// always lives in the same partition, so its offsets only grow: a click
-	// at or below Offset was delivered again (after a crash or a
-	// rebalance) and is not counted twice. -1 when unknown, as in a table
-	// written by the original example, which has only Clicks.
+	// Offset is the offset of the last click counted from the key's own
+	// partition of user-clicks (the one goka's hash gives it, where the
+	// emitter writes). Offsets in a partition only grow: a click at or
+	// below Offset was delivered again (after a crash or a rebalance) and
+	// is not counted twice. -1 when unknown, as in a table written by the
+	// original example, which has only Clicks.
 	Offset int64
 
-	// TopicID identifies the incarnation of user-clicks that Offset
-	// belongs to: a topic deleted and created again starts its offsets at
+	// TopicID identifies the incarnation of user-clicks that Offset and
+	// Forwarded belong to: a topic deleted and created again starts its offsets at
 	// zero again. Empty where the broker does not tell topic IDs.
 	TopicID string `json:",omitempty"`
+
+	// Forwarded holds, for each other partition of user-clicks that
+	// clicks of this user arrived in (written by clients that partition
+	// keys differently), the offset of the last click counted from it.
+	// Such clicks reach the key's partition through the loop topic, in
+	// their partition's order, so these offsets only grow too (see
+	// clickCounter). Absent for users whose clicks all came to their own
+	// partition, as the emitter's do.
+	Forwarded map[int32]int64 `json:",omitempty"`
+}
+
+// lastCounted is the offset of the last click counted from partition from
+// (-1: the key's own partition); -1 if none was.
+func (u *user) lastCounted(from int32) int64 {
+	if from < 0 {
+		return u.Offset
+	}
+	if o, ok := u.Forwarded[from]; ok {
+		return o
+	}
+	return -1
+}
+
+// setCounted records offset as the last click counted from partition
+// from (-1: the key's own partition).
+func (u *user) setCounted(from int32, offset int64) {
+	if from < 0 {
+		u.Offset = offset
+		return
+	}
+	if u.Forwarded == nil {
+		u.Forwarded = make(map[int32]int64, 1)
+	}
+	u.Forwarded[from] = offset
 }
 
 // userCodec encodes a *user as JSON for the group table.
@@ -36,7 +71,8 @@ type userCodec struct{}
 // Encode turns a *user into JSON, byte for byte what json.Marshal
 // writes. Every click is a decode and an encode in the processor and a
 // decode in the view, and encoding/json's reflection was an eighth of the
-// program's CPU at full speed, so the usual shape is written by hand;
+// program's CPU at full speed, so the usual shape (no Forwarded) is written
+// by hand;
 // FuzzUserCodec checks it against encoding/json.
 func (userCodec) Encode(value any) ([]byte, error) {
 	u, ok := value.(*user)
@@ -46,7 +82,7 @@ func (userCodec) Encode(value any) ([]byte, error) {
 	if u == nil {
 		return nil, fmt.Errorf("encode user: nil *main.user")
 	}
-	if !plainID(u.TopicID) {
+	if !plainID(u.TopicID) || len(u.Forwarded) > 0 {
 		data, err := json.Marshal(u)
 		if err != nil {
 			return nil, fmt.Errorf("encode user: %w", err)

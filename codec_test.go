@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -41,8 +42,31 @@ func TestUserCodecKeepsOffsetAndTopicID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *out.(*user) != *in {
+	if !reflect.DeepEqual(out, in) {
 		t.Errorf("round trip gave %+v, want %+v", out, in)
+	}
+}
+
+// A user with clicks forwarded from other partitions keeps, per
+// partition, the offset of the last one counted.
+func TestUserCodecKeepsForwarded(t *testing.T) {
+	in := &user{Clicks: 7, Offset: 40, TopicID: "a1b2", Forwarded: map[int32]int64{3: 17, 10: 2}}
+	data, err := userCodec{}.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(data), `{"Clicks":7,"Offset":40,"TopicID":"a1b2","Forwarded":{"10":2,"3":17}}`; got != want {
+		t.Errorf("Encode = %s, want %s", got, want)
+	}
+	out, err := userCodec{}.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, in) {
+		t.Errorf("round trip gave %+v, want %+v", out, in)
+	}
+	if got := clicksIn(data); got != 7 {
+		t.Errorf("clicksIn = %d, want 7", got)
 	}
 }
 
@@ -52,7 +76,7 @@ func TestUserCodecReadsOriginalTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := *v.(*user), (user{Clicks: 153, Offset: -1}); got != want {
+	if got, want := *v.(*user), (user{Clicks: 153, Offset: -1}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Decode = %+v, want %+v (no offset known)", got, want)
 	}
 }
@@ -92,6 +116,8 @@ func FuzzUserCodec(f *testing.F) {
 		`{"Clicks":1}x`, `null`, ``, `{`, `{"Clicks":-}`, `{"Clicks":-0}`,
 		`{"Clicks":999999999999999999}`, `{"Clicks":-999999999999999999}`, `{"Clicks":1,"Offset":-9223372036854775808}`,
 		`{"Clicks":1,"Offset":9223372036854775808}`, `{"Clicks":1,"Offset":-9223372036854775809}`,
+		`{"Clicks":2,"Offset":5,"Forwarded":{"3":17}}`, `{"Clicks":2,"Offset":5,"TopicID":"x","Forwarded":{"3":17,"10":1}}`,
+		`{"Clicks":2,"Forwarded":{"x":1}}`, `{"Clicks":2,"Forwarded":{}}`, `{"Clicks":2,"Forwarded":null}`,
 	} {
 		f.Add([]byte(seed), int64(len(seed)), int64(-len(seed)), seed)
 	}
@@ -103,7 +129,7 @@ func FuzzUserCodec(f *testing.F) {
 		if (gotErr != nil) != (wantErr != nil) {
 			t.Fatalf("Decode(%q): error %v, encoding/json: %v", data, gotErr, wantErr)
 		}
-		if gotErr == nil && *got.(*user) != want {
+		if gotErr == nil && !reflect.DeepEqual(*got.(*user), want) {
 			t.Fatalf("Decode(%q) = %+v, encoding/json: %+v", data, *got.(*user), want)
 		}
 		// The summary's count reader agrees: the count, or 0 for an error.
@@ -124,7 +150,7 @@ func FuzzUserCodec(f *testing.F) {
 			t.Fatalf("Encode(%+v) = %s, json.Marshal: %s", *u, enc, std)
 		}
 		back, err := new(userCodec).Decode(enc)
-		if err != nil || *back.(*user) != *u {
+		if err != nil || !reflect.DeepEqual(back, u) {
 			if utf8.ValidString(id) {
 				t.Fatalf("Decode(Encode(%+v)) = %v, %v", *u, back, err)
 			}

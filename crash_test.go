@@ -124,14 +124,19 @@ func matchTopic(t *testing.T, brokers []string, views ...*instance) {
 }
 
 // The whole program is killed with SIGKILL at random moments, many times,
-// while it emits fast; afterwards every click in the topic is counted once.
+// while it emits fast and another client writes clicks into partitions
+// of its own choosing throughout; afterwards every click in the topic is
+// counted once.
 func TestCrashesCountEachClickOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test skipped with -short")
 	}
 	bin := buildClicks(t)
 	dir := t.TempDir()
-	args := []string{"-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-quiet", "-compact-interval", "1s"}
+	// The broker keeps its address across restarts, for the other writer.
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", brokerAddr, "-quiet", "-compact-interval", "1s"}
+	stopWriter := startForeignWriter(t, []string{brokerAddr})
 	n := crashes(t, 20)
 	for i := range n {
 		p := startProcess(t, bin, append(args, "-interval", "1ms")...)
@@ -142,6 +147,11 @@ func TestCrashesCountEachClickOnce(t *testing.T) {
 			t.Fatalf("first run did not start:\n%s", p.stderr)
 		}
 	}
+	// The topic must stop growing before it is compared.
+	p := startProcess(t, bin, append(args, "-emit=false")...)
+	waitForLog(t, p, brokersRE)
+	stopWriter()
+	p.kill()
 	checkExactlyOnce(t, "-data", dir)
 }
 

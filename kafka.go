@@ -18,6 +18,7 @@ const (
 	topic             goka.Stream = "user-clicks"
 	group             goka.Group  = "mini-group"
 	table                         = goka.Table(string(group) + "-table") // what goka.GroupTable(group) names
+	loop                          = goka.Stream(string(group) + "-loop") // the group's loop topic, as goka.Loop names it
 	defaultPartitions             = 10                                   // as in the seed's "Table mini-group-table has 10 partitions"
 
 	// clickRetention keeps clicks long enough to count them after the
@@ -131,18 +132,19 @@ func (k *kafka) connect(ctx context.Context, timeout time.Duration) (sarama.Clie
 	}
 }
 
-// ensureTopics creates the click stream and the group table if they are
-// missing, with settings that keep data: clicks for clickRetention, the
-// table compacted and never aged out.
-func (k *kafka) ensureTopics(client sarama.Client) error {
+// ensureTopics creates the click stream, the group table and the loop
+// topic if they are missing, with settings that keep data: clicks and
+// forwarded clicks for clickRetention, the table compacted and never aged
+// out. It returns the number of partitions they all have.
+func (k *kafka) ensureTopics(client sarama.Client) (int32, error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
-		return fmt.Errorf("create cluster admin: %w", err)
+		return 0, fmt.Errorf("create cluster admin: %w", err)
 	}
 	// Not admin.Close: that would close the shared client.
 	existing, err := admin.ListTopics()
 	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
+		return 0, fmt.Errorf("list topics: %w", err)
 	}
 	npar := int32(k.partitions)
 	if d, ok := existing[string(topic)]; ok {
@@ -161,11 +163,15 @@ func (k *kafka) ensureTopics(client sarama.Client) error {
 			"cleanup.policy": "compact",
 			"retention.ms":   "-1",
 		}},
+		{string(loop), map[string]string{
+			"cleanup.policy": "delete",
+			"retention.ms":   strconv.FormatInt(clickRetention.Milliseconds(), 10),
+		}},
 	}
 	for _, t := range want {
 		if d, ok := existing[t.name]; ok {
 			if d.NumPartitions != npar {
-				return fmt.Errorf("topic %s has %d partitions, but %s has %d: goka needs them equal", t.name, d.NumPartitions, topic, npar)
+				return 0, fmt.Errorf("topic %s has %d partitions, but %s has %d: goka needs them equal", t.name, d.NumPartitions, topic, npar)
 			}
 			continue
 		}
@@ -182,12 +188,15 @@ func (k *kafka) ensureTopics(client sarama.Client) error {
 		case errors.Is(err, sarama.ErrTopicAlreadyExists):
 			// Another instance created it at the same moment.
 		case err != nil:
-			return fmt.Errorf("create topic %s (%d partitions, replication %d): %w", t.name, npar, k.replication, err)
+			return 0, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", t.name, npar, k.replication, err)
 		default:
 			k.logger.Info("created topic", "topic", t.name, "partitions", npar, "replication", k.replication)
 		}
 	}
-	return waitForTopics(client, []string{string(topic), string(table)})
+	if err := waitForTopics(client, []string{string(topic), string(table), string(loop)}); err != nil {
+		return 0, err
+	}
+	return npar, nil
 }
 
 // waitForTopics polls metadata until every topic has leaders for all its

@@ -286,7 +286,8 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		return err
 	}
 	defer client.Close()
-	if err := k.ensureTopics(client); err != nil {
+	partitions, err := k.ensureTopics(client)
+	if err != nil {
 		return err
 	}
 	cacheDirs := map[string]string{}
@@ -323,7 +324,8 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 		if err != nil {
 			return err
 		}
-		if proc, err = newClickProcessor(k, cacheDirs["processor"], id, out, o.metrics); err != nil {
+		counter := newClickCounter(out, id, partitions, o.metrics, logger.With("part", "processor"))
+		if proc, err = newClickProcessor(k, cacheDirs["processor"], counter); err != nil {
 			return err
 		}
 		o.parts = append(o.parts, processorPart(proc))

@@ -20,6 +20,7 @@ type clickMetrics struct {
 	emitted    prometheus.Counter
 	emitFailed prometheus.Counter
 	processed  prometheus.Counter
+	forwarded  prometheus.Counter
 	skipped    *prometheus.CounterVec
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
@@ -45,8 +46,11 @@ func newClickMetrics() *clickMetrics {
 		processed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clicks_processed_total", Help: "Clicks the processor counted.",
 		}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clicks_forwarded_total", Help: "Clicks that arrived outside their user's partition of user-clicks and were forwarded to it through the loop topic, to be counted there.",
+		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "clicks_skipped_total", Help: "Clicks the processor did not count: delivered again (duplicate) or without a user key (no_key).",
+			Name: "clicks_skipped_total", Help: "Clicks the processor did not count, by reason: " + skipReasonsHelp,
 		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clicks_http_requests_total", Help: "HTTP requests by route and status code.",
@@ -56,12 +60,23 @@ func newClickMetrics() *clickMetrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.emitted, m.emitFailed, m.processed, m.skipped, m.requests, m.latency,
+	m.reg.MustRegister(m.emitted, m.emitFailed, m.processed, m.forwarded, m.skipped, m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// Both reasons show from the start, at zero.
-	m.skipped.WithLabelValues("duplicate")
-	m.skipped.WithLabelValues("no_key")
+	// Every reason shows from the start, at zero.
+	for _, reason := range []string{"duplicate", "no_key", "unreadable_value", "unreadable_forward"} {
+		m.skipped.WithLabelValues(reason)
+	}
 	return m
+}
+
+// skipReasonsHelp says what each reason of clicks_skipped_total means.
+const skipReasonsHelp = "duplicate (delivered again, counted already), no_key (null or empty key), " +
+	"unreadable_value (the user's table value cannot be read), unreadable_forward (a record in the loop topic clicks did not write)."
+
+func (m *clickMetrics) clickForwarded() {
+	if m != nil {
+		m.forwarded.Inc()
+	}
 }
 
 func (m *clickMetrics) clickEmitted(err error) {

@@ -34,7 +34,10 @@ func startTestProcessor(t *testing.T, out *strings.Builder) *tester.Tester {
 	if out != nil {
 		w = &lockedWriter{w: out}
 	}
-	p, err := goka.NewProcessor(nil, clickGroup(w, "", nil, slog.New(slog.DiscardHandler)), goka.WithTester(tt))
+	// One partition: goka's tester runs every topic in partition 0, the
+	// home of every key.
+	c := newClickCounter(w, "", 1, nil, slog.New(slog.DiscardHandler))
+	p, err := goka.NewProcessor(nil, clickGroup(c), goka.WithTester(tt))
 	if err != nil {
 		t.Fatalf("NewProcessor: %v", err)
 	}
@@ -120,7 +123,7 @@ func TestProcessorCountsRedeliveredClickOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			stored := tc.stored
 			ctx := &fakeContext{value: &stored, offset: tc.offset}
-			countClicks(nil, tc.topicID, nil, slog.New(slog.DiscardHandler))(ctx, "click")
+			newClickCounter(nil, tc.topicID, 1, nil, slog.New(slog.DiscardHandler)).click(ctx, "click")
 			if ctx.failed != nil {
 				t.Fatal(ctx.failed)
 			}
@@ -145,23 +148,37 @@ type gokaContext = goka.Context
 // fakeContext is a goka.Context with just enough behaviour to drive the
 // callback with a table value goka's tester cannot store.
 type fakeContext struct {
-	gokaContext // nil: calling anything not defined below panics the test
+	gokaContext        // nil: calling anything not defined below panics the test
+	key         string // "" is user-1
+	partition   int32
 	value       any
 	offset      int64
 	failed      error
 	set         any
+	looped      any // the value of a Loopback
 }
 
-func (c *fakeContext) Partition() int32                        { return 0 }
-func (c *fakeContext) Offset() int64                           { return c.offset }
-func (c *fakeContext) Key() string                             { return "user-1" }
+func (c *fakeContext) Partition() int32 { return c.partition }
+func (c *fakeContext) Offset() int64    { return c.offset }
+func (c *fakeContext) Key() string {
+	if c.key == "" {
+		return "user-1"
+	}
+	return c.key
+}
 func (c *fakeContext) Value() any                              { return c.value }
 func (c *fakeContext) SetValue(v any, _ ...goka.ContextOption) { c.set = v }
 func (c *fakeContext) Fail(err error)                          { c.failed = err }
+func (c *fakeContext) Loopback(key string, v any, _ ...goka.ContextOption) {
+	if key != c.Key() {
+		c.failed = fmt.Errorf("Loopback to key %q from %q", key, c.Key())
+	}
+	c.looped = v
+}
 
 func TestProcessorFailsOnForeignTableValue(t *testing.T) {
 	ctx := &fakeContext{value: "not a user"}
-	countClicks(nil, "", nil, slog.New(slog.DiscardHandler))(ctx, "click")
+	newClickCounter(nil, "", 1, nil, slog.New(slog.DiscardHandler)).click(ctx, "click")
 	if ctx.failed == nil {
 		t.Fatal("callback accepted a table value that is not *user")
 	}

@@ -10,7 +10,9 @@ import (
 	"time"
 )
 
-var claimsRE = regexp.MustCompile(`setup generation (\d+), claims=map\[string\]\[\]int32\{\\"user-clicks\\":\[\]int32\{([0-9, ]*)\}\}`)
+// claimsRE finds the user-clicks partitions of a processor's setup (goka
+// claims the same ones of the loop topic).
+var claimsRE = regexp.MustCompile(`setup generation (\d+), claims=map\[string\]\[\]int32\{[^\n]*?\\"user-clicks\\":\[\]int32\{([0-9, ]*)\}`)
 
 // lastClaims returns the generation and partitions of the last setup a
 // processor logged, or -1.
@@ -62,7 +64,8 @@ func waitForSplit(t *testing.T, procs []*process, after int) int {
 
 // Three processors share one cluster: the partitions are split among them,
 // each one's view serves every key, and when one is killed its partitions
-// move to the others and no click is lost or counted twice.
+// move to the others and no click is lost or counted twice, the emitter's
+// or another client's.
 func TestScaleOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale-out test skipped with -short")
@@ -74,6 +77,8 @@ func TestScaleOut(t *testing.T) {
 	startProc := func() *process {
 		return startProcess(t, bin, "-data", t.TempDir(), "-brokers", addr, "-emit=false", "-listen", "127.0.0.1:0", "-quiet")
 	}
+	// Another client writes too, into partitions of its own choosing.
+	stopWriter := startForeignWriter(t, []string{addr})
 	procs := []*process{startProc(), startProc(), startProc()}
 	gen := waitForSplit(t, procs, -1)
 
@@ -105,6 +110,7 @@ func TestScaleOut(t *testing.T) {
 		gen = waitForSplit(t, procs, gen)
 	}
 	emitter.kill()
+	stopWriter()
 	var views []*instance
 	for _, p := range procs {
 		views = append(views, &instance{t: t, url: viewURL(t, p), stderr: p.stderr})

@@ -274,8 +274,8 @@ func TestViewServesOtherKeysBesideBadTableValue(t *testing.T) {
 	dir := t.TempDir()
 	keys := testKeys(2)
 	in := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-sync")
-	writeTableValue(t, in.brokers, keys[0], []byte("{not json"))
-	writeTableValue(t, in.brokers, keys[1], []byte(`{"Clicks":4}`))
+	writeTableValue(t, in.brokers, keys[0], -1, []byte("{not json"))
+	writeTableValue(t, in.brokers, keys[1], -1, []byte(`{"Clicks":4}`))
 
 	in.waitForBody("/"+keys[1], `{"Clicks":4}`, 30*time.Second)
 	// The two keys may live in different partitions: wait for the bad one.
