@@ -213,7 +213,12 @@ type benchProducer struct {
 
 func (e *benchEnv) newProducer() *benchProducer {
 	e.b.Helper()
-	ap, err := sarama.NewAsyncProducer(e.k.brokers, e.k.config())
+	return e.newProducerWith(e.k.config())
+}
+
+func (e *benchEnv) newProducerWith(cfg *sarama.Config) *benchProducer {
+	e.b.Helper()
+	ap, err := sarama.NewAsyncProducer(e.k.brokers, cfg)
 	if err != nil {
 		e.b.Fatal(err)
 	}
@@ -459,6 +464,70 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(e2e/produce, "clicks-to-producer")
 		})
 	}
+}
+
+// BenchmarkForeignClicks: what clicks written by another client cost.
+// 200,000 clicks of 10 users (and of 1,000) are written to user-clicks
+// once with goka's partitioner (FNV-1a, sarama's default: every click in
+// its key's partition) and once with Java's (murmur2, also franz-go's and
+// kafkajs': about 9 in 10 outside it, forwarded through the loop topic),
+// then counted until the view shows them all; three rounds, taking turns
+// going first. The figures are medians; murmur2-to-fnv1a is what the hop
+// costs. With murmur2 as the table's hasher the two would swap.
+func BenchmarkForeignClicks(b *testing.B) {
+	const clicks = 200_000
+	for _, users := range []int{10, 1_000} {
+		b.Run(fmt.Sprintf("users=%d", users), func(b *testing.B) {
+			partitioners := map[string]sarama.PartitionerConstructor{
+				"fnv1a":   sarama.NewHashPartitioner,
+				"murmur2": sarama.NewMurmur2Partitioner,
+			}
+			rates := map[string][]float64{}
+			for b.Loop() {
+				for round := range 3 {
+					order := []string{"fnv1a", "murmur2"}
+					if round%2 == 1 {
+						order[0], order[1] = order[1], order[0]
+					}
+					for _, name := range order {
+						e := newBenchEnv(b, defaultPartitions)
+						e.produceWith(partitioners[name], clicks, users)
+						_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
+						_, stopProc := e.startProcessor(filepath.Join(e.dir, "processor"))
+						start := time.Now()
+						waitForTotal(b, s, clicks, 10*time.Minute)
+						rates[name] = append(rates[name], clicks/time.Since(start).Seconds())
+						stopProc()
+						stopView()
+					}
+				}
+			}
+			fnv, murmur := median(rates["fnv1a"]), median(rates["murmur2"])
+			b.ReportMetric(fnv, "fnv1a-count/s")
+			b.ReportMetric(murmur, "murmur2-count/s")
+			b.ReportMetric(murmur/fnv, "murmur2-to-fnv1a")
+		})
+	}
+}
+
+// produceWith writes n clicks for user-0 … user-(users-1) to user-clicks
+// with a producer configured as the program's but for its partitioner.
+func (e *benchEnv) produceWith(partitioner sarama.PartitionerConstructor, n, users int) {
+	e.b.Helper()
+	cfg := e.k.config()
+	cfg.Producer.Partitioner = partitioner
+	p := e.newProducerWith(cfg)
+	value := sarama.StringEncoder(time.Now().String())
+	for i := range n {
+		p.Input() <- &sarama.ProducerMessage{Topic: string(topic), Key: sarama.StringEncoder(fmt.Sprintf("user-%d", i%users)), Value: value}
+	}
+	p.close(e.b, "producer")
+}
+
+// median of xs, which it sorts.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }
 
 // profileCPU writes a CPU profile of what runs until the returned stop
