@@ -474,6 +474,7 @@ func BenchmarkThroughput(b *testing.B) {
 // then counted until the view shows them all; three rounds, taking turns
 // going first. The figures are medians; murmur2-to-fnv1a is what the hop
 // costs. With murmur2 as the table's hasher the two would swap.
+// CLICKS_COUNT_PROFILE (see profileCPU) profiles the first murmur2 count.
 func BenchmarkForeignClicks(b *testing.B) {
 	const clicks = 200_000
 	for _, users := range []int{10, 1_000} {
@@ -493,10 +494,15 @@ func BenchmarkForeignClicks(b *testing.B) {
 						e := newBenchEnv(b, defaultPartitions)
 						e.produceWith(partitioners[name], clicks, users)
 						_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
+						stopProfile := func() {}
+						if round == 0 && name == "murmur2" {
+							stopProfile = profileCPU(b)
+						}
 						_, stopProc := e.startProcessor(filepath.Join(e.dir, "processor"))
 						start := time.Now()
 						waitForTotal(b, s, clicks, 10*time.Minute)
 						rates[name] = append(rates[name], clicks/time.Since(start).Seconds())
+						stopProfile()
 						stopProc()
 						stopView()
 					}

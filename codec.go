@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -71,9 +72,8 @@ type userCodec struct{}
 // Encode turns a *user into JSON, byte for byte what json.Marshal
 // writes. Every click is a decode and an encode in the processor and a
 // decode in the view, and encoding/json's reflection was an eighth of the
-// program's CPU at full speed, so the usual shape (no Forwarded) is written
-// by hand;
-// FuzzUserCodec checks it against encoding/json.
+// program's CPU at full speed, so the usual shapes are written by hand;
+// FuzzUserCodec checks them against encoding/json.
 func (userCodec) Encode(value any) ([]byte, error) {
 	u, ok := value.(*user)
 	if !ok {
@@ -82,14 +82,14 @@ func (userCodec) Encode(value any) ([]byte, error) {
 	if u == nil {
 		return nil, fmt.Errorf("encode user: nil *main.user")
 	}
-	if !plainID(u.TopicID) || len(u.Forwarded) > 0 {
+	if !plainID(u.TopicID) {
 		data, err := json.Marshal(u)
 		if err != nil {
 			return nil, fmt.Errorf("encode user: %w", err)
 		}
 		return data, nil
 	}
-	b := make([]byte, 0, 64+len(u.TopicID))
+	b := make([]byte, 0, 64+len(u.TopicID)+24*len(u.Forwarded))
 	b = append(b, `{"Clicks":`...)
 	b = strconv.AppendInt(b, int64(u.Clicks), 10)
 	b = append(b, `,"Offset":`...)
@@ -99,7 +99,35 @@ func (userCodec) Encode(value any) ([]byte, error) {
 		b = append(b, u.TopicID...)
 		b = append(b, '"')
 	}
+	if len(u.Forwarded) > 0 {
+		b = appendForwarded(append(b, `,"Forwarded":`...), u.Forwarded)
+	}
 	return append(b, '}'), nil
+}
+
+// appendForwarded writes m as json.Marshal does: an object with the
+// partitions as keys, sorted as strings ("10" before "3").
+func appendForwarded(b []byte, m map[int32]int64) []byte {
+	var stack [16]int32
+	keys := stack[:0]
+	for p := range m {
+		keys = append(keys, p)
+	}
+	slices.SortFunc(keys, func(x, y int32) int {
+		var bx, by [12]byte
+		return bytes.Compare(strconv.AppendInt(bx[:0], int64(x), 10), strconv.AppendInt(by[:0], int64(y), 10))
+	})
+	b = append(b, '{')
+	for i, p := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = strconv.AppendInt(b, int64(p), 10)
+		b = append(b, '"', ':')
+		b = strconv.AppendInt(b, m[p], 10)
+	}
+	return append(b, '}')
 }
 
 // plainID tells whether s needs no escaping in a JSON string (topic IDs
@@ -137,45 +165,99 @@ func decodeUser(data []byte) (user, error) {
 	return u, nil
 }
 
-// parseUser parses {"Clicks":N}, {"Clicks":N,"Offset":M} and
-// {"Clicks":N,"Offset":M,"TopicID":"id"} exactly, with no spaces;
-// ok is false for anything else.
+// parseUser parses {"Clicks":N}, {"Clicks":N,"Offset":M},
+// {"Clicks":N,"Offset":M,"TopicID":"id"} and either of the last two with
+// ,"Forwarded":{"P":O,...} before the end, exactly, with no spaces; ok is
+// false for anything else.
 func parseUser(b []byte) (u user, ok bool) {
-	clicks, offset, topicID, ok := scanUser(b)
+	clicks, offset, topicID, forwarded, ok := scanUser(b)
 	if !ok {
 		return u, false
 	}
-	return user{Clicks: int(clicks), Offset: offset, TopicID: string(topicID)}, true
+	u = user{Clicks: int(clicks), Offset: offset, TopicID: string(topicID)}
+	if forwarded != nil {
+		u.Forwarded = make(map[int32]int64)
+		scanForwarded(forwarded, func(p int32, o int64) { u.Forwarded[p] = o })
+	}
+	return u, true
 }
 
-// scanUser is parseUser without building the user: the topic ID stays in
-// b, so that a reader that wants only the count (the page's summary reads
-// two values per click) allocates nothing.
-func scanUser(b []byte) (clicks, offset int64, topicID []byte, ok bool) {
+// scanUser is parseUser without building the user: the topic ID and the
+// forwarded offsets stay in b, so that a reader that wants only the count
+// (the page's summary reads two values per click) allocates nothing.
+func scanUser(b []byte) (clicks, offset int64, topicID, forwarded []byte, ok bool) {
 	offset = -1
 	b, ok = bytes.CutPrefix(b, []byte(`{"Clicks":`))
 	if !ok {
-		return 0, 0, nil, false
+		return 0, 0, nil, nil, false
 	}
 	if clicks, b, ok = parseInt(b); !ok {
-		return 0, 0, nil, false
+		return 0, 0, nil, nil, false
 	}
 	if rest, found := bytes.CutPrefix(b, []byte(`,"Offset":`)); found {
 		if offset, b, ok = parseInt(rest); !ok {
-			return 0, 0, nil, false
+			return 0, 0, nil, nil, false
 		}
 		if rest, found := bytes.CutPrefix(b, []byte(`,"TopicID":"`)); found {
 			end := bytes.IndexByte(rest, '"')
 			if end < 0 || !plainID(string(rest[:end])) {
-				return 0, 0, nil, false
+				return 0, 0, nil, nil, false
 			}
 			topicID, b = rest[:end], rest[end+1:]
 		}
+		if rest, found := bytes.CutPrefix(b, []byte(`,"Forwarded":`)); found {
+			if b, ok = scanForwarded(rest, nil); !ok {
+				return 0, 0, nil, nil, false
+			}
+			forwarded = rest[:len(rest)-len(b)]
+		}
 	}
 	if len(b) != 1 || b[0] != '}' {
-		return 0, 0, nil, false
+		return 0, 0, nil, nil, false
 	}
-	return clicks, offset, topicID, true
+	return clicks, offset, topicID, forwarded, true
+}
+
+// scanForwarded reads {"P":O,...} at the start of b, P an int32 and O an
+// int64 without leading zeros, calling set (if not nil) for each pair,
+// and returns what follows.
+func scanForwarded(b []byte, set func(p int32, o int64)) ([]byte, bool) {
+	b, ok := bytes.CutPrefix(b, []byte{'{'})
+	if !ok {
+		return b, false
+	}
+	if rest, found := bytes.CutPrefix(b, []byte{'}'}); found {
+		return rest, true
+	}
+	for {
+		var p, o int64
+		if b, ok = bytes.CutPrefix(b, []byte{'"'}); !ok {
+			return b, false
+		}
+		if p, b, ok = parseInt(b); !ok || p != int64(int32(p)) {
+			return b, false
+		}
+		if b, ok = bytes.CutPrefix(b, []byte(`":`)); !ok {
+			return b, false
+		}
+		if o, b, ok = parseInt(b); !ok {
+			return b, false
+		}
+		if set != nil {
+			set(int32(p), o)
+		}
+		if len(b) == 0 {
+			return b, false
+		}
+		switch b[0] {
+		case ',':
+			b = b[1:]
+		case '}':
+			return b[1:], true
+		default:
+			return b, false
+		}
+	}
 }
 
 // parseInt reads a JSON integer (no leading zeros, no fraction or

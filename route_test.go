@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -183,7 +185,7 @@ func TestForwardCodecRoundTrip(t *testing.T) {
 			t.Errorf("Encode(%#v) succeeded, want an error", v)
 		}
 	}
-	for _, data := range []string{"", "x", `{"Partition":"a"}`, `{"Offset":-2}`} {
+	for _, data := range []string{"", "x", `{"Partition":"a"}`, `{"Offset":-2}`, `{}`, `{"Partition":1}`, `{"Partition":-1,"Offset":2}`} {
 		if v, err := (forwardCodec{}).Decode([]byte(data)); err != nil {
 			t.Errorf("Decode(%q) failed: %v; want unreadable", data, err)
 		} else if _, ok := v.(unreadable); !ok {
@@ -204,4 +206,51 @@ func gather(t *testing.T, m *clickMetrics) map[string]*dto.MetricFamily {
 		byName[f.GetName()] = f
 	}
 	return byName
+}
+
+// The hand-written forward codec agrees with encoding/json: Encode writes
+// what json.Marshal writes, and Decode reads what json.Unmarshal reads
+// (or, for what is not a forward, unreadable).
+func FuzzForwardCodec(f *testing.F) {
+	for _, seed := range []string{
+		`{"Partition":3,"Offset":17}`, `{"Partition":3,"Offset":17,"TopicID":"q1XvLl3bTWC8tYTqr6Bemw","Value":"2026-11-25 12:00:00.1 +0000 UTC"}`,
+		`{"Partition":3,"Offset":17,"Value":"a \\"quoted\\" <value>"}`, `{"Partition":3,"Offset":17,"Value":"é"}`, `{"Partition":3}`,
+		`{"Partition":2147483648,"Offset":1}`, `{"Partition":3,"Offset":17,"TopicID":"x","TopicID":"y"}`, `{"Value":"v","Partition":1,"Offset":1}`,
+		`{"Partition":3,"Offset":17}x`, `{"Partition":03,"Offset":17}`, `null`, ``,
+	} {
+		f.Add([]byte(seed), int32(len(seed)%12), int64(len(seed)), seed, seed)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, p int32, o int64, id, value string) {
+		got, err := forwardCodec{}.Decode(data)
+		if err != nil {
+			t.Fatalf("Decode(%q): %v", data, err)
+		}
+		var want struct {
+			Partition *int32
+			Offset    *int64
+			TopicID   string
+			Value     string
+		}
+		wantErr := json.Unmarshal(data, &want)
+		if wantErr != nil || want.Partition == nil || want.Offset == nil || *want.Partition < 0 || *want.Offset < 0 {
+			if _, ok := got.(unreadable); !ok {
+				t.Fatalf("Decode(%q) = %+v, want unreadable (encoding/json: %v)", data, got, wantErr)
+			}
+		} else if w := (&forward{Partition: *want.Partition, Offset: *want.Offset, TopicID: want.TopicID, Value: want.Value}); !reflect.DeepEqual(got, w) {
+			t.Fatalf("Decode(%q) = %+v, encoding/json: %+v", data, got, w)
+		}
+
+		in := &forward{Partition: p, Offset: o, TopicID: id, Value: value}
+		enc, err := forwardCodec{}.Encode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if std, _ := json.Marshal(in); string(enc) != string(std) {
+			t.Fatalf("Encode(%+v) = %s, json.Marshal: %s", *in, enc, std)
+		}
+		back, _ := forwardCodec{}.Decode(enc)
+		if p >= 0 && o >= 0 && utf8.ValidString(id) && utf8.ValidString(value) && !reflect.DeepEqual(back, in) {
+			t.Fatalf("Decode(Encode(%+v)) = %+v", *in, back)
+		}
+	})
 }

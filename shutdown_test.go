@@ -104,31 +104,40 @@ func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
 // Values another client wrote to the group table stop nothing: in the
 // key's own partition a value that is not JSON makes the processor skip
 // that user's clicks (counted by reason, logged once per interval) and
-// the view answer 500 for it; a readable one is counted on; a value in
-// another partition than its key's is never read for the key.
+// the view answer 500 for it; a count of the original example or of the
+// previous version is counted on, by clicks in the key's partition and
+// by clicks forwarded from others; a value in another partition than its
+// key's is never read for the key.
 func TestForeignTableValuesDoNotStopTheProgram(t *testing.T) {
 	dir := t.TempDir()
-	keys := testKeys(4)
-	bad, elsewhere, readable, other := keys[0], keys[1], keys[2], keys[3]
+	keys := testKeys(5)
+	bad, elsewhere, original, previous, other := keys[0], keys[1], keys[2], keys[3], keys[4]
+	away := func(key string) int32 { return (keyPartition(key, defaultPartitions) + 1) % defaultPartitions }
 	broker := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
 	writeTableValue(t, broker.brokers, bad, -1, []byte("not json"))
-	writeTableValue(t, broker.brokers, elsewhere, (keyPartition(elsewhere, defaultPartitions)+1)%defaultPartitions, []byte("\xff not json"))
-	writeTableValue(t, broker.brokers, readable, -1, []byte(`{"Clicks":500}`))
+	writeTableValue(t, broker.brokers, elsewhere, away(elsewhere), []byte("\xff not json"))
+	writeTableValue(t, broker.brokers, original, -1, []byte(`{"Clicks":500}`))
+	writeTableValue(t, broker.brokers, previous, -1, []byte(`{"Clicks":7,"Offset":3,"TopicID":"an-older-topic"}`))
 	broker.stop()
 
 	in := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, in.brokers, map[string]int{bad: 2, elsewhere: 3, readable: 1, other: 4})
+	sendClicks(t, in.brokers, map[string]int{bad: 2, elsewhere: 3, original: 1, previous: 1, other: 4})
+	w := writers{t: t, brokers: in.brokers}
+	for _, k := range []string{bad, original, previous} {
+		w.franzSend([]string{k}, away(k))
+	}
 	in.waitForBody("/"+elsewhere, `{"Clicks":3}`, 30*time.Second)
-	in.waitForBody("/"+readable, `{"Clicks":501}`, 30*time.Second)
+	in.waitForBody("/"+original, `{"Clicks":502}`, 30*time.Second)
+	in.waitForBody("/"+previous, `{"Clicks":9}`, 30*time.Second)
 	in.waitForBody("/"+other, `{"Clicks":4}`, 30*time.Second)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got, _ := metricValue(scrape(t, in.get), "clicks_skipped_total", "reason", "unreadable_value")
-		if got == 2 {
+		if got == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("clicks_skipped_total{reason=\"unreadable_value\"} = %v, want 2\nstderr:\n%s", got, in.stderr)
+			t.Fatalf("clicks_skipped_total{reason=\"unreadable_value\"} = %v, want 3\nstderr:\n%s", got, in.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -136,7 +145,7 @@ func TestForeignTableValuesDoNotStopTheProgram(t *testing.T) {
 		t.Errorf("GET /%s: %d %s (%v), want 500", bad, status, body, err)
 	}
 	if n := strings.Count(in.stderr.String(), "table value cannot be read skipped"); n != 1 {
-		t.Errorf("%d log lines for the 2 skipped clicks, want 1 (once per interval)\nstderr:\n%s", n, in.stderr)
+		t.Errorf("%d log lines for the 3 skipped clicks, want 1 (once per interval)\nstderr:\n%s", n, in.stderr)
 	}
 	select {
 	case err := <-in.done:

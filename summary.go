@@ -78,7 +78,7 @@ func (s *tableSummary) update(ctx goka.UpdateContext, st storage.Storage, key st
 // clicksIn reads the count from a stored value; 0 for one that is not a
 // user's JSON.
 func clicksIn(value []byte) int64 {
-	if clicks, _, _, ok := scanUser(value); ok {
+	if clicks, _, _, _, ok := scanUser(value); ok {
 		return clicks
 	}
 	u, err := decodeUser(value)
