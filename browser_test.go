@@ -160,6 +160,11 @@ func TestBrowserLivePage(t *testing.T) {
 	if notReloaded, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded === true`)); err != nil || !notReloaded {
 		t.Fatalf("the page reloaded to show the new count (err %v)", err)
 	}
+	// A click another client wrote outside its user's partition shows as
+	// forwarded.
+	w := writers{t: t, brokers: in.brokers}
+	w.franzSend([]string{"user-4"}, (keyPartition("user-4", defaultPartitions)+1)%defaultPartitions)
+	pollText(t, ctx, "#forwarded", 30*time.Second, func(s string) bool { return digits(s) >= 1 })
 	if bars, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#chart li.bar").length`)); err != nil || bars != 5 {
 		t.Errorf("the chart has %d bars (err %v), want one per user: 5", bars, err)
 	}

@@ -373,7 +373,11 @@ func startRoles(ctx context.Context, g *errgroup.Group, cfg config, brokers []st
 	for _, p := range o.parts {
 		o.metrics.watchPart(p)
 	}
-	o.feed = newPageFeed(summary, view, o.parts, lag.reading, cfg.feedTick, logger)
+	var counts func() *processorCounts
+	if proc != nil {
+		counts = o.metrics.processorCounts
+	}
+	o.feed = newPageFeed(summary, view, o.parts, lag.reading, counts, cfg.feedTick, logger)
 	g.Go(func() error { return o.feed.Run(ctx) })
 	g.Go(func() error { return serveHTTP(ctx, httpListener, newRouter(view, &o, logger), stdout, logger) })
 	return nil

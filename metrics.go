@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // clickMetrics are what /-/metrics reports, in Prometheus format. Each
@@ -63,15 +64,45 @@ func newClickMetrics() *clickMetrics {
 	m.reg.MustRegister(m.emitted, m.emitFailed, m.processed, m.forwarded, m.skipped, m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason shows from the start, at zero.
-	for _, reason := range []string{"duplicate", "no_key", "unreadable_value", "unreadable_forward"} {
+	for _, reason := range skipReasons() {
 		m.skipped.WithLabelValues(reason)
 	}
 	return m
 }
 
+// skipReasons are the values of clicks_skipped_total's label.
+func skipReasons() []string {
+	return []string{"duplicate", "no_key", "unreadable_value", "unreadable_forward"}
+}
+
 // skipReasonsHelp says what each reason of clicks_skipped_total means.
 const skipReasonsHelp = "duplicate (delivered again, counted already), no_key (null or empty key), " +
 	"unreadable_value (the user's table value cannot be read), unreadable_forward (a record in the loop topic clicks did not write)."
+
+// processorCounts is what this instance's processor did, for the page.
+type processorCounts struct {
+	Counted   int64            `json:"counted"`
+	Forwarded int64            `json:"forwarded"`
+	Skipped   map[string]int64 `json:"skipped"` // by reason, as clicks_skipped_total
+}
+
+// processorCounts reads the processor's counters.
+func (m *clickMetrics) processorCounts() *processorCounts {
+	c := &processorCounts{Counted: counterValue(m.processed), Forwarded: counterValue(m.forwarded), Skipped: map[string]int64{}}
+	for _, reason := range skipReasons() {
+		c.Skipped[reason] = counterValue(m.skipped.WithLabelValues(reason))
+	}
+	return c
+}
+
+// counterValue reads a counter as a scrape would.
+func counterValue(c prometheus.Counter) int64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		return -1 // a counter's Write does not fail
+	}
+	return int64(d.GetCounter().GetValue())
+}
 
 func (m *clickMetrics) clickForwarded() {
 	if m != nil {

@@ -68,6 +68,7 @@ type pageState struct {
 	CaughtUp  bool                 `json:"caughtUp"`  // the view has read all of the table
 	Connected bool                 `json:"connected"` // the brokers answered the last lag measurement
 	Parts     map[string]partState `json:"parts"`
+	Processor *processorCounts     `json:"processor,omitempty"` // this instance's processor; absent without one
 }
 
 type partState struct {
@@ -86,7 +87,8 @@ type pageFeed struct {
 	summary *tableSummary
 	table   scannable
 	parts   []part
-	lag     func() lagReading // nil: not measured
+	lag     func() lagReading       // nil: not measured
+	counts  func() *processorCounts // nil: no processor in this instance
 	tick    time.Duration
 	logger  *slog.Logger
 
@@ -112,8 +114,8 @@ type rateSample struct {
 	total int64
 }
 
-func newPageFeed(s *tableSummary, table scannable, parts []part, lag func() lagReading, tick time.Duration, logger *slog.Logger) *pageFeed {
-	f := &pageFeed{summary: s, table: table, parts: parts, lag: lag, tick: tick, logger: logger,
+func newPageFeed(s *tableSummary, table scannable, parts []part, lag func() lagReading, counts func() *processorCounts, tick time.Duration, logger *slog.Logger) *pageFeed {
+	f := &pageFeed{summary: s, table: table, parts: parts, lag: lag, counts: counts, tick: tick, logger: logger,
 		changed: make(chan struct{}), done: make(chan struct{})}
 	f.publish(f.compute(time.Now()))
 	return f
@@ -175,6 +177,9 @@ func (f *pageFeed) compute(now time.Time) *pageState {
 		}
 		st.Parts[p.name] = ps
 		st.Ready = st.Ready && ok
+	}
+	if f.counts != nil {
+		st.Processor = f.counts()
 	}
 	if snap.Tracking {
 		f.samples = append(f.samples, rateSample{now, snap.Total})

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -35,7 +36,7 @@ func newTestFeed(t *testing.T, tick time.Duration, recovered bool) (*pageFeed, *
 	s := newTableSummary()
 	parts := []part{{"view", func() (bool, string) { return table.Recovered(), "running" }, nil}}
 	lag := func() lagReading { return lagReading{View: 0, Processor: -1, At: time.Now()} }
-	f := newPageFeed(s, table, parts, lag, tick, slog.New(slog.DiscardHandler))
+	f := newPageFeed(s, table, parts, lag, nil, tick, slog.New(slog.DiscardHandler))
 	return f, table, s, newRouter(&fakeView{recovered: true}, &ops{feed: f}, slog.New(slog.DiscardHandler))
 }
 
@@ -174,6 +175,27 @@ func TestSummaryEndpoint(t *testing.T) {
 		if code, _ := getSummary(t, h, q); code != 400 {
 			t.Errorf("/-/summary%s: %d, want 400", q, code)
 		}
+	}
+}
+
+// The state carries the instance's processor counts when it has one.
+func TestSummaryHasProcessorCounts(t *testing.T) {
+	table := &recoverableTable{memTable: newMemTable(t)}
+	m := newClickMetrics()
+	m.clickProcessed()
+	m.clickForwarded()
+	m.clickSkipped("no_key")
+	f := newPageFeed(newTableSummary(), table, nil, nil, m.processorCounts, time.Millisecond, slog.New(slog.DiscardHandler))
+	h := newRouter(&fakeView{recovered: true}, &ops{feed: f}, slog.New(slog.DiscardHandler))
+	_, st := getSummary(t, h, "")
+	want := &processorCounts{Counted: 1, Forwarded: 1, Skipped: map[string]int64{"duplicate": 0, "no_key": 1, "unreadable_value": 0, "unreadable_forward": 0}}
+	if !reflect.DeepEqual(st.Processor, want) {
+		t.Errorf("processor in the summary: %+v, want %+v", st.Processor, want)
+	}
+
+	_, _, _, without := newTestFeed(t, time.Millisecond, true)
+	if _, st := getSummary(t, without, ""); st.Processor != nil {
+		t.Errorf("an instance without a processor shows %+v", st.Processor)
 	}
 }
 

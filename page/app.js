@@ -48,8 +48,29 @@ function render(st) {
   $("users").textContent = st.known ? fmt.format(st.users) : "–";
   $("rate").textContent = st.known ? fmtRate.format(st.rate) : "–";
   $("lag").textContent = view && view.lag >= 0 ? fmt.format(view.lag) : "–";
+  renderProcessor(st.processor);
   renderTop(st.known ? st.top : [], st.total);
   if (looked && Date.now() - lookedAt > 1000) lookUp(looked, false);
+}
+
+// renderProcessor shows what this instance's processor did, if it has
+// one: clicks counted, forwarded, and not counted, by reason (a click
+// delivered again is not among them: it was counted, once).
+function renderProcessor(p) {
+  $("processor").hidden = !p;
+  if (!p) return;
+  const why = { no_key: "without a user key", unreadable_value: "for a user whose stored count cannot be read", unreadable_forward: "unreadable in the loop topic" };
+  let skipped = 0;
+  const parts = [];
+  for (const [reason, text] of Object.entries(why)) {
+    const n = (p.skipped && p.skipped[reason]) || 0;
+    skipped += n;
+    if (n > 0) parts.push(fmt.format(n) + " " + text);
+  }
+  $("counted").textContent = fmt.format(p.counted);
+  $("forwarded").textContent = fmt.format(p.forwarded);
+  $("skipped").textContent = fmt.format(skipped);
+  $("skipped-why").textContent = parts.length ? " (" + parts.join(", ") + ")" : "";
 }
 
 // Rows and bars are kept per user and moved, not rebuilt, so the page
