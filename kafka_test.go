@@ -32,6 +32,7 @@ func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 	want := map[string]map[string]string{
 		string(topic): {"cleanup.policy": "delete", "retention.ms": "604800000"},
 		string(table): {"cleanup.policy": "compact", "retention.ms": "-1"},
+		string(loop):  {"cleanup.policy": "delete", "retention.ms": "604800000"},
 	}
 	for name, configs := range want {
 		d, ok := topics[name]
@@ -57,19 +58,20 @@ func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 	}
 }
 
-// -partitions sets the partitions of both topics; the program counts on
-// them as on the default ten.
+// -partitions sets the partitions of the topics; the program counts on
+// them as on the default ten, and finds a key's partition among them.
 func TestPartitionsFlag(t *testing.T) {
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-partitions", "3")
 	_, topics := listTopics(t, in.brokers)
-	for _, name := range []string{string(topic), string(table)} {
+	for _, name := range []string{string(topic), string(table), string(loop)} {
 		if d := topics[name]; d.NumPartitions != 3 {
 			t.Errorf("%s has %d partitions, want 3", name, d.NumPartitions)
 		}
 	}
 	key := testKeys(1)[0]
 	sendClicks(t, in.brokers, map[string]int{key: 4})
-	in.waitForBody("/"+key, `{"Clicks":4}`, 30*time.Second)
+	writers{t: t, brokers: in.brokers}.franzSend([]string{key}, (keyPartition(key, 3)+1)%3)
+	in.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
 }
 
 // A click topic deleted and created again starts its offsets at zero: its
