@@ -1,6 +1,7 @@
 # Targets as in goka's examples (start, stop, restart) plus run and test.
-# The two commands that matter work without make: `go run .` and
-# `go test -count=1 ./...`.
+# The two commands that matter work without make: `go run main.go` and
+# `go test -count=1 ./...`. The program's own tests (end to end, crashes,
+# benchmarks) are in internal/app.
 
 DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
 KAFKA_BROKERS ?= 127.0.0.1:9092
@@ -12,11 +13,11 @@ all:
 
 # The example with its embedded broker: no Docker, no Kafka needed.
 run:
-	go run .
+	go run main.go
 
 # The example against the Kafka cluster from docker-compose.yml.
 run-kafka:
-	go run . -brokers $(KAFKA_BROKERS)
+	go run main.go -brokers $(KAFKA_BROKERS)
 
 # The test command from the README (and .ci/run).
 test:
@@ -28,11 +29,11 @@ test-race:
 
 # The end-to-end test against the cluster from docker-compose.yml.
 test-kafka:
-	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -run EndToEndKafka -v .
+	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -run EndToEndKafka -v ./internal/app
 
 # The crash and scale-out tests with 100 SIGKILLs each instead of a few.
 soak:
-	CLICKS_CRASHES=100 go test -count=1 -timeout 120m -run 'Crashes|ScaleOut' -v .
+	CLICKS_CRASHES=100 go test -count=1 -timeout 120m -run 'Crashes|ScaleOut' -v ./internal/app
 
 # The benchmarks (bench_test.go), each end to end once, with their figures
 # as benchmark metrics; the output also goes to bench.txt, for benchstat.
@@ -40,7 +41,7 @@ soak:
 # make: make bench BENCH='Throughput/users=10$$/')
 BENCH ?= .
 bench:
-	bash -o pipefail -c "go test -run '^$$' -bench '$(BENCH)' -benchtime 1x -count 1 -timeout 60m . | tee bench.txt"
+	bash -o pipefail -c "go test -run '^$$' -bench '$(BENCH)' -benchtime 1x -count 1 -timeout 60m ./internal/app | tee bench.txt"
 
 # Start ZooKeeper and Kafka and return once both pass their healthchecks.
 start:

@@ -1,0 +1,164 @@
+// Package app is the program: it parses the flags, builds the parts the
+// flags switch on (the embedded broker, the emitter, the processor, the
+// view and its HTTP server) and runs them under one errgroup until a
+// signal or the first fatal error. main calls Run; so do the end-to-end
+// tests.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"clicks/internal/broker"
+	"clicks/internal/clicks"
+)
+
+// ExitCode reports err and maps it to the exit status: 0 for a clean stop
+// or -h, 2 for bad usage, 1 for any other failure.
+func ExitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "clicks: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "clicks: %v\n", err)
+		return 1
+	}
+}
+
+// usageError marks an error in the command line, which exits with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// config is everything run needs, parsed from flags and the environment.
+type config struct {
+	brokers         []string // empty: start the embedded broker
+	brokerListen    string
+	brokerCount     int
+	dataDir         string
+	listen          string
+	interval        time.Duration
+	users           int
+	quiet           bool
+	emit            bool
+	process         bool
+	serve           bool
+	replication     int
+	partitions      int
+	connectTimeout  time.Duration
+	compactInterval time.Duration
+	sync            bool
+
+	// Not flags: tests shorten them.
+	progressEvery time.Duration // how often a recovering table logs its progress
+	feedTick      time.Duration // how often the live page's state is computed
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var (
+		cfg     config
+		brokers string
+	)
+	fs := flag.NewFlagSet("clicks", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&brokers, "brokers", "", "comma-separated Kafka brokers, e.g. 127.0.0.1:9092; empty starts an embedded broker (env KAFKA_BROKERS)")
+	fs.StringVar(&cfg.brokerListen, "broker-listen", "127.0.0.1:9092", "address the embedded broker listens on (it has no authentication: keep it on loopback)")
+	fs.IntVar(&cfg.brokerCount, "broker-count", 1, "number of brokers in the embedded cluster; they listen on consecutive ports")
+	fs.StringVar(&cfg.dataDir, "data", "data", "state directory: the embedded broker's log and the local table caches")
+	fs.StringVar(&cfg.listen, "listen", ":9095", "HTTP address of the view")
+	fs.DurationVar(&cfg.interval, "interval", 100*time.Millisecond, "time between two clicks of the emitter")
+	fs.IntVar(&cfg.users, "users", 10, "number of users the emitter clicks for (user-0 … user-N-1)")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "do not print a [proc] line for every click")
+	fs.BoolVar(&cfg.emit, "emit", true, "run the emitter")
+	fs.BoolVar(&cfg.process, "process", true, "run the processor")
+	fs.BoolVar(&cfg.serve, "serve", true, "run the view and its HTTP server")
+	fs.IntVar(&cfg.replication, "replication", 1, "replication factor of the topics clicks creates")
+	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates (existing topics keep theirs)")
+	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
+	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table")
+	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
+	cfg.progressEvery = 5 * time.Second
+	cfg.feedTick = 250 * time.Millisecond
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: clicks [flags]\n\nCounts clicks per user with goka and serves the counts at http://localhost:9095/{user}.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return cfg, usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["brokers"] {
+		brokers = getenv("KAFKA_BROKERS")
+	}
+	var err error
+	if cfg.brokers, err = parseBrokers(brokers); err != nil {
+		return cfg, usageError{err}
+	}
+	switch {
+	case cfg.interval <= 0:
+		return cfg, usageError{fmt.Errorf("-interval must be positive, got %v", cfg.interval)}
+	case cfg.users < 1:
+		return cfg, usageError{fmt.Errorf("-users must be at least 1, got %d", cfg.users)}
+	case cfg.partitions < 1:
+		return cfg, usageError{fmt.Errorf("-partitions must be at least 1, got %d", cfg.partitions)}
+	case cfg.replication < 1:
+		return cfg, usageError{fmt.Errorf("-replication must be at least 1, got %d", cfg.replication)}
+	case cfg.brokerCount < 1:
+		return cfg, usageError{fmt.Errorf("-broker-count must be at least 1, got %d", cfg.brokerCount)}
+	case cfg.connectTimeout <= 0:
+		return cfg, usageError{fmt.Errorf("-connect-timeout must be positive, got %v", cfg.connectTimeout)}
+	case cfg.compactInterval <= 0:
+		return cfg, usageError{fmt.Errorf("-compact-interval must be positive, got %v", cfg.compactInterval)}
+	case cfg.dataDir == "":
+		return cfg, usageError{errors.New("-data must not be empty")}
+	case len(cfg.brokers) > 0 && !cfg.emit && !cfg.process && !cfg.serve:
+		return cfg, usageError{errors.New("nothing to do: -emit, -process and -serve are all off and -brokers is set")}
+	}
+	if len(cfg.brokers) == 0 {
+		if _, _, err := broker.SplitHostPort(cfg.brokerListen); err != nil {
+			return cfg, usageError{fmt.Errorf("-broker-listen: %w", err)}
+		}
+	}
+	if cfg.serve {
+		if _, _, err := net.SplitHostPort(cfg.listen); err != nil {
+			return cfg, usageError{fmt.Errorf("-listen: %w", err)}
+		}
+	}
+	return cfg, nil
+}
+
+// parseBrokers splits a comma-separated broker list and checks that each
+// entry is a host:port, so a typo fails at once instead of in a retry loop.
+func parseBrokers(s string) ([]string, error) {
+	var brokers []string
+	for b := range strings.SplitSeq(s, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		if _, _, err := broker.SplitHostPort(b); err != nil {
+			return nil, fmt.Errorf("-brokers: %w", err)
+		}
+		brokers = append(brokers, b)
+	}
+	if s != "" && len(brokers) == 0 {
+		return nil, fmt.Errorf("-brokers: no broker in %q", s)
+	}
+	return brokers, nil
+}

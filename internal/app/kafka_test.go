@@ -1,0 +1,107 @@
+package app
+
+import (
+	"clicks/internal/clicks"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// listTopics returns an admin client of brokers, closed when the test
+// ends, and the topics it lists.
+func listTopics(t *testing.T, brokers []string) (sarama.ClusterAdmin, map[string]sarama.TopicDetail) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	topics, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin, topics
+}
+
+// The topics clicks creates keep data: clicks for 7 days, the table
+// compacted and never aged out.
+func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+	admin, topics := listTopics(t, in.brokers)
+	want := map[string]map[string]string{
+		string(clicks.Topic): {"cleanup.policy": "delete", "retention.ms": "604800000"},
+		string(clicks.Table): {"cleanup.policy": "compact", "retention.ms": "-1"},
+		string(clicks.Loop):  {"cleanup.policy": "delete", "retention.ms": "604800000"},
+	}
+	for name, configs := range want {
+		d, ok := topics[name]
+		if !ok {
+			t.Fatalf("topic %s was not created; topics: %v", name, topics)
+		}
+		if d.NumPartitions != clicks.DefaultPartitions || d.ReplicationFactor != 1 {
+			t.Errorf("%s: %d partitions, replication %d; want %d and 1", name, d.NumPartitions, d.ReplicationFactor, clicks.DefaultPartitions)
+		}
+		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, e := range entries {
+			got[e.Name] = e.Value
+		}
+		for k, v := range configs {
+			if got[k] != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got[k], v)
+			}
+		}
+	}
+}
+
+// -partitions sets the partitions of the topics; the program counts on
+// them as on the default ten, and finds a key's partition among them.
+func TestPartitionsFlag(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-partitions", "3")
+	_, topics := listTopics(t, in.brokers)
+	for _, name := range []string{string(clicks.Topic), string(clicks.Table), string(clicks.Loop)} {
+		if d := topics[name]; d.NumPartitions != 3 {
+			t.Errorf("%s has %d partitions, want 3", name, d.NumPartitions)
+		}
+	}
+	key := testKeys(1)[0]
+	sendClicks(t, in.brokers, map[string]int{key: 4})
+	writers{t: t, brokers: in.brokers}.franzSend([]string{key}, (clicks.KeyPartition(key, 3)+1)%3)
+	in.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
+}
+
+// A click topic deleted and created again starts its offsets at zero: its
+// clicks are counted on top of the counts so far, not skipped as replays.
+func TestRecreatedTopicIsCounted(t *testing.T) {
+	dir := t.TempDir()
+	key := testKeys(1)[0]
+	first := startClicks(t, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.brokers, map[string]int{key: 5})
+	first.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
+	first.stop()
+
+	broker := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
+	admin, err := sarama.NewClusterAdmin(broker.brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteTopic(string(clicks.Topic)); err != nil {
+		t.Fatalf("delete %s: %v", clicks.Topic, err)
+	}
+	if err := admin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	broker.stop()
+
+	second := startClicks(t, nil, "-data", dir, "-emit=false")
+	if !strings.Contains(second.stderr.String(), `msg="created topic" topic=user-clicks`) {
+		t.Fatalf("user-clicks was not created again:\n%s", second.stderr)
+	}
+	sendClicks(t, second.brokers, map[string]int{key: 2}) // offsets 0 and 1 again
+	second.waitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
+}

@@ -1,0 +1,455 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"clicks/internal/clicks"
+	"clicks/internal/logs"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+)
+
+// syncBuffer collects what the program writes, for the test to read
+// while it runs.
+type syncBuffer = logs.Locked[*bytes.Buffer]
+
+func newSyncBuffer() *syncBuffer { return logs.Lock(new(bytes.Buffer)) }
+
+// instance is one run of the whole program inside the test process.
+type instance struct {
+	t       *testing.T
+	url     string   // base URL of the view, if served
+	brokers []string // the brokers it uses
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+}
+
+var (
+	viewOpenedRE = regexp.MustCompile(`View opened at (http://\S+)/`)
+	brokersRE    = regexp.MustCompile(`msg="using (?:the embedded Kafka broker|Kafka brokers)" addrs=(\S+)`)
+)
+
+// startClicks runs the program with args on free ports and waits until it
+// has said which brokers it uses and, if it serves, where.
+func startClicks(t *testing.T, getenv func(string) string, args ...string) *instance {
+	t.Helper()
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	args = append([]string{"-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-quiet"}, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{t: t, stdout: newSyncBuffer(), stderr: newSyncBuffer(), cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- Run(ctx, args, getenv, in.stdout, in.stderr) }()
+	t.Cleanup(func() {
+		if !in.stopped {
+			in.stop()
+		}
+	})
+
+	serve := !slicesContains(args, "-serve=false")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := brokersRE.FindStringSubmatch(in.stderr.String()); m != nil && in.brokers == nil {
+			in.brokers = strings.Split(m[1], ",")
+		}
+		if m := viewOpenedRE.FindStringSubmatch(in.stdout.String()); m != nil {
+			in.url = m[1]
+		}
+		if in.brokers != nil && (in.url != "" || !serve) {
+			return in
+		}
+		select {
+		case err := <-in.done:
+			in.stopped = true
+			t.Fatalf("clicks %v exited early: %v\nstderr:\n%s", args, err, in.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clicks %v did not start within 30s\nstderr:\n%s", args, in.stderr)
+		}
+	}
+}
+
+// stop ends the program as SIGINT would and checks that it stopped cleanly.
+func (in *instance) stop() {
+	in.t.Helper()
+	in.stopped = true
+	in.cancel()
+	select {
+	case err := <-in.done:
+		if err != nil {
+			in.t.Errorf("clicks stopped with %v\nstderr:\n%s", err, in.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		in.t.Errorf("clicks did not stop within 20s\nstderr:\n%s", in.stderr)
+	}
+}
+
+// get fetches path from the view and returns the status and body.
+func (in *instance) get(path string) (int, string, error) {
+	res, err := http.Get(in.url + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	return res.StatusCode, string(body), err
+}
+
+// waitForBody polls path until it answers 200 with want.
+func (in *instance) waitForBody(path, want string, within time.Duration) {
+	in.t.Helper()
+	deadline := time.Now().Add(within)
+	var (
+		status int
+		body   string
+		err    error
+	)
+	for time.Now().Before(deadline) {
+		if status, body, err = in.get(path); err == nil && status == 200 && body == want {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in.t.Fatalf("GET %s: last answer %d %q (err %v), want 200 %q within %v\nstderr:\n%s", path, status, body, err, want, within, in.stderr)
+}
+
+// clicks reads the count of key, or -1 if there is none yet.
+func (in *instance) clicks(key string) int {
+	in.t.Helper()
+	status, body, err := in.get("/" + key)
+	if err != nil || status != 200 {
+		return -1
+	}
+	var n int
+	if _, err := fmt.Sscanf(body, `{"Clicks":%d}`, &n); err != nil {
+		in.t.Fatalf("GET /%s: body %q is not {\"Clicks\":N}", key, body)
+	}
+	return n
+}
+
+// sendClicks sends counts[key] clicks for each key with a goka emitter,
+// waiting until the broker has acknowledged each.
+func sendClicks(t *testing.T, brokers []string, counts map[string]int) {
+	t.Helper()
+	e, err := goka.NewEmitter(brokers, clicks.Topic, new(codec.String),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(goka.DefaultConfig())))
+	if err != nil {
+		t.Fatalf("create test emitter: %v", err)
+	}
+	for key, n := range counts {
+		for i := range n {
+			if err := e.EmitSync(key, fmt.Sprintf("test click %d", i)); err != nil {
+				t.Fatalf("send click for %s: %v", key, err)
+			}
+		}
+	}
+	if err := e.Finish(); err != nil {
+		t.Fatalf("finish test emitter: %v", err)
+	}
+}
+
+// testKeys returns n user keys that no earlier run has used, so the test
+// can expect exact counts even on a long-lived cluster.
+func testKeys(n int) []string {
+	run := rand.Uint32()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("test-%08x-user-%d", run, i)
+	}
+	return keys
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCountsSurviveRestart is the end-to-end test: exact counts for
+// known clicks, the same counts after a restart on the same state, and
+// counts that keep growing.
+func checkCountsSurviveRestart(t *testing.T, getenv func(string) string, args ...string) {
+	dir := t.TempDir()
+	args = append([]string{"-data", dir}, args...)
+	keys := testKeys(4)
+	want := map[string]int{}
+	for i, k := range keys {
+		want[k] = i + 1
+	}
+
+	first := startClicks(t, getenv, append(args, "-emit=false")...)
+	sendClicks(t, first.brokers, want)
+	for k, n := range want {
+		first.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+	}
+	if status, body, err := first.get("/" + keys[0] + "-never-clicked"); err != nil || status != 404 {
+		t.Errorf("unknown key: %d %s (%v), want 404", status, body, err)
+	}
+	first.stop()
+
+	second := startClicks(t, getenv, append(args, "-interval", "20ms", "-users", "2")...)
+	for k, n := range want {
+		second.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+	}
+	more := map[string]int{keys[0]: 3}
+	sendClicks(t, second.brokers, more)
+	second.waitForBody("/"+keys[0], fmt.Sprintf(`{"Clicks":%d}`, want[keys[0]]+3), 30*time.Second)
+
+	// The program's own emitter is running: user-0 grows.
+	deadline := time.Now().Add(30 * time.Second)
+	start := -1
+	for time.Now().Before(deadline) {
+		n := second.clicks("user-0")
+		if start < 0 && n > 0 {
+			start = n
+		}
+		if start > 0 && n > start {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := second.clicks("user-0"); start <= 0 || n <= start {
+		t.Fatalf("user-0 did not grow: first %d, then %d", start, n)
+	}
+	second.stop()
+}
+
+func TestEndToEndEmbeddedBroker(t *testing.T) {
+	checkCountsSurviveRestart(t, nil)
+}
+
+func TestEndToEndEmbeddedThreeBrokers(t *testing.T) {
+	checkCountsSurviveRestart(t, nil, "-broker-count", "3", "-replication", "3")
+}
+
+// TestEndToEndKafka runs against a real cluster: make restart, then
+// KAFKA_BROKERS=127.0.0.1:9092 go test -run Kafka.
+func TestEndToEndKafka(t *testing.T) {
+	brokers := os.Getenv("KAFKA_BROKERS")
+	if brokers == "" {
+		t.Skip("KAFKA_BROKERS is not set; run `make restart` and set KAFKA_BROKERS=127.0.0.1:9092 to test against real Kafka")
+	}
+	checkCountsSurviveRestart(t, os.Getenv)
+}
+
+// Clicks sent before the processor ever ran are counted: a new group
+// starts at the oldest offset.
+func TestClicksBeforeFirstProcessorAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	keys := testKeys(2)
+	want := map[string]int{keys[0]: 5, keys[1]: 2}
+
+	idle := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
+	sendClicks(t, idle.brokers, want)
+	idle.stop()
+
+	in := startClicks(t, nil, "-data", dir, "-emit=false")
+	for k, n := range want {
+		in.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+	}
+}
+
+func TestStartupErrors(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"unknown flag", []string{"-nope"}, 2, "flag provided but not defined"},
+		{"extra argument", []string{"main.go"}, 2, "unexpected arguments"},
+		{"malformed brokers", []string{"-brokers", "localhost"}, 2, `"localhost" is not host:port`},
+		{"bad port", []string{"-brokers", "localhost:99999"}, 2, "invalid port"},
+		{"zero users", []string{"-users", "0"}, 2, "-users must be at least 1"},
+		{"zero partitions", []string{"-partitions", "0"}, 2, "-partitions must be at least 1"},
+		{"bad interval", []string{"-interval", "-1s"}, 2, "-interval must be positive"},
+		{"nothing to do", []string{"-brokers", "127.0.0.1:9092", "-emit=false", "-process=false", "-serve=false"}, 2, "nothing to do"},
+		{"data dir is a file", []string{"-data", filepath.Join(file, "data")}, 1, "create data directory"},
+		{"busy HTTP port", []string{"-listen", busy.Addr().String()}, 1, "address already in use"},
+		{"busy broker port", []string{"-listen", "127.0.0.1:0", "-broker-listen", busy.Addr().String()}, 1, "address already in use"},
+		{"unreachable broker", []string{"-listen", "127.0.0.1:0", "-brokers", "127.0.0.1:1", "-connect-timeout", "2s"}, 1, "cannot reach Kafka at 127.0.0.1:1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"-data", t.TempDir()}, tc.args...)
+			stderr := newSyncBuffer()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := Run(ctx, args, func(string) string { return "" }, io.Discard, stderr)
+			if err == nil {
+				t.Fatalf("run %v succeeded, want an error", args)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tc.wantErr)
+			}
+			var msg bytes.Buffer
+			if code := ExitCode(err, &msg); code != tc.wantCode {
+				t.Errorf("exit code %d, want %d", code, tc.wantCode)
+			}
+			if !strings.HasPrefix(msg.String(), "clicks: ") {
+				t.Errorf("error report %q lacks the program name", msg.String())
+			}
+		})
+	}
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	stderr := newSyncBuffer()
+	err := Run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, stderr)
+	if !errors.Is(err, flag.ErrHelp) || ExitCode(err, io.Discard) != 0 {
+		t.Fatalf("-h: %v, want flag.ErrHelp and exit 0", err)
+	}
+	for _, f := range []string{"-brokers", "-broker-listen", "-data", "-listen", "-interval", "-users", "-quiet", "-emit", "-process", "-serve", "-replication", "KAFKA_BROKERS"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("usage does not mention %s", f)
+		}
+	}
+}
+
+func TestKafkaBrokersFromEnvironment(t *testing.T) {
+	env := map[string]string{"KAFKA_BROKERS": "kafka-a:9092, kafka-b:9093"}
+	cfg, err := parseFlags(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.brokers, ","); got != "kafka-a:9092,kafka-b:9093" {
+		t.Errorf("brokers %q from KAFKA_BROKERS", got)
+	}
+	cfg, err = parseFlags([]string{"-brokers", ""}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.brokers) != 0 {
+		t.Errorf("-brokers= should override KAFKA_BROKERS and mean embedded, got %v", cfg.brokers)
+	}
+}
+
+// The roles run as separate processes against one broker process, as the
+// README shows.
+func TestRolesInSeparateInstances(t *testing.T) {
+	broker := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+	brokers := strings.Join(broker.brokers, ",")
+	startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-serve=false")
+	view := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-process=false")
+	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-process=false", "-serve=false", "-users", "1", "-interval", "10ms")
+
+	key := testKeys(1)[0]
+	sendClicks(t, broker.brokers, map[string]int{key: 7})
+	view.waitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for view.clicks("user-0") < 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if view.clicks("user-0") < 1 {
+		t.Fatalf("the view never showed a click of the emitter instance\nemitter stderr:\n%s", emitter.stderr)
+	}
+}
+
+// A start that fails leaves nothing behind: the HTTP port it had bound is
+// free again, and so is the broker's.
+func TestFailedStartReleasesPorts(t *testing.T) {
+	httpAddr := freePort(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	args := []string{"-data", t.TempDir(), "-listen", fmt.Sprintf("127.0.0.1:%d", httpAddr), "-broker-listen", busy.Addr().String()}
+	if err := Run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+		t.Fatal("run succeeded on a busy broker port")
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", httpAddr))
+	if err != nil {
+		t.Fatalf("the HTTP port is still held after the failed start: %v", err)
+	}
+	ln.Close()
+
+	// A failure after the broker has started: a replication factor the
+	// single embedded broker cannot give makes creating the topics fail.
+	brokerPort := freePort(t)
+	stderr := newSyncBuffer()
+	args = []string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-broker-listen", fmt.Sprintf("127.0.0.1:%d", brokerPort), "-replication", "3"}
+	err = Run(context.Background(), args, func(string) string { return "" }, io.Discard, stderr)
+	if err == nil || !strings.Contains(err.Error(), "create topic") {
+		t.Fatalf("run with -replication 3 on one broker: %v, want a topic creation error\n%s", err, stderr.String())
+	}
+	ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", brokerPort))
+	if err != nil {
+		t.Fatalf("the broker port is held after the failed start: %v", err)
+	}
+	ln.Close()
+}
+
+// The [proc] lines are buffered but reach stdout within the flush
+// interval, whole, and all of them by the final flush.
+func TestProcOutput(t *testing.T) {
+	w := newSyncBuffer()
+	o := logs.Lock(bufio.NewWriterSize(w, 64<<10))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		flushPeriodically(ctx, o, 5*time.Millisecond, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	var wg sync.WaitGroup
+	for p := range 4 {
+		wg.Go(func() {
+			for i := range 1000 {
+				fmt.Fprintf(o, "[proc] key: user-%d clicks: %d, msg: x\n", p, i)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(w.String(), "\n") < 4000 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := strings.Count(w.String(), "\n"); n != 4000 {
+		t.Fatalf("%d lines flushed within 5s, want 4000", n)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n") {
+		if !regexp.MustCompile(`^\[proc\] key: user-\d clicks: \d+, msg: x$`).MatchString(line) {
+			t.Fatalf("a line came out broken: %q", line)
+		}
+	}
+	cancel()
+	<-done
+	fmt.Fprintln(o, "last")
+	if err := o.Flush(); err != nil || !strings.HasSuffix(w.String(), "last\n") {
+		t.Errorf("Flush: %v; the last line is missing", err)
+	}
+}

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"clicks/internal/metrics/metricstest"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// The whole program: the processed counter and the served clicks match
+// the clicks sent.
+func TestMetricsEndToEnd(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
+	keys := testKeys(3)
+	want := map[string]int{keys[0]: 3, keys[1]: 5, keys[2]: 7}
+	sendClicks(t, in.brokers, want)
+	for k, n := range want {
+		in.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+	}
+
+	check := map[string]float64{
+		"clicks_processed_total":  15,
+		"clicks_served":           15,
+		"clicks_view_users":       3,
+		"clicks_emitted_total":    0,
+		"clicks_view_lag_records": 0,
+		"clicks_view_recovered":   1,
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	var families map[string]*dto.MetricFamily
+	for {
+		families = metricstest.Scrape(t, in.get)
+		bad := []string{}
+		for name, v := range check {
+			if got, ok := metricstest.Value(families, name); !ok || got != v {
+				bad = append(bad, fmt.Sprintf("%s = %v (found %v), want %v", name, got, ok, v))
+			}
+		}
+		if len(bad) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics do not match the clicks sent:\n%s", strings.Join(bad, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, ok := metricstest.Value(families, "clicks_http_requests_total", "route", "/{key}", "code", "200"); !ok || got < 3 {
+		t.Errorf("GET /{key} answered 200 %v times by the metrics, want at least 3", got)
+	}
+	for _, name := range []string{"clicks_processor_lag_records", "clicks_processor_recovered", "clicks_view_recovery_progress", "go_goroutines", "process_resident_memory_bytes"} {
+		if _, ok := families[name]; !ok {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+}

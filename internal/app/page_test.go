@@ -1,0 +1,166 @@
+package app
+
+import (
+	"bufio"
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+)
+
+// The operational endpoints of the running program.
+func TestOpsEndToEnd(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
+	keys := testKeys(3)
+	sendClicks(t, in.brokers, map[string]int{keys[0]: 1, keys[1]: 2, keys[2]: 3})
+	in.waitForBody("/-/ready", `{"ready":true,"parts":{"processor":"running","view":"running"}}`, 30*time.Second)
+	prefix := strings.TrimSuffix(keys[0], "0")
+	want := fmt.Sprintf(`{"users":[{"user":%q,"clicks":1},{"user":%q,"clicks":2},{"user":%q,"clicks":3}],"more":false}`, keys[0], keys[1], keys[2])
+	in.waitForBody("/-/clicks?prefix="+prefix, want, 30*time.Second)
+}
+
+// The running program: the page and goka's pages are served, and a stop
+// with a page's event stream still open is clean and quick.
+func TestPageEndToEnd(t *testing.T) {
+	in := startClicks(t, nil, "-data", t.TempDir(), "-interval", "10ms", "-users", "3")
+	for _, path := range []string{"/", "/-/monitor/", "/-/query/"} {
+		if status, body, err := in.get(path); err != nil || status != 200 || !strings.Contains(body, "<html") {
+			t.Errorf("GET %s: %d %v %.80q, want a page", path, status, err, body)
+		}
+	}
+	if status, body, err := in.get("/-/monitor/data/view/0"); err != nil || status != 200 || !strings.Contains(body, `"Partitions"`) {
+		t.Errorf("goka's monitor has no view attached: %d %v %.80q", status, err, body)
+	}
+
+	res, err := http.Get(in.url + "/-/events?top=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	deadline := time.Now().Add(30 * time.Second)
+	st := readEvent(t, r)
+	for !(st.Known && st.Total > 0 && len(st.Top) == 3) && time.Now().Before(deadline) {
+		st = readEvent(t, r)
+	}
+	if !st.Known || st.Total == 0 || len(st.Top) != 3 || !st.Ready {
+		t.Fatalf("last event %+v, want the clicks of 3 users, ready", st)
+	}
+
+	// Fails the test unless run returns nil: had the server waited for
+	// the stream, its shutdown would have timed out with an error.
+	in.stop()
+}
+
+// A table value that is not JSON (written by another client) does not
+// stop a view: that key answers 500 and is logged, the others are served.
+func TestViewServesOtherKeysBesideBadTableValue(t *testing.T) {
+	dir := t.TempDir()
+	keys := testKeys(2)
+	in := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-sync")
+	writeTableValue(t, in.brokers, keys[0], -1, []byte("{not json"))
+	writeTableValue(t, in.brokers, keys[1], -1, []byte(`{"Clicks":4}`))
+
+	in.waitForBody("/"+keys[1], `{"Clicks":4}`, 30*time.Second)
+	// The two keys may live in different partitions: wait for the bad one.
+	var (
+		status int
+		body   string
+		err    error
+	)
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if status, body, err = in.get("/" + keys[0]); err == nil && status != http.StatusNotFound {
+			break
+		}
+	}
+	if err != nil || status != http.StatusInternalServerError || !strings.Contains(body, `"error"`) {
+		t.Fatalf("bad value: %d %s (%v), want 500 with a JSON error", status, body, err)
+	}
+	if !strings.Contains(in.stderr.String(), "decode user") {
+		t.Errorf("the bad value was not logged:\n%s", in.stderr)
+	}
+	in.waitForBody("/"+keys[1], `{"Clicks":4}`, time.Second)
+}
+
+// A click the broker does not take is logged and counted as failed.
+func TestEmitterLogsFailedSends(t *testing.T) {
+	broker := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+	logs := newSyncBuffer()
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	k := kafka.New(broker.brokers, 1, clicks.DefaultPartitions, logger)
+	cfg := k.Config()
+	cfg.Producer.Retry.Max = 1
+	cfg.Producer.Retry.Backoff = 10 * time.Millisecond
+	e, err := goka.NewEmitter(broker.brokers, clicks.Topic, new(codec.String),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- clicks.RunEmitter(ctx, e, 5*time.Millisecond, 10, nil, logger) }()
+
+	// The emitter works, then the broker goes away under it.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(recordsPerKey(t, broker.brokers, string(clicks.Topic))) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	broker.stop()
+	for !strings.Contains(logs.String(), "click not sent") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("runEmitter: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("runEmitter did not return after its broker went away")
+	}
+	if !strings.Contains(logs.String(), "click not sent") {
+		t.Fatalf("no failed send logged:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "failed=0") {
+		t.Errorf("summary counts no failure:\n%s", logs.String())
+	}
+}
+
+// pageEvent is what the test reads of the page's state.
+type pageEvent struct {
+	Known bool  `json:"known"`
+	Ready bool  `json:"ready"`
+	Total int64 `json:"total"`
+	Top   []struct {
+		User   string `json:"user"`
+		Clicks int64  `json:"clicks"`
+	} `json:"top"`
+}
+
+// readEvent reads the next data event of a server-sent event stream.
+func readEvent(t *testing.T, r *bufio.Reader) pageEvent {
+	t.Helper()
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read event: %v", err)
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			var st pageEvent
+			if err := json.Unmarshal([]byte(data), &st); err != nil {
+				t.Fatalf("event %q: %v", data, err)
+			}
+			return st
+		}
+	}
+}

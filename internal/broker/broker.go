@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Config configures the embedded broker.
+type Config struct {
+	Listen          string // host:port of the first broker; more brokers take the next ports
+	Count           int
+	Dir             string // where the broker keeps its log
+	Table           string // the compacted topic it compacts itself (see CompactPeriodically)
+	CompactInterval time.Duration
+	Sync            bool // fsync every write
+}
+
+// Embedded is a Kafka-protocol cluster in this process (kfake),
+// persisted on disk, so clicks runs where there is no Kafka. Any Kafka
+// client (kcat, sarama, franz-go) can talk to it.
+type Embedded struct {
+	*kfake.Cluster
+	cfg      Config
+	logger   *slog.Logger
+	sessions *sessionWatch
+}
+
+// Start starts the cluster and reloads its log from cfg.Dir. It has no
+// authentication, which is why it listens on loopback by default.
+func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
+	host, port, err := SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker address: %w", err)
+	}
+	sessions := newSessionWatch()
+	opts := []kfake.Opt{
+		kfake.NumBrokers(cfg.Count),
+		kfake.DataDir(cfg.Dir),
+		kfake.WithLogger(kfakeLogger{logger.With("part", "broker")}),
+		// kfake asks for 127.0.0.1:<port>; listen on the host asked for.
+		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			_, p, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			ln, err := net.Listen(network, net.JoinHostPort(host, p))
+			if err != nil {
+				return nil, err
+			}
+			return sessions.listen(ln), nil
+		}),
+		kfake.BrokerConfigs(map[string]string{
+			// kfake's own compaction timer would compact without the
+			// backup that makes it safe (see compaction.go): push it out
+			// of the way; CompactPeriodically does the work.
+			"log.cleaner.backoff.ms": strconv.FormatInt((365 * 24 * time.Hour).Milliseconds(), 10),
+		}),
+	}
+	if cfg.Sync {
+		// kfake writes each batch to its segment file before it
+		// acknowledges it, so a killed process loses nothing
+		// acknowledged; only fsync keeps it through a power loss.
+		opts = append(opts, kfake.SyncWrites())
+	}
+	if port != 0 {
+		ports := make([]int, cfg.Count)
+		for i := range ports {
+			ports[i] = port + i
+		}
+		opts = append(opts, kfake.Ports(ports...))
+	}
+	if err := restoreInterruptedCompaction(cfg.Dir, logger); err != nil {
+		return nil, fmt.Errorf("embedded broker data in %s: %w", cfg.Dir, err)
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.Listen, cfg.Dir, err)
+	}
+	return &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions}, nil
+}
+
+// Dir is where the broker keeps its log.
+func (b *Embedded) Dir() string { return b.cfg.Dir }
+
+// CompactPeriodically compacts the table until ctx ends, each time
+// behind a backup that a kill during the rebuild cannot destroy.
+//
+// kfake starts its own compaction timer only when a topic is created or
+// altered, not after it reloads its log from disk, so without this the
+// table would grow without bound after a restart.
+func (b *Embedded) CompactPeriodically(ctx context.Context) error {
+	t := time.NewTicker(b.cfg.CompactInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := BackupBeforeCompaction(b.cfg.Dir, b.cfg.Table); err != nil {
+				b.logger.Warn("compaction skipped", "err", err)
+				continue
+			}
+			b.Compact()
+			if err := dropCompactionBackup(b.cfg.Dir); err != nil {
+				b.logger.Warn("compaction", "err", err)
+			}
+		}
+	}
+}
+
+// SplitHostPort is net.SplitHostPort that also checks the port number.
+func SplitHostPort(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%q has an invalid port %q", addr, port)
+	}
+	return host, p, nil
+}
+
+// kfakeLogger passes the broker's warnings and errors to slog.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		k.l.Error(fmt.Sprintf(format, args...))
+	case kfake.LogLevelWarn:
+		k.l.Warn(fmt.Sprintf(format, args...))
+	}
+}

@@ -1,0 +1,186 @@
+package cache
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
+)
+
+// ResetStale keeps the local table caches in step with the broker.
+//
+// goka caches the group table in LevelDB and remembers the changelog
+// offset it has read up to. If the broker's log is gone (say ./data/broker
+// was deleted) but the cache is not, goka either refuses to start ("local
+// offset is higher than partition offset") or serves counts the broker no
+// longer has. A cache that is ahead of the changelog cannot be right, so
+// it is removed and goka rebuilds it from the changelog.
+//
+// dirs maps a name (processor, view) to a storage directory as used with
+// storage.DefaultBuilder.
+func ResetStale(client sarama.Client, tableTopic string, dirs map[string]string, logger *slog.Logger) error {
+	ps, err := client.Partitions(tableTopic)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", tableTopic, err)
+	}
+	var stale []string
+	for _, dir := range dirs {
+		for _, p := range ps {
+			path := filepath.Join(dir, fmt.Sprintf("%s.%d", tableTopic, p))
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			local, err := cachedOffset(path)
+			if lverrors.IsCorrupted(err) {
+				// A kill while LevelDB was creating its files can leave
+				// them unreadable. It is only a cache: rebuild it.
+				if err := os.RemoveAll(path); err != nil {
+					return fmt.Errorf("remove unreadable table cache: %w", err)
+				}
+				stale = append(stale, fmt.Sprintf("%s (unreadable: %v)", path, err))
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			newest, err := client.GetOffset(tableTopic, p, sarama.OffsetNewest)
+			if err != nil {
+				return fmt.Errorf("newest offset of %s/%d: %w", tableTopic, p, err)
+			}
+			// local is the offset of the last record read; the broker's
+			// newest offset is the next one it will write.
+			if local >= newest {
+				if err := os.RemoveAll(path); err != nil {
+					return fmt.Errorf("remove stale table cache: %w", err)
+				}
+				stale = append(stale, fmt.Sprintf("%s (cache at offset %d, broker at %d)", path, local, newest))
+			}
+		}
+	}
+	if len(stale) > 0 {
+		logger.Warn("local table cache was unreadable or ahead of the broker's changelog (was the broker's data removed?): rebuilding it from the changelog", "removed", strings.Join(stale, ", "))
+	}
+	return nil
+}
+
+// cachedOffset reads the changelog offset the goka LevelDB cache at path
+// has recovered up to, or -1 if it has none. It opens the database as
+// storage.DefaultBuilder does, but keeps LevelDB's error types, so that a
+// corrupted cache can be told from, say, one that another process holds.
+func cachedOffset(path string) (off int64, err error) {
+	db, err := leveldb.OpenFile(path, nil)
+	if err != nil {
+		if lverrors.IsCorrupted(err) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("open table cache %s: %w", path, err)
+	}
+	st, err := storage.New(db)
+	if err != nil {
+		return 0, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), db.Close())
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close table cache %s: %w", path, cerr)
+		}
+	}()
+	off, err = st.GetOffset(-1)
+	if err != nil {
+		return 0, fmt.Errorf("read offset of table cache %s: %w", path, err)
+	}
+	return off, nil
+}
+
+// Builder opens the local table caches in dir, where goka's
+// storage.DefaultBuilder would, as tableCaches: LevelDB with recent
+// writes held in memory, and its journal buffered (see bufferedJournal).
+func Builder(dir string) storage.Builder {
+	return func(topic string, partition int32) (storage.Storage, error) {
+		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
+		files, err := lstorage.OpenFile(path, false)
+		if err != nil {
+			return nil, fmt.Errorf("open table cache %s: %w", path, err)
+		}
+		db, err := leveldb.Open(bufferedJournal{files}, cacheOptions())
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), files.Close())
+		}
+		c, err := openTableCache(db, files)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), db.Close(), files.Close())
+		}
+		return c, nil
+	}
+}
+
+// bufferedJournal is LevelDB's file storage with its journal written
+// through a 64 KiB buffer: LevelDB writes the journal (its log of recent
+// writes, replayed at the next open) with a system call after every write,
+// a tenth of the program's CPU at full speed. The buffer is written out
+// when full, on Sync and on Close.
+//
+// A killed process loses what was in the buffer: LevelDB then drops the
+// journal's torn end when it opens the cache (it does unless told to be
+// strict), so the cache holds the writes up to some point, its offset no
+// later than its values, and goka reads the rest again from the
+// changelog, as it does after a kill anyway (see tableCache).
+type bufferedJournal struct{ lstorage.Storage }
+
+func (s bufferedJournal) Create(fd lstorage.FileDesc) (lstorage.Writer, error) {
+	w, err := s.Storage.Create(fd)
+	if err != nil || fd.Type != lstorage.TypeJournal {
+		return w, err
+	}
+	return &bufferedWriter{Writer: w, buf: bufio.NewWriterSize(w, 64<<10)}, nil
+}
+
+type bufferedWriter struct {
+	lstorage.Writer
+	buf *bufio.Writer
+}
+
+func (w *bufferedWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
+
+func (w *bufferedWriter) Sync() error {
+	if err := w.buf.Flush(); err != nil {
+		return err
+	}
+	return w.Writer.Sync()
+}
+
+func (w *bufferedWriter) Close() error {
+	return errors.Join(w.buf.Flush(), w.Writer.Close())
+}
+
+// cacheOptions are the LevelDB options of the local table caches.
+func cacheOptions() *opt.Options {
+	return &opt.Options{
+		// A 1 MiB memtable per partition instead of 4 MiB: each cache has
+		// one per partition, allocated whole, so the default cost 40 MiB
+		// per ten partitions; recovery of 1,000,000 users is as fast.
+		WriteBuffer: 1 << 20,
+		// Compact level 0 at 8 files instead of 4 (and slow or pause
+		// writes at 16 and 24 instead of 8 and 12): recovery and counting
+		// write far more than they read, and each compaction rewrites
+		// what the last one wrote. Measured with BenchmarkRecovery on
+		// 1,000,000 users: 10 partitions 622k -> 688k records/s, 1
+		// partition 363k -> 410k; counting as fast, peak RSS within the
+		// noise. 16 gained 1 partition another 10 %, but lets twice as
+		// many overlapping files pile up for every read that misses
+		// memory.
+		CompactionL0Trigger:    8,
+		WriteL0SlowdownTrigger: 16,
+		WriteL0PauseTrigger:    24,
+	}
+}

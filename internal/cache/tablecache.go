@@ -1,0 +1,232 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	ldbiter "github.com/syndtr/goleveldb/leveldb/iterator"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// offsetKey is where goka's LevelDB storage keeps the changelog offset a
+// cache has reached; tableCache keeps it there too, so that caches written
+// by either can be read by both (cachedOffset reads it with goka's).
+const offsetKey = "__offset"
+
+// maxPendingWrites is how many users' values a tableCache holds in memory
+// before it writes them to LevelDB in one batch.
+const maxPendingWrites = 4096
+
+// offsetWriteInterval is how often a busy tableCache writes what it holds,
+// with the changelog offset it has reached, to LevelDB.
+const offsetWriteInterval = time.Second
+
+// tableCache is a local table cache (goka's storage.Storage) on LevelDB
+// that holds recent writes in memory and writes them to LevelDB in
+// batches: once maxPendingWrites users have changed, at most once per
+// offsetWriteInterval with the offset, and when it is recovered, iterated
+// or closed. goka's own storage writes each value to LevelDB as it comes,
+// and each offset too, so that a click cost two LevelDB writes, each with
+// its journal record, and a read in LevelDB. Here a busy user's click is
+// a map update, and most reads are map reads.
+//
+// It is safe because the changelog, not the cache, is the table: the
+// offset written with a batch is never later than the values in it, and
+// the changelog holds whole values, so after a kill goka reads again from
+// that offset and sets each value to what it already was or to a newer
+// one. A kill costs at most a second of re-reading.
+type tableCache struct {
+	db    *leveldb.DB
+	files io.Closer // LevelDB's files, closed after the database
+
+	mu      sync.RWMutex
+	pending map[string][]byte // values not in LevelDB yet; nil: deleted
+	offset  int64             // the offset the values reach
+	known   bool              // offset is known: the cache is not new
+	dirty   bool              // offset or pending not written yet
+	written time.Time         // when they last were
+	batch   leveldb.Batch     // reused for every write: its buffer is most of what a write allocates
+}
+
+// openTableCache opens the cache in db, whose files are closed after it.
+func openTableCache(db *leveldb.DB, files io.Closer) (*tableCache, error) {
+	c := &tableCache{db: db, files: files, pending: make(map[string][]byte), written: time.Now()}
+	data, err := db.Get([]byte(offsetKey), nil)
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("read the table cache's offset: %w", err)
+	default:
+		if c.offset, err = strconv.ParseInt(string(data), 10, 64); err != nil {
+			return nil, fmt.Errorf("table cache offset %q: %w", data, err)
+		}
+		c.known = true
+	}
+	return c, nil
+}
+
+// Open is part of storage.Storage; the cache is open when built.
+func (c *tableCache) Open() error { return nil }
+
+// Get returns the value of key, nil if it has none. The caller must not
+// change it: it may be the cache's own copy.
+func (c *tableCache) Get(key string) ([]byte, error) {
+	c.mu.RLock()
+	v, ok := c.pending[key]
+	c.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := c.db.Get([]byte(key), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %q from the table cache: %w", key, err)
+	}
+	return v, nil
+}
+
+func (c *tableCache) Has(key string) (bool, error) {
+	v, err := c.Get(key)
+	return v != nil, err
+}
+
+func (c *tableCache) Set(key string, value []byte) error {
+	if value == nil {
+		value = []byte{} // nil in pending means deleted
+	}
+	return c.put(key, append([]byte(nil), value...))
+}
+
+func (c *tableCache) Delete(key string) error { return c.put(key, nil) }
+
+func (c *tableCache) put(key string, value []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending[key] = value
+	c.dirty = true
+	if len(c.pending) >= maxPendingWrites {
+		return c.writeLocked()
+	}
+	return nil
+}
+
+// SetOffset records that the values reach offset; it reaches LevelDB with
+// them.
+func (c *tableCache) SetOffset(offset int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset, c.known, c.dirty = offset, true, true
+	if time.Since(c.written) >= offsetWriteInterval {
+		return c.writeLocked()
+	}
+	return nil
+}
+
+// GetOffset returns the offset the values reach, def if the cache is new.
+func (c *tableCache) GetOffset(def int64) (int64, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.known {
+		return def, nil
+	}
+	return c.offset, nil
+}
+
+// MarkRecovered writes what the cache holds: recovery is done.
+func (c *tableCache) MarkRecovered() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writeLocked()
+}
+
+// writeLocked writes the pending values and the offset in one batch.
+func (c *tableCache) writeLocked() error {
+	if !c.dirty {
+		return nil
+	}
+	b := &c.batch
+	b.Reset()
+	for k, v := range c.pending {
+		if v == nil {
+			b.Delete([]byte(k))
+		} else {
+			b.Put([]byte(k), v)
+		}
+	}
+	if c.known {
+		b.Put([]byte(offsetKey), strconv.AppendInt(nil, c.offset, 10))
+	}
+	if err := c.db.Write(b, nil); err != nil {
+		return fmt.Errorf("write %d values to the table cache: %w", len(c.pending), err)
+	}
+	clear(c.pending)
+	c.dirty, c.written = false, time.Now()
+	return nil
+}
+
+// Iterator iterates over the table, offset excluded, after writing what
+// is pending so that LevelDB holds every value.
+func (c *tableCache) Iterator() (storage.Iterator, error) {
+	return c.iterator(nil, &opt.ReadOptions{DontFillCache: true})
+}
+
+// IteratorWithRange iterates from start to limit, or over the keys that
+// start with start if limit is empty, as goka's storage does.
+func (c *tableCache) IteratorWithRange(start, limit []byte) (storage.Iterator, error) {
+	if len(limit) > 0 {
+		return c.iterator(&util.Range{Start: start, Limit: limit}, nil)
+	}
+	return c.iterator(util.BytesPrefix(start), nil)
+}
+
+func (c *tableCache) iterator(r *util.Range, ro *opt.ReadOptions) (storage.Iterator, error) {
+	c.mu.Lock()
+	err := c.writeLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return tableIterator{c.db.NewIterator(r, ro)}, nil
+}
+
+func (c *tableCache) Close() error {
+	c.mu.Lock()
+	err := c.writeLocked()
+	c.mu.Unlock()
+	return errors.Join(err, c.db.Close(), c.files.Close())
+}
+
+// tableIterator is a LevelDB iterator that skips the offset.
+type tableIterator struct{ ldbiter.Iterator }
+
+func (i tableIterator) Next() bool {
+	for i.Iterator.Next() {
+		if string(i.Iterator.Key()) != offsetKey {
+			return true
+		}
+	}
+	return false
+}
+
+func (i tableIterator) Seek(key []byte) bool {
+	if !i.Iterator.Seek(key) {
+		return false
+	}
+	if string(i.Iterator.Key()) == offsetKey {
+		return i.Next()
+	}
+	return true
+}
+
+func (i tableIterator) Err() error { return i.Iterator.Error() }
+
+func (i tableIterator) Value() ([]byte, error) { return i.Iterator.Value(), nil }

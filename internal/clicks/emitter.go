@@ -1,0 +1,76 @@
+package clicks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+)
+
+// NewEmitter makes the emitter that simulates users clicking: it writes
+// to the click stream with goka's string codec, as the original; opts say
+// how it reaches Kafka.
+func NewEmitter(brokers []string, opts ...goka.EmitterOption) (*goka.Emitter, error) {
+	e, err := goka.NewEmitter(brokers, Topic, new(codec.String), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create emitter for %s: %w", Topic, err)
+	}
+	return e, nil
+}
+
+// RunEmitter sends one click per tick, for user-0 … user-(users-1) in turn,
+// with the click's time as the value, until ctx ends; then it flushes what
+// it has sent.
+//
+// Clicks are sent asynchronously: the original's EmitSync waits for the
+// producer's flush interval (100 ms) on every click, so a 100 ms ticker
+// yields only about five clicks a second. A failed send is logged.
+// events (nil: none) hears of each click's outcome.
+func RunEmitter(ctx context.Context, e *goka.Emitter, interval time.Duration, users int, events Events, logger *slog.Logger) (err error) {
+	if events == nil {
+		events = NoEvents{}
+	}
+	var (
+		sent, failed atomic.Int64
+		pending      sync.WaitGroup // callbacks not run yet: goka's Finish may return before them
+	)
+	defer func() {
+		if ferr := e.Finish(); ferr != nil {
+			err = errors.Join(err, fmt.Errorf("flush emitter: %w", ferr))
+		}
+		pending.Wait()
+		logger.Info("emitter stopped", "sent", sent.Load(), "failed", failed.Load())
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		key := fmt.Sprintf("user-%d", i%users)
+		pending.Add(1)
+		p, err := e.Emit(key, time.Now().String())
+		if err != nil {
+			pending.Done()
+			return fmt.Errorf("emit click for %s: %w", key, err)
+		}
+		p.Then(func(err error) {
+			defer pending.Done()
+			events.Emitted(err)
+			if err != nil {
+				failed.Add(1)
+				logger.Error("click not sent", "key", key, "err", err)
+				return
+			}
+			sent.Add(1)
+		})
+	}
+}

@@ -1,0 +1,46 @@
+package kafka
+
+import (
+	"clicks/internal/logs"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+)
+
+// The options of the three goka parts, built in one place: each reaches
+// the cluster with its own copy of the sarama configuration, creates
+// topics as EnsureTopics does and logs through slog; the processor and the
+// view keep their local tables where local says.
+
+// EmitterOptions are the emitter's goka options.
+func (k *Cluster) EmitterOptions() []goka.EmitterOption {
+	return []goka.EmitterOption{
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(k.Config())),
+		goka.WithEmitterTopicManagerBuilder(k.TopicManagerBuilder()),
+		goka.WithEmitterLogger(logs.Goka{L: k.logger.With("part", "emitter")}),
+	}
+}
+
+// ProcessorOptions are the processor's goka options.
+func (k *Cluster) ProcessorOptions(local storage.Builder) []goka.ProcessorOption {
+	return []goka.ProcessorOption{
+		goka.WithStorageBuilder(local),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.Config())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Config())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(k.Config())),
+		goka.WithTopicManagerBuilder(k.TopicManagerBuilder()),
+		goka.WithLogger(logs.Goka{L: k.logger.With("part", "processor")}),
+	}
+}
+
+// ViewOptions are the view's goka options; every update of the table
+// passes through update.
+func (k *Cluster) ViewOptions(local storage.Builder, update goka.UpdateCallback) []goka.ViewOption {
+	return []goka.ViewOption{
+		goka.WithViewCallback(update),
+		goka.WithViewStorageBuilder(local),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Config())),
+		goka.WithViewTopicManagerBuilder(k.TopicManagerBuilder()),
+		goka.WithViewLogger(logs.Goka{L: k.logger.With("part", "view")}),
+	}
+}

@@ -1,0 +1,159 @@
+package web
+
+import (
+	"clicks/internal/clicks"
+	"clicks/internal/status"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/lovoo/goka"
+)
+
+// sliceIterator is a goka.Iterator over sorted keys, as a view's is.
+type sliceIterator struct {
+	keys   []string
+	values map[string]any
+	i      int
+}
+
+func (s *sliceIterator) Next() bool  { s.i++; return s.i <= len(s.keys) }
+func (s *sliceIterator) Err() error  { return nil }
+func (s *sliceIterator) Key() string { return s.keys[s.i-1] }
+func (s *sliceIterator) Value() (any, error) {
+	v := s.values[s.Key()]
+	if err, ok := v.(error); ok {
+		return nil, err
+	}
+	return v, nil
+}
+func (s *sliceIterator) Release()             {}
+func (s *sliceIterator) Seek(key string) bool { return false }
+
+// fakeTable is a clickLister over a map.
+type fakeTable map[string]any
+
+func (f fakeTable) IteratorWithRange(start, limit string) (goka.Iterator, error) {
+	it := &sliceIterator{values: f}
+	for k := range f {
+		if strings.HasPrefix(k, start) {
+			it.keys = append(it.keys, k)
+		}
+	}
+	sort.Strings(it.keys)
+	return it, nil
+}
+
+type listAnswer struct {
+	Users []struct {
+		User   string
+		Clicks int
+	}
+	More bool
+}
+
+func getList(t *testing.T, h http.Handler, query string) (int, listAnswer) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/-/clicks"+query, nil))
+	var a listAnswer
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+			t.Fatalf("GET /-/clicks%s: %v in %s", query, err, rec.Body)
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+	}
+	return rec.Code, a
+}
+
+func TestListClicks(t *testing.T) {
+	table := fakeTable{}
+	for i := range 100_000 {
+		table[fmt.Sprintf("user-%06d", i)] = &clicks.User{Clicks: i}
+	}
+	table["other"] = &clicks.User{Clicks: 1}
+	table["user-broken"] = errors.New("decode user: bad json")
+	h := NewRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler), List(table))
+
+	code, a := getList(t, h, "")
+	if code != 200 || len(a.Users) != defaultListLimit || !a.More {
+		t.Fatalf("default: %d, %d users, more %v; want 200, %d, true", code, len(a.Users), a.More, defaultListLimit)
+	}
+	if a.Users[0].User != "other" || a.Users[1].User != "user-000000" {
+		t.Errorf("not in key order: %v", a.Users[:2])
+	}
+	code, a = getList(t, h, "?prefix=user-0999&limit=1000")
+	if code != 200 || len(a.Users) != 100 || a.More {
+		t.Fatalf("prefix: %d, %d users, more %v; want 200, 100, false", code, len(a.Users), a.More)
+	}
+	if u := a.Users[99]; u.User != "user-099999" || u.Clicks != 99999 {
+		t.Errorf("last of prefix: %+v", u)
+	}
+	code, a = getList(t, h, "?prefix=user-b")
+	if code != 200 || len(a.Users) != 0 {
+		t.Errorf("unreadable value: %d %+v, want it skipped", code, a)
+	}
+	code, a = getList(t, h, "?prefix=nobody")
+	if code != 200 || a.Users == nil && a.More {
+		t.Errorf("no match: %d %+v", code, a)
+	}
+	for _, q := range []string{"?limit=0", "?limit=1001", "?limit=x", "?prefix=" + strings.Repeat("p", 300)} {
+		if code, _ := getList(t, h, q); code != http.StatusBadRequest {
+			t.Errorf("GET /-/clicks%s: %d, want 400", q, code)
+		}
+	}
+}
+
+func TestListClicksEmptyTable(t *testing.T) {
+	h := NewRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler), List(fakeTable{}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/-/clicks", nil))
+	if rec.Code != 200 || rec.Body.String() != `{"users":[],"more":false}` {
+		t.Errorf("empty table: %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestHealthyAndReady(t *testing.T) {
+	ready := false
+	parts := []status.Part{
+		{Name: "view", Ready: func() (bool, string) { return true, "running" }, Progress: func() float64 { return 1 }},
+		{Name: "processor", Ready: func() (bool, string) {
+			if ready {
+				return true, "running"
+			}
+			return false, "setting up"
+		}, Progress: func() float64 { return 0.4256 }},
+	}
+	h := NewRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler), Ready(parts))
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec
+	}
+	if rec := get("/-/healthy"); rec.Code != 200 || !strings.Contains(rec.Body.String(), "alive") {
+		t.Errorf("/-/healthy: %d %s", rec.Code, rec.Body)
+	}
+	rec := get("/-/ready")
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || rec.Body.String() != `{"ready":false,"parts":{"processor":"setting up","view":"running"},"progress":{"processor":0.425,"view":1}}` {
+		t.Errorf("/-/ready while setting up: %d %s", rec.Code, rec.Body)
+	}
+	ready = true
+	if rec := get("/-/ready"); rec.Code != 200 || rec.Body.String() != `{"ready":true,"parts":{"processor":"running","view":"running"}}` {
+		t.Errorf("/-/ready when ready: %d %s", rec.Code, rec.Body)
+	}
+	// A single segment stays a user key, even one that looks operational.
+	if rec := get("/metrics"); rec.Code != 404 || !strings.Contains(rec.Body.String(), `no clicks for user \"metrics\"`) {
+		t.Errorf("/metrics: %d %s, want the view's answer for user \"metrics\"", rec.Code, rec.Body)
+	}
+	if rec := get("/-/nothing"); rec.Code != 404 {
+		t.Errorf("/-/nothing: %d", rec.Code)
+	}
+}

@@ -1,0 +1,212 @@
+package web
+
+import (
+	"clicks/internal/clicks"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
+)
+
+// memTable is a view's table for the summary's tests: goka's LevelDB
+// storage, as a view has, on an in-memory LevelDB, updated through the
+// summary's callback and iterable like a view.
+type memTable struct {
+	st storage.Storage
+}
+
+func newMemTable(t *testing.T) *memTable {
+	t.Helper()
+	db, err := leveldb.Open(lstorage.NewMemStorage(), nil)
+	if err != nil {
+		t.Fatalf("open an in-memory LevelDB: %v", err)
+	}
+	st, err := storage.New(db)
+	if err != nil {
+		t.Fatalf("goka storage: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &memTable{st}
+}
+
+func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
+	t.Helper()
+	var value []byte
+	if clicks >= 0 {
+		value = fmt.Appendf(nil, `{"Clicks":%d,"Offset":%d}`, clicks, clicks)
+	}
+	if err := s.Update(&goka.DefaultUpdateContext{}, m.st, key, value); err != nil {
+		t.Fatalf("update %s: %v", key, err)
+	}
+}
+
+func (m *memTable) Iterator() (goka.Iterator, error) {
+	it, err := m.st.Iterator()
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]any{}
+	var sorted []string
+	for it.Next() {
+		raw, err := it.Value()
+		if err != nil {
+			return nil, err
+		}
+		v, err := new(clicks.UserCodec).Decode(raw)
+		if err != nil {
+			v = err
+		}
+		keys[string(it.Key())] = v
+		sorted = append(sorted, string(it.Key()))
+	}
+	slices.Sort(sorted)
+	return &sliceIterator{keys: sorted, values: keys}, nil
+}
+
+// wantSummary computes the summary of counts the slow way.
+func wantSummary(counts map[string]int) (total, users int64, top []RankedUser) {
+	for k, n := range counts {
+		total += int64(n)
+		users++
+		top = append(top, RankedUser{k, int64(n)})
+	}
+	slices.SortFunc(top, func(a, b RankedUser) int {
+		if ranksBelow(a, b) {
+			return 1
+		}
+		return -1
+	})
+	return total, users, top[:min(len(top), maxTop)]
+}
+
+func checkSummary(t *testing.T, s *Summary, counts map[string]int) {
+	t.Helper()
+	got := s.Snapshot()
+	total, users, top := wantSummary(counts)
+	if got.Total != total || got.Users != users {
+		t.Errorf("total %d, users %d; want %d, %d", got.Total, got.Users, total, users)
+	}
+	if !slices.Equal(got.Top, top) {
+		t.Errorf("top users differ:\n got %v\nwant %v", got.Top, top)
+	}
+}
+
+// Clicks as the processor writes them (each count grows by one), for more
+// users than the top list holds, some before and some after the scan.
+func TestSummaryFollowsGrowingCounts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	table, s := newMemTable(t), NewSummary()
+	counts := map[string]int{}
+	click := func(n int) {
+		for range n {
+			// A skewed choice, so a few users lead and many trail.
+			key := fmt.Sprintf("user-%d", int(rng.ExpFloat64()*80)%1000)
+			counts[key]++
+			table.set(t, s, key, counts[key])
+		}
+	}
+	click(5000) // before the view has recovered: not tracked
+	if s.Snapshot().Tracking {
+		t.Fatal("the summary tracks before its first scan")
+	}
+	if err := s.Scan(table); err != nil {
+		t.Fatal(err)
+	}
+	checkSummary(t, s, counts)
+	click(20000)
+	checkSummary(t, s, counts)
+	if s.Snapshot().Stale {
+		t.Error("growing counts made the top list stale")
+	}
+}
+
+// A top user that loses clicks or is deleted makes the list stale, and a
+// new scan puts it right.
+func TestSummaryDecreaseAndDelete(t *testing.T) {
+	table, s := newMemTable(t), NewSummary()
+	if err := s.Scan(table); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for i := range maxTop + 20 {
+		key := fmt.Sprintf("u%03d", i)
+		counts[key] = i + 1
+		table.set(t, s, key, i+1)
+	}
+	checkSummary(t, s, counts)
+
+	top := s.Snapshot().Top[0].User
+	delete(counts, top)
+	table.set(t, s, top, -1)
+	if snap := s.Snapshot(); !snap.Stale || snap.Users != int64(len(counts)) {
+		t.Fatalf("after deleting the top user: stale %v, users %d; want stale, %d", snap.Stale, snap.Users, len(counts))
+	}
+	if err := s.Scan(table); err != nil {
+		t.Fatal(err)
+	}
+	checkSummary(t, s, counts)
+
+	// Fewer users than the list holds: a drop is never stale.
+	small, ss := newMemTable(t), NewSummary()
+	if err := ss.Scan(small); err != nil {
+		t.Fatal(err)
+	}
+	small.set(t, ss, "a", 5)
+	small.set(t, ss, "b", 3)
+	small.set(t, ss, "a", 1)
+	checkSummary(t, ss, map[string]int{"a": 1, "b": 3})
+	if ss.Snapshot().Stale {
+		t.Error("a drop with fewer users than the list holds made it stale")
+	}
+}
+
+// Users with equal counts keep their places (ordered by key), so the page
+// does not shuffle them.
+func TestSummaryOrdersTiesByKey(t *testing.T) {
+	table, s := newMemTable(t), NewSummary()
+	if err := s.Scan(table); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"user-2", "user-10", "user-1", "user-3"} {
+		table.set(t, s, k, 7)
+	}
+	var got []string
+	for _, u := range s.Snapshot().Top {
+		got = append(got, u.User)
+	}
+	if want := []string{"user-1", "user-10", "user-2", "user-3"}; !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+// A value that is not a user's JSON counts zero and does not stop the
+// view's update.
+func TestSummaryBadValue(t *testing.T) {
+	table, s := newMemTable(t), NewSummary()
+	if err := s.Scan(table); err != nil {
+		t.Fatal(err)
+	}
+	table.set(t, s, "good", 4)
+	if err := s.Update(&goka.DefaultUpdateContext{}, table.st, "bad", []byte("not json")); err != nil {
+		t.Fatalf("a bad value failed the update: %v", err)
+	}
+	snap := s.Snapshot()
+	if snap.Total != 4 || snap.Users != 2 {
+		t.Errorf("total %d, users %d; want 4, 2", snap.Total, snap.Users)
+	}
+	if got, err := table.st.Get("bad"); err != nil || string(got) != "not json" {
+		t.Errorf("the bad value was not stored as it came: %q, %v", got, err)
+	}
+	// and a scan over it agrees
+	if err := s.Scan(table); err != nil {
+		t.Fatal(err)
+	}
+	if again := s.Snapshot(); again.Total != 4 || again.Users != 2 {
+		t.Errorf("after a scan: total %d, users %d; want 4, 2", again.Total, again.Users)
+	}
+}
