@@ -1,3 +1,7 @@
+// Package broker is the embedded Kafka-protocol broker (kfake) that clicks
+// starts when no -brokers are given, persisted on disk, with the fixes
+// around it: compaction behind a backup (compaction.go) and the expiry of
+// group members kfake keeps (sessions.go). See docs/upstream.md.
 package broker
 
 import (

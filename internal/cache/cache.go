@@ -1,3 +1,7 @@
+// Package cache is the local copy of the group table the processor and
+// the view keep: goka's storage on LevelDB with recent writes held in
+// memory (tablecache.go), and the check that drops a copy the broker's
+// log no longer backs.
 package cache
 
 import (

@@ -1,3 +1,7 @@
+// Package kafka is how clicks talks to a Kafka cluster: one sarama
+// configuration (idempotent producers, the oldest offset for a new group),
+// connecting, the topics and their settings, and the options of goka's
+// emitter, processor and view (options.go).
 package kafka
 
 import (

@@ -1,3 +1,6 @@
+// Package logs holds what the program's output goes through: a warning
+// logged once per interval with a count, a writer many goroutines share,
+// and goka's logger on slog.
 package logs
 
 import (
