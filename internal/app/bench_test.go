@@ -50,6 +50,23 @@ type benchEnv struct {
 	broker *broker.Embedded
 	k      *kafka.Cluster
 	logger *slog.Logger
+
+	// cacheBatches is the processor's -cache-batches: 1, the default, or
+	// CLICKS_CACHE_BATCHES, to measure another (0: no record cache).
+	cacheBatches int
+}
+
+// cacheBatchesToMeasure is CLICKS_CACHE_BATCHES, or 1.
+func cacheBatchesToMeasure(b *testing.B) int {
+	s := os.Getenv("CLICKS_CACHE_BATCHES")
+	if s == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		b.Fatalf("CLICKS_CACHE_BATCHES=%q: want a number of at least 0", s)
+	}
+	return n
 }
 
 // topics are the topics of the program, as it creates them.
@@ -77,7 +94,7 @@ func newBenchEnv(b *testing.B, partitions int) *benchEnv {
 	if _, err := k.EnsureTopics(client, topics); err != nil {
 		b.Fatal(err)
 	}
-	return &benchEnv{b: b, dir: dir, broker: brk, k: k, logger: logger}
+	return &benchEnv{b: b, dir: dir, broker: brk, k: k, cacheBatches: cacheBatchesToMeasure(b), logger: logger}
 }
 
 // runPart runs a goka part until the benchmark ends and waits until it
@@ -119,7 +136,7 @@ func (e *benchEnv) startProcessor(dir string) (*goka.Processor, func()) {
 		e.b.Fatal(err)
 	}
 	c := clicks.NewCounter(nil, id, int32(e.k.Partitions), nil, e.logger)
-	p, err := clicks.NewProcessor(e.k.Brokers, c, e.k.ProcessorOptions(cache.Builder(dir))...)
+	p, err := clicks.NewProcessor(e.k.Brokers, c, e.k.ProcessorOptions(cache.Builder(dir), string(clicks.Table), e.cacheBatches)...)
 	if err != nil {
 		e.b.Fatal(err)
 	}

@@ -205,7 +205,7 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 		return err
 	}
 	counter := clicks.NewCounter(out, id, partitions, r.metrics, r.logger.With("part", "processor"))
-	proc, err := clicks.NewProcessor(r.k.Brokers, counter, r.k.ProcessorOptions(cache.Builder(r.cacheDir("processor")))...)
+	proc, err := clicks.NewProcessor(r.k.Brokers, counter, r.k.ProcessorOptions(cache.Builder(r.cacheDir("processor")), string(clicks.Table), r.cfg.cacheBatches)...)
 	if err != nil {
 		return err
 	}

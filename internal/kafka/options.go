@@ -21,13 +21,19 @@ func (k *Cluster) EmitterOptions() []goka.EmitterOption {
 	}
 }
 
-// ProcessorOptions are the processor's goka options.
-func (k *Cluster) ProcessorOptions(local storage.Builder) []goka.ProcessorOption {
+// ProcessorOptions are the processor's goka options. With cacheBatches
+// above 0 its writes of table go through a RecordCache with that many
+// batches in flight.
+func (k *Cluster) ProcessorOptions(local storage.Builder, table string, cacheBatches int) []goka.ProcessorOption {
+	producer := goka.ProducerBuilderWithConfig(k.Config())
+	if cacheBatches > 0 {
+		producer = RecordCacheBuilder(producer, table, cacheBatches)
+	}
 	return []goka.ProcessorOption{
 		goka.WithStorageBuilder(local),
 		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.Config())),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Config())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(k.Config())),
+		goka.WithProducerBuilder(producer),
 		goka.WithTopicManagerBuilder(k.TopicManagerBuilder()),
 		goka.WithLogger(logs.Goka{L: k.logger.With("part", "processor")}),
 	}

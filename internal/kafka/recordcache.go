@@ -1,0 +1,230 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// RecordCache is a goka.Producer that writes a group table's changelog
+// the way Kafka Streams' record cache does: a table write goes out at once
+// when no table write is in flight; while one is, later writes wait, and
+// when it is acknowledged only the latest value of each waiting key goes
+// out, together, as the next batch. Writes to other topics (the loop
+// topic) pass through unchanged. At a low rate nothing ever waits, so a
+// click reaches the changelog as soon as without the cache; under load
+// each busy key costs one record per batch instead of one per click.
+//
+// Exactly once rests on goka committing a click's input offset only when
+// every promise of its callback has finished. So the cache keeps these
+// rules:
+//
+//   - No promise finishes before every table write made before it is in
+//     the changelog, whatever its partition (a click's table partition may
+//     differ from its input partition): batches are acknowledged in the
+//     order they were sent, and a batch's promises finish only after every
+//     earlier batch's have.
+//   - A promise whose value was merged into a later one finishes with the
+//     record that carried the later value: that record holds this click's
+//     count and more, and its offset is the one goka stores as the local
+//     table's changelog offset. Promises finish in the order the records
+//     were sent, which within a partition is their offset order, so the
+//     offset goka stores only rises.
+//   - After any failed write, that batch's promises and every later one
+//     fail, and so does every write after it: no offset is committed past
+//     a value the changelog may lack.
+//   - Close sends what waits and waits for it; what it cannot send fails,
+//     nothing is dropped.
+type RecordCache struct {
+	inner goka.Producer
+	table string
+	limit int // batches in flight at once
+
+	// finishing is held while promises are finished, taken before mu is
+	// released, so that batches finish in the order they left inFlight
+	// even when their acknowledgements arrive on different goroutines.
+	finishing sync.Mutex
+
+	mu       sync.Mutex
+	idle     *sync.Cond               // signalled when a batch is done
+	inFlight []*cacheBatch            // sent, oldest first
+	waiting  map[string]*cachedRecord // next batch, by key
+	order    []string                 // waiting keys in the order they came
+	failed   error                    // the first failed write; every later one fails
+	closed   bool
+}
+
+// cachedRecord is one key's latest value and the promises it finishes.
+type cachedRecord struct {
+	key, value []byte
+	headers    goka.Headers
+	finish     []goka.PromiseFinisher
+
+	msg *sarama.ProducerMessage // once acknowledged
+	err error
+}
+
+// cacheBatch is records sent together.
+type cacheBatch struct {
+	records []*cachedRecord
+	pending int // not acknowledged yet
+}
+
+// NewRecordCache caches the writes to table of inner, with at most limit
+// batches in flight (at least 1).
+func NewRecordCache(inner goka.Producer, table string, limit int) *RecordCache {
+	c := &RecordCache{inner: inner, table: table, limit: max(limit, 1), waiting: map[string]*cachedRecord{}}
+	c.idle = sync.NewCond(&c.mu)
+	return c
+}
+
+// RecordCacheBuilder builds the processor's producer with builder and puts
+// a RecordCache for table in front of it.
+func RecordCacheBuilder(builder goka.ProducerBuilder, table string, limit int) goka.ProducerBuilder {
+	return func(brokers []string, clientID string, hasher func() hash.Hash32) (goka.Producer, error) {
+		p, err := builder(brokers, clientID, hasher)
+		if err != nil {
+			return nil, err
+		}
+		return NewRecordCache(p, table, limit), nil
+	}
+}
+
+func (c *RecordCache) Emit(topic, key string, value []byte) *goka.Promise {
+	return c.EmitWithHeaders(topic, key, value, nil)
+}
+
+func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers goka.Headers) *goka.Promise {
+	if topic != c.table {
+		return c.inner.EmitWithHeaders(topic, key, value, headers)
+	}
+	p, finish := goka.NewPromiseWithFinisher()
+	c.mu.Lock()
+	switch {
+	case c.failed != nil:
+		err := c.failed
+		c.mu.Unlock()
+		finish(nil, fmt.Errorf("an earlier table write failed: %w", err))
+		return p
+	case c.closed:
+		c.mu.Unlock()
+		finish(nil, errors.New("record cache: closed"))
+		return p
+	}
+	r, ok := c.waiting[key]
+	if !ok {
+		r = &cachedRecord{key: []byte(key)}
+		c.waiting[key] = r
+		c.order = append(c.order, key)
+	}
+	r.value, r.headers = value, headers
+	r.finish = append(r.finish, finish)
+	batch := c.nextBatchLocked()
+	c.mu.Unlock()
+	c.send(batch)
+	return p
+}
+
+// nextBatchLocked takes what waits as the next batch if another may be in
+// flight, or returns nil.
+func (c *RecordCache) nextBatchLocked() *cacheBatch {
+	if len(c.order) == 0 || len(c.inFlight) >= c.limit {
+		return nil
+	}
+	b := &cacheBatch{records: make([]*cachedRecord, len(c.order))}
+	for i, k := range c.order {
+		b.records[i] = c.waiting[k]
+		delete(c.waiting, k)
+	}
+	b.pending = len(b.records)
+	c.order = c.order[:0]
+	c.inFlight = append(c.inFlight, b)
+	return b
+}
+
+// send writes the batch's records; their acknowledgements finish it.
+func (c *RecordCache) send(b *cacheBatch) {
+	if b == nil {
+		return
+	}
+	for _, r := range b.records {
+		r := r
+		c.inner.EmitWithHeaders(c.table, string(r.key), r.value, r.headers).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+			c.acknowledged(b, r, msg, err)
+		})
+	}
+}
+
+// acknowledged records a record's outcome; once the oldest batches are
+// whole, it finishes their promises, in order, and sends what waits.
+func (c *RecordCache) acknowledged(b *cacheBatch, r *cachedRecord, msg *sarama.ProducerMessage, err error) {
+	c.mu.Lock()
+	r.msg, r.err = msg, err
+	if err != nil && c.failed == nil {
+		c.failed = fmt.Errorf("write %s to %s: %w", r.key, c.table, err)
+	}
+	b.pending--
+	var done []*cacheBatch
+	for len(c.inFlight) > 0 && c.inFlight[0].pending == 0 {
+		done = append(done, c.inFlight[0])
+		c.inFlight = c.inFlight[1:]
+	}
+	failed := c.failed
+	var next *cacheBatch
+	if failed != nil {
+		// Nothing more goes out; what waits fails.
+		done = append(done, c.takeWaitingLocked())
+	} else {
+		next = c.nextBatchLocked()
+	}
+	c.finishing.Lock()
+	c.idle.Broadcast()
+	c.mu.Unlock()
+
+	// Finishing runs goka's callbacks: never under mu.
+	for _, d := range done {
+		for _, r := range d.records {
+			err := r.err
+			if err == nil && failed != nil {
+				err = fmt.Errorf("an earlier table write failed: %w", failed)
+			}
+			for _, f := range r.finish {
+				f(r.msg, err)
+			}
+		}
+	}
+	c.finishing.Unlock()
+	c.send(next)
+}
+
+// takeWaitingLocked removes what waits, as a batch that was never sent.
+func (c *RecordCache) takeWaitingLocked() *cacheBatch {
+	b := &cacheBatch{}
+	for _, k := range c.order {
+		b.records = append(b.records, c.waiting[k])
+		delete(c.waiting, k)
+	}
+	c.order = c.order[:0]
+	return b
+}
+
+// Close waits until every table write is acknowledged (what waits goes
+// out as the batches before it are acknowledged, or fails after a failed
+// one), and closes the producer below, which flushes what passed through.
+// Writes after Close fail.
+func (c *RecordCache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	for len(c.inFlight) > 0 || len(c.order) > 0 {
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
+	// The last promises may still be finishing.
+	c.finishing.Lock()
+	c.finishing.Unlock() //nolint:staticcheck // waits for the finishing to end
+	return c.inner.Close()
+}
