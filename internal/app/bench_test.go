@@ -37,6 +37,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
 	"github.com/lovoo/goka/storage"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -398,6 +399,44 @@ func (h *countingHandler) wait(b *testing.B, within time.Duration) {
 	}
 }
 
+// bareGoka reads the n clicks in user-clicks with a goka processor whose
+// callback does nothing and that has no table: the ceiling of any goka
+// program on this broker. The rate is from the processor's first click.
+func (e *benchEnv) bareGoka(n int) float64 {
+	e.b.Helper()
+	var (
+		seen  atomic.Int64
+		first atomic.Int64 // unix nanoseconds of the first click
+		done  = make(chan struct{})
+	)
+	graph := goka.DefineGroup(goka.Group(fmt.Sprintf("bare-goka-%d", rand.Int())),
+		goka.Input(clicks.Topic, new(codec.String), func(goka.Context, any) {
+			first.CompareAndSwap(0, time.Now().UnixNano())
+			if seen.Add(1) == int64(n) {
+				close(done)
+			}
+		}),
+	)
+	opts := []goka.ProcessorOption{
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(e.k.Config())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(e.k.Config())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(e.k.Config())),
+		goka.WithTopicManagerBuilder(e.k.TopicManagerBuilder()),
+	}
+	p, err := goka.NewProcessor(e.k.Brokers, graph, opts...)
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	stop := e.runPart("bare goka processor", p.Run, p.Recovered)
+	defer stop()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Minute):
+		e.b.Fatalf("bare goka processor read %d of %d clicks in 10 minutes", seen.Load(), n)
+	}
+	return float64(n) / time.Since(time.Unix(0, first.Load())).Seconds()
+}
+
 // bareConsume reads n messages of name from the oldest with a plain
 // sarama consumer group configured as the program's, and returns the rate
 // from when the group was joined.
@@ -442,6 +481,8 @@ func (e *benchEnv) barePipeline(name string, n int) float64 {
 //   - bare-pipeline/s: a bare consumer group writes each of them to a
 //     second topic and a bare consumer reads them there: the Kafka work
 //     of the processor and the view, without their state (barePipeline);
+//   - bare-goka/s: a goka processor whose callback does nothing and that
+//     has no table reads them all: the ceiling of any goka program here;
 //   - count/s: the processor counts those same clicks, from when it is
 //     running until the view shows every one: the ratio to the consumer
 //     compares like with like;
@@ -458,12 +499,13 @@ func BenchmarkThroughput(b *testing.B) {
 		{100_000, 200_000, 10},
 	} {
 		b.Run(fmt.Sprintf("users=%d/partitions=%d", tc.users, tc.partitions), func(b *testing.B) {
-			var produce, consume, pipeline, count, e2e float64
+			var produce, consume, pipeline, bareGoka, count, e2e float64
 			for b.Loop() {
 				e := newBenchEnv(b, tc.partitions)
 				produce = e.bareProduce(string(clicks.Topic), tc.clicks, tc.users)
 				consume = e.bareConsume(string(clicks.Topic), tc.clicks)
 				pipeline = e.barePipeline(string(clicks.Topic), tc.clicks)
+				bareGoka = e.bareGoka(tc.clicks)
 
 				_, s, stopView := e.startSummaryView(filepath.Join(e.dir, "view"))
 				stopProfile := profileCPU(b)
@@ -485,6 +527,8 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(consume, "bare-consume/s")
 			b.ReportMetric(produce, "bare-produce/s")
 			b.ReportMetric(pipeline, "bare-pipeline/s")
+			b.ReportMetric(bareGoka, "bare-goka/s")
+			b.ReportMetric(count/bareGoka, "count-to-goka")
 			b.ReportMetric(count/pipeline, "count-to-pipeline")
 			b.ReportMetric(count/consume, "count-to-consumer")
 			b.ReportMetric(e2e/consume, "clicks-to-consumer")
