@@ -49,6 +49,14 @@ type RecordCache struct {
 	// even when their acknowledgements arrive on different goroutines.
 	finishing sync.Mutex
 
+	// outbox carries the batches to send, in the order they were taken:
+	// one goroutine sends them, so that records of a later batch never
+	// reach a partition before those of an earlier one (the changelog's
+	// last record of a key must be its latest value). It holds at most
+	// limit batches, as no more are in flight.
+	outbox chan *cacheBatch
+	sent   chan struct{} // closed when the sender has stopped
+
 	mu       sync.Mutex
 	idle     *sync.Cond               // signalled when a batch is done
 	inFlight []*cacheBatch            // sent, oldest first
@@ -79,6 +87,9 @@ type cacheBatch struct {
 func NewRecordCache(inner goka.Producer, table string, limit int) *RecordCache {
 	c := &RecordCache{inner: inner, table: table, limit: max(limit, 1), waiting: map[string]*cachedRecord{}}
 	c.idle = sync.NewCond(&c.mu)
+	c.outbox = make(chan *cacheBatch, c.limit)
+	c.sent = make(chan struct{})
+	go c.sender()
 	return c
 }
 
@@ -123,17 +134,16 @@ func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers g
 	}
 	r.value, r.headers = value, headers
 	r.finish = append(r.finish, finish)
-	batch := c.nextBatchLocked()
+	c.nextBatchLocked()
 	c.mu.Unlock()
-	c.send(batch)
 	return p
 }
 
-// nextBatchLocked takes what waits as the next batch if another may be in
-// flight, or returns nil.
-func (c *RecordCache) nextBatchLocked() *cacheBatch {
+// nextBatchLocked takes what waits as the next batch, if another may be
+// in flight, and hands it to the sender.
+func (c *RecordCache) nextBatchLocked() {
 	if len(c.order) == 0 || len(c.inFlight) >= c.limit {
-		return nil
+		return
 	}
 	b := &cacheBatch{records: make([]*cachedRecord, len(c.order))}
 	for i, k := range c.order {
@@ -143,19 +153,19 @@ func (c *RecordCache) nextBatchLocked() *cacheBatch {
 	b.pending = len(b.records)
 	c.order = c.order[:0]
 	c.inFlight = append(c.inFlight, b)
-	return b
+	c.outbox <- b // never blocks: it holds as many as may be in flight
 }
 
-// send writes the batch's records; their acknowledgements finish it.
-func (c *RecordCache) send(b *cacheBatch) {
-	if b == nil {
-		return
-	}
-	for _, r := range b.records {
-		r := r
-		c.inner.EmitWithHeaders(c.table, string(r.key), r.value, r.headers).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
-			c.acknowledged(b, r, msg, err)
-		})
+// sender writes the batches' records, in order, until Close; their
+// acknowledgements finish them.
+func (c *RecordCache) sender() {
+	defer close(c.sent)
+	for b := range c.outbox {
+		for _, r := range b.records {
+			c.inner.EmitWithHeaders(c.table, string(r.key), r.value, r.headers).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+				c.acknowledged(b, r, msg, err)
+			})
+		}
 	}
 }
 
@@ -174,12 +184,11 @@ func (c *RecordCache) acknowledged(b *cacheBatch, r *cachedRecord, msg *sarama.P
 		c.inFlight = c.inFlight[1:]
 	}
 	failed := c.failed
-	var next *cacheBatch
 	if failed != nil {
 		// Nothing more goes out; what waits fails.
 		done = append(done, c.takeWaitingLocked())
 	} else {
-		next = c.nextBatchLocked()
+		c.nextBatchLocked()
 	}
 	c.finishing.Lock()
 	c.idle.Broadcast()
@@ -198,7 +207,6 @@ func (c *RecordCache) acknowledged(b *cacheBatch, r *cachedRecord, msg *sarama.P
 		}
 	}
 	c.finishing.Unlock()
-	c.send(next)
 }
 
 // takeWaitingLocked removes what waits, as a batch that was never sent.
@@ -222,7 +230,9 @@ func (c *RecordCache) Close() error {
 	for len(c.inFlight) > 0 || len(c.order) > 0 {
 		c.idle.Wait()
 	}
+	close(c.outbox)
 	c.mu.Unlock()
+	<-c.sent
 	// The last promises may still be finishing.
 	c.finishing.Lock()
 	c.finishing.Unlock() //nolint:staticcheck // waits for the finishing to end
