@@ -323,3 +323,68 @@ func TestRecordCacheOrderUnderConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// boundedProducer is a goka.Producer like sarama's async one under load:
+// an Emit waits while capacity writes are unacknowledged, and one
+// goroutine acknowledges them in order, as goka's producer delivers
+// sarama's successes.
+type boundedProducer struct {
+	queue chan goka.PromiseFinisher
+	stop  chan struct{}
+}
+
+func newBoundedProducer(capacity int) *boundedProducer {
+	p := &boundedProducer{queue: make(chan goka.PromiseFinisher, capacity), stop: make(chan struct{})}
+	go func() {
+		offset := int64(0)
+		for {
+			select {
+			case finish := <-p.queue:
+				offset++
+				finish(&sarama.ProducerMessage{Offset: offset}, nil)
+			case <-p.stop:
+				return
+			}
+		}
+	}()
+	return p
+}
+
+func (p *boundedProducer) Emit(topic, key string, value []byte) *goka.Promise {
+	return p.EmitWithHeaders(topic, key, value, nil)
+}
+
+func (p *boundedProducer) EmitWithHeaders(string, string, []byte, goka.Headers) *goka.Promise {
+	promise, finish := goka.NewPromiseWithFinisher()
+	p.queue <- finish // waits while the queue is full
+	return promise
+}
+
+func (p *boundedProducer) Close() error {
+	close(p.stop)
+	return nil
+}
+
+// The acknowledgements arrive on the producer's own goroutine, which must
+// never wait to send the next batch: with the producer's input full, that
+// send would wait for the very acknowledgements the goroutine delivers (a
+// stall seen with 1,000,000 users before the cache sent from a goroutine
+// of its own).
+func TestRecordCacheAckNeverWaitsForSend(t *testing.T) {
+	inner := newBoundedProducer(2)
+	c := NewRecordCache(inner, "table", 1)
+	var finished atomic.Int64
+	const writes = 10_000
+	for i := range writes {
+		c.Emit("table", fmt.Sprintf("user-%d", i), []byte("1")).Then(func(error) { finished.Add(1) })
+	}
+	for deadline := time.Now().Add(10 * time.Second); finished.Load() < writes; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d writes finished within 10s: the cache stalled", finished.Load(), writes)
+		}
+		runtime.Gosched()
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
