@@ -68,9 +68,10 @@ type RecordCache struct {
 
 // cachedRecord is one key's latest value and the promises it finishes.
 type cachedRecord struct {
-	key, value []byte
-	headers    goka.Headers
-	finish     []goka.PromiseFinisher
+	key     string
+	value   []byte
+	headers goka.Headers
+	finish  []goka.PromiseFinisher
 
 	msg *sarama.ProducerMessage // once acknowledged
 	err error
@@ -128,7 +129,7 @@ func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers g
 	}
 	r, ok := c.waiting[key]
 	if !ok {
-		r = &cachedRecord{key: []byte(key)}
+		r = &cachedRecord{key: key}
 		c.waiting[key] = r
 		c.order = append(c.order, key)
 	}
@@ -162,7 +163,7 @@ func (c *RecordCache) sender() {
 	defer close(c.sent)
 	for b := range c.outbox {
 		for _, r := range b.records {
-			c.inner.EmitWithHeaders(c.table, string(r.key), r.value, r.headers).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+			c.inner.EmitWithHeaders(c.table, r.key, r.value, r.headers).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
 				c.acknowledged(b, r, msg, err)
 			})
 		}
