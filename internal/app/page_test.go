@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
+	"clicks/internal/web/webtest"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -147,20 +147,10 @@ type pageEvent struct {
 	} `json:"top"`
 }
 
-// readEvent reads the next data event of a server-sent event stream.
+// readEvent reads the next state of the page's event stream.
 func readEvent(t *testing.T, r *bufio.Reader) pageEvent {
 	t.Helper()
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read event: %v", err)
-		}
-		if data, ok := strings.CutPrefix(line, "data: "); ok {
-			var st pageEvent
-			if err := json.Unmarshal([]byte(data), &st); err != nil {
-				t.Fatalf("event %q: %v", data, err)
-			}
-			return st
-		}
-	}
+	var st pageEvent
+	webtest.ReadEvent(t, r, &st)
+	return st
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"clicks/internal/metrics"
 	"clicks/internal/status"
+	"clicks/internal/web/webtest"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"regexp"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -201,24 +201,6 @@ func TestSummaryHasProcessorCounts(t *testing.T) {
 	}
 }
 
-// readEvent reads the next data event of a server-sent event stream.
-func readEvent(t *testing.T, r *bufio.Reader) pageState {
-	t.Helper()
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read event: %v", err)
-		}
-		if data, ok := strings.CutPrefix(line, "data: "); ok {
-			var st pageState
-			if err := json.Unmarshal([]byte(data), &st); err != nil {
-				t.Fatalf("event %q: %v", data, err)
-			}
-			return st
-		}
-	}
-}
-
 // The event stream sends the state at once and then each change; it ends
 // when the feed stops, so the HTTP server can shut down.
 func TestEventStream(t *testing.T) {
@@ -321,4 +303,12 @@ func TestSummaryOfManyUsers(t *testing.T) {
 	if n := rec.Body.Len(); n > 8<<10 {
 		t.Errorf("the summary of 100 users is %d bytes", n)
 	}
+}
+
+// readEvent reads the next state of the page's event stream.
+func readEvent(t *testing.T, r *bufio.Reader) pageState {
+	t.Helper()
+	var st pageState
+	webtest.ReadEvent(t, r, &st)
+	return st
 }
