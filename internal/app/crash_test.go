@@ -194,7 +194,7 @@ func TestCrashesOfBrokerAlone(t *testing.T) {
 
 // waitForLog waits until the process logs a line re matches and returns
 // its first group.
-func waitForLog(t *testing.T, p *process, re *regexp.Regexp) string {
+func waitForLog(t testing.TB, p *process, re *regexp.Regexp) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
