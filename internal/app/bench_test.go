@@ -52,16 +52,16 @@ type benchEnv struct {
 	k      *kafka.Cluster
 	logger *slog.Logger
 
-	// cacheBatches is the processor's -cache-batches: 1, the default, or
+	// cacheBatches is the processor's -cache-batches: 2, the default, or
 	// CLICKS_CACHE_BATCHES, to measure another (0: no record cache).
 	cacheBatches int
 }
 
-// cacheBatchesToMeasure is CLICKS_CACHE_BATCHES, or 1.
+// cacheBatchesToMeasure is CLICKS_CACHE_BATCHES, or 2, the default.
 func cacheBatchesToMeasure(b *testing.B) int {
 	s := os.Getenv("CLICKS_CACHE_BATCHES")
 	if s == "" {
-		return 1
+		return 2
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
