@@ -12,9 +12,9 @@ import (
 
 // RecordCache is a goka.Producer that writes a group table's changelog
 // the way Kafka Streams' record cache does: a table write goes out at once
-// when no table write is in flight; while one is, later writes wait, and
-// when it is acknowledged only the latest value of each waiting key goes
-// out, together, as the next batch. Writes to other topics (the loop
+// while fewer than limit batches of table writes are in flight; otherwise
+// it waits, and when the oldest batch is acknowledged only the latest
+// value of each waiting key goes out, together, as the next batch. Writes to other topics (the loop
 // topic) pass through unchanged. At a low rate nothing ever waits, so a
 // click reaches the changelog as soon as without the cache; under load
 // each busy key costs one record per batch instead of one per click.
