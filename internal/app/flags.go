@@ -83,7 +83,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.process, "process", true, "run the processor")
 	fs.BoolVar(&cfg.serve, "serve", true, "run the view and its HTTP server")
 	fs.IntVar(&cfg.replication, "replication", 1, "replication factor of the topics clicks creates")
-	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates (existing topics keep theirs)")
+	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates, at most 1000 (existing topics keep theirs)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table")
 	fs.IntVar(&cfg.cacheBatches, "cache-batches", 2, "changelog batches the processor's record cache keeps in flight; 0 writes every table update as it comes, as goka does")
@@ -105,12 +105,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	source := "-brokers"
 	if !set["brokers"] {
-		brokers = getenv("KAFKA_BROKERS")
+		brokers, source = getenv("KAFKA_BROKERS"), "KAFKA_BROKERS"
 	}
 	var err error
 	if cfg.brokers, err = parseBrokers(brokers); err != nil {
-		return cfg, usageError{err}
+		return cfg, usageError{fmt.Errorf("%s: %w", source, err)}
 	}
 	switch {
 	case cfg.interval <= 0:
@@ -119,6 +120,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("-users must be at least 1, got %d", cfg.users)}
 	case cfg.partitions < 1:
 		return cfg, usageError{fmt.Errorf("-partitions must be at least 1, got %d", cfg.partitions)}
+	case cfg.partitions > maxPartitions:
+		return cfg, usageError{fmt.Errorf("-partitions must be at most %d, got %d", maxPartitions, cfg.partitions)}
 	case cfg.replication < 1:
 		return cfg, usageError{fmt.Errorf("-replication must be at least 1, got %d", cfg.replication)}
 	case cfg.brokerCount < 1:
@@ -147,6 +150,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	return cfg, nil
 }
 
+// maxPartitions bounds -partitions: each partition of the three topics
+// costs the embedded broker and the two local tables open files (1,000
+// partitions took 8,087), and goka a goroutine or more per partition and
+// part.
+const maxPartitions = 1000
+
 // parseBrokers splits a comma-separated broker list and checks that each
 // entry is a host:port, so a typo fails at once instead of in a retry loop.
 func parseBrokers(s string) ([]string, error) {
@@ -157,12 +166,12 @@ func parseBrokers(s string) ([]string, error) {
 			continue
 		}
 		if _, _, err := broker.SplitHostPort(b); err != nil {
-			return nil, fmt.Errorf("-brokers: %w", err)
+			return nil, err
 		}
 		brokers = append(brokers, b)
 	}
 	if s != "" && len(brokers) == 0 {
-		return nil, fmt.Errorf("-brokers: no broker in %q", s)
+		return nil, fmt.Errorf("no broker in %q", s)
 	}
 	return brokers, nil
 }

@@ -296,6 +296,7 @@ func TestStartupErrors(t *testing.T) {
 		{"bad port", []string{"-brokers", "localhost:99999"}, 2, "invalid port"},
 		{"zero users", []string{"-users", "0"}, 2, "-users must be at least 1"},
 		{"zero partitions", []string{"-partitions", "0"}, 2, "-partitions must be at least 1"},
+		{"too many partitions", []string{"-partitions", "1001"}, 2, "-partitions must be at most 1000"},
 		{"bad interval", []string{"-interval", "-1s"}, 2, "-interval must be positive"},
 		{"nothing to do", []string{"-brokers", "127.0.0.1:9092", "-emit=false", "-process=false", "-serve=false"}, 2, "nothing to do"},
 		{"data dir is a file", []string{"-data", filepath.Join(file, "data")}, 1, "create data directory"},
@@ -355,6 +356,14 @@ func TestKafkaBrokersFromEnvironment(t *testing.T) {
 	}
 	if len(cfg.brokers) != 0 {
 		t.Errorf("-brokers= should override KAFKA_BROKERS and mean embedded, got %v", cfg.brokers)
+	}
+	// A bad value is named by where it came from.
+	_, err = parseFlags(nil, func(k string) string { return map[string]string{"KAFKA_BROKERS": "kafka-a"}[k] }, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "KAFKA_BROKERS: ") {
+		t.Errorf("bad KAFKA_BROKERS: %v, want an error that starts with KAFKA_BROKERS", err)
+	}
+	if _, err = parseFlags([]string{"-brokers", "kafka-a"}, func(string) string { return "" }, io.Discard); err == nil || !strings.HasPrefix(err.Error(), "-brokers: ") {
+		t.Errorf("bad -brokers: %v, want an error that starts with -brokers", err)
 	}
 }
 

@@ -62,6 +62,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := ensureWritableDir(cfg.dataDir); err != nil {
 		return err
 	}
+	if err := checkOpenFiles(cfg, openFileLimit()); err != nil {
+		return err
+	}
 
 	// Bind the HTTP port first, so a busy port is an error now, not after
 	// the broker and the processor have started.

@@ -63,7 +63,11 @@ func GokaPages(view *clicks.View, proc *goka.Processor) Routes {
 			return
 		}
 		gl := logs.Goka{L: logger.With("part", "web")}
-		mon := monitor.NewServer("/-/monitor", root, monitor.WithLogger(gl))
+		// goka registers its pages for every method: here they answer
+		// GET and HEAD only, as the rest does.
+		pages := root.NewRoute().Subrouter()
+		pages.Use(getOnly)
+		mon := monitor.NewServer("/-/monitor", pages, monitor.WithLogger(gl))
 		if proc != nil {
 			mon.AttachProcessor(proc)
 		}
@@ -71,7 +75,7 @@ func GokaPages(view *clicks.View, proc *goka.Processor) Routes {
 			// goka's monitor reads the view itself, unguarded; a request to
 			// it while clicks stops may meet the race clicks.View closes.
 			mon.AttachView(view.Goka())
-			q := query.NewServer("/-/query", root, query.WithLogger(gl))
+			q := query.NewServer("/-/query", pages, query.WithLogger(gl))
 			if err := q.AttachSource(string(clicks.Table), view.Get); err != nil {
 				logger.Error("attach the view to goka's query page", "err", err)
 			}

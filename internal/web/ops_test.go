@@ -2,6 +2,7 @@ package web
 
 import (
 	"clicks/internal/clicks"
+	"clicks/internal/metrics"
 	"clicks/internal/status"
 	"encoding/json"
 	"errors"
@@ -12,8 +13,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/tester"
 )
 
 // sliceIterator is a goka.Iterator over sorted keys, as a view's is.
@@ -155,5 +158,33 @@ func TestHealthyAndReady(t *testing.T) {
 	}
 	if rec := get("/-/nothing"); rec.Code != 404 {
 		t.Errorf("/-/nothing: %d", rec.Code)
+	}
+}
+
+// Every operational path answers GET and HEAD only: another method gets
+// 405 with Allow, not 404, and goka's own pages answer it too.
+func TestOpsAnswer405ForOtherMethods(t *testing.T) {
+	tt := tester.New(t)
+	view, err := clicks.NewView(nil, goka.WithViewTester(tt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, _, _ := newTestFeed(t, time.Millisecond, true)
+	h := NewRouter(&fakeView{recovered: true}, metrics.New(), slog.New(slog.DiscardHandler),
+		Ready(nil), List(fakeTable{}), Page(f), GokaPages(view, nil))
+	paths := []string{"/-/events", "/-/clicks", "/-/assets/app.js", "/-/summary", "/-/ready", "/-/healthy", "/-/metrics", "/-/monitor/", "/-/query/", "/"}
+	for _, path := range paths {
+		for _, method := range []string{"POST", "PUT", "DELETE", "TRACE", "PATCH"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+			if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s %s: %d, Allow %q; want 405, Allow GET, HEAD", method, path, rec.Code, rec.Header().Get("Allow"))
+			}
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/-/monitor/", nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET /-/monitor/: %d, want 200", rec.Code)
 	}
 }

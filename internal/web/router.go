@@ -74,7 +74,11 @@ func newMuxRouter(v Reader, m *metrics.Metrics, logger *slog.Logger, routes ...R
 	// is what is asked for most. No operational route has a single
 	// segment, so none is hidden by it.
 	r.Handle("/{key}", viewHandler(v, logger)).Methods(http.MethodGet, http.MethodHead)
-	ops := r.PathPrefix("/-").Methods(http.MethodGet, http.MethodHead).Subrouter() // paths below are under /-
+	// Paths below are under /-. Every one answers GET and HEAD only; the
+	// methods are checked after the path matched, so that another method
+	// gets 405, not 404.
+	ops := r.PathPrefix("/-").Subrouter()
+	ops.Use(getOnly)
 	ops.HandleFunc("/healthy", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
@@ -86,10 +90,7 @@ func newMuxRouter(v Reader, m *metrics.Metrics, logger *slog.Logger, routes ...R
 	}
 	var notFound, notAllowed http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found: ask for one user, as in GET /user-3")
-	}), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET", r.Method))
-	})
+	}), http.HandlerFunc(methodNotAllowed)
 	if m != nil {
 		r.Use(m.Instrument)
 		notFound = m.InstrumentAs("unmatched", notFound)
@@ -97,4 +98,22 @@ func newMuxRouter(v Reader, m *metrics.Metrics, logger *slog.Logger, routes ...R
 	}
 	r.NotFoundHandler, r.MethodNotAllowedHandler = notFound, notAllowed
 	return r
+}
+
+// methodNotAllowed answers a method other than GET and HEAD.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: use GET", r.Method))
+}
+
+// getOnly lets GET and HEAD through to next and answers any other method
+// with 405.
+func getOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
