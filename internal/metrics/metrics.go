@@ -25,6 +25,7 @@ type Metrics struct {
 	reg        *prometheus.Registry
 	emitted    prometheus.Counter
 	emitFailed prometheus.Counter
+	emitMaybe  prometheus.Counter
 	processed  prometheus.Counter
 	forwarded  prometheus.Counter
 	skipped    *prometheus.CounterVec
@@ -47,6 +48,9 @@ func New() *Metrics {
 		emitted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clicks_emitted_total", Help: "Clicks the emitter sent and the brokers acknowledged.",
 		}),
+		emitMaybe: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clicks_emit_unknown_total", Help: "Clicks the emitter sent whose outcome is unknown: the broker may have written them (a timeout, an out-of-order sequence number after a broker restart).",
+		}),
 		emitFailed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clicks_emit_failed_total", Help: "Clicks the emitter could not send.",
 		}),
@@ -67,7 +71,7 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.emitted, m.emitFailed, m.processed, m.forwarded, m.skipped, m.requests, m.latency,
+	m.reg.MustRegister(m.emitted, m.emitFailed, m.emitMaybe, m.processed, m.forwarded, m.skipped, m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason shows from the start, at zero.
 	for _, reason := range clicks.SkipReasons() {
@@ -109,11 +113,14 @@ func counterValue(c prometheus.Counter) int64 {
 // and the processor's clicks.Events.
 
 func (m *Metrics) Emitted(err error) {
-	if err != nil {
+	switch {
+	case err == nil:
+		m.emitted.Inc()
+	case clicks.UnknownOutcome(err):
+		m.emitMaybe.Inc()
+	default:
 		m.emitFailed.Inc()
-		return
 	}
-	m.emitted.Inc()
 }
 
 func (m *Metrics) Counted()              { m.processed.Inc() }
