@@ -12,10 +12,14 @@ import (
 
 // RecordCache is a goka.Producer that writes a group table's changelog
 // the way Kafka Streams' record cache does: a table write goes out at once
-// while fewer than limit batches of table writes are in flight; otherwise
-// it waits, and when the oldest batch is acknowledged only the latest
-// value of each waiting key goes out, together, as the next batch. Writes to other topics (the loop
-// topic) pass through unchanged. At a low rate nothing ever waits, so a
+// while fewer than limit batches are in flight; otherwise it waits, and
+// when the oldest batch is acknowledged only the latest value of each
+// waiting key goes out, together, as the next batch. Writes to other
+// topics (the loop topic) go in the same batches, in the order they came,
+// each as it is: goka commits a message's offset as soon as that message's
+// own promises finish, so a loop write must not finish before a table
+// write made before it, nor a table write before a loop write made before
+// it. At a low rate nothing ever waits, so a
 // click reaches the changelog as soon as without the cache; under load
 // each busy key costs one record per batch instead of one per click.
 //
@@ -23,11 +27,13 @@ import (
 // every promise of its callback has finished. So the cache keeps these
 // rules:
 //
-//   - No promise finishes before every table write made before it is in
-//     the changelog, whatever its partition (a click's table partition may
-//     differ from its input partition): batches are acknowledged in the
-//     order they were sent, and a batch's promises finish only after every
-//     earlier batch's have.
+//   - No promise finishes before every write made before it (to the table
+//     or the loop topic) is in its topic, whatever its partition (a
+//     click's table partition may differ from its input partition):
+//     batches are acknowledged in the order they were sent, a batch's
+//     promises finish only when all its records are acknowledged and after
+//     every earlier batch's have, and a write always goes into the batch
+//     that waits, never an earlier one.
 //   - A promise whose value was merged into a later one finishes with the
 //     record that carried the later value: that record holds this click's
 //     count and more, and its offset is the one goka stores as the local
@@ -60,14 +66,16 @@ type RecordCache struct {
 	mu       sync.Mutex
 	idle     *sync.Cond               // signalled when a batch is done
 	inFlight []*cacheBatch            // sent, oldest first
-	waiting  map[string]*cachedRecord // next batch, by key
-	order    []string                 // waiting keys in the order they came
+	waiting  map[string]*cachedRecord // the next batch's table records, by key
+	order    []*cachedRecord          // the next batch's records, in the order they came
 	failed   error                    // the first failed write; every later one fails
 	closed   bool
 }
 
-// cachedRecord is one key's latest value and the promises it finishes.
+// cachedRecord is a table key's latest value, or a write to another topic,
+// and the promises it finishes.
 type cachedRecord struct {
+	topic   string
 	key     string
 	value   []byte
 	headers goka.Headers
@@ -111,16 +119,13 @@ func (c *RecordCache) Emit(topic, key string, value []byte) *goka.Promise {
 }
 
 func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers goka.Headers) *goka.Promise {
-	if topic != c.table {
-		return c.inner.EmitWithHeaders(topic, key, value, headers)
-	}
 	p, finish := goka.NewPromiseWithFinisher()
 	c.mu.Lock()
 	switch {
 	case c.failed != nil:
 		err := c.failed
 		c.mu.Unlock()
-		finish(nil, fmt.Errorf("an earlier table write failed: %w", err))
+		finish(nil, fmt.Errorf("an earlier write failed: %w", err))
 		return p
 	case c.closed:
 		c.mu.Unlock()
@@ -128,10 +133,12 @@ func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers g
 		return p
 	}
 	r, ok := c.waiting[key]
-	if !ok {
-		r = &cachedRecord{key: key}
-		c.waiting[key] = r
-		c.order = append(c.order, key)
+	if topic != c.table || !ok {
+		r = &cachedRecord{topic: topic, key: key}
+		c.order = append(c.order, r)
+		if topic == c.table {
+			c.waiting[key] = r
+		}
 	}
 	r.value, r.headers = value, headers
 	r.finish = append(r.finish, finish)
@@ -146,13 +153,9 @@ func (c *RecordCache) nextBatchLocked() {
 	if len(c.order) == 0 || len(c.inFlight) >= c.limit {
 		return
 	}
-	b := &cacheBatch{records: make([]*cachedRecord, len(c.order))}
-	for i, k := range c.order {
-		b.records[i] = c.waiting[k]
-		delete(c.waiting, k)
-	}
-	b.pending = len(b.records)
-	c.order = c.order[:0]
+	b := &cacheBatch{records: c.order, pending: len(c.order)}
+	c.order = nil
+	clear(c.waiting)
 	c.inFlight = append(c.inFlight, b)
 	c.outbox <- b // never blocks: it holds as many as may be in flight
 }
@@ -162,8 +165,18 @@ func (c *RecordCache) nextBatchLocked() {
 func (c *RecordCache) sender() {
 	defer close(c.sent)
 	for b := range c.outbox {
+		c.mu.Lock()
+		failed := c.failed
+		c.mu.Unlock()
+		if failed != nil {
+			// Nothing more goes out after a failed write; these fail.
+			for _, r := range b.records {
+				c.acknowledged(b, r, nil, fmt.Errorf("not sent: %w", failed))
+			}
+			continue
+		}
 		for _, r := range b.records {
-			c.inner.EmitWithHeaders(c.table, r.key, r.value, r.headers).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+			c.inner.EmitWithHeaders(r.topic, r.key, r.value, r.headers).ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
 				c.acknowledged(b, r, msg, err)
 			})
 		}
@@ -176,7 +189,7 @@ func (c *RecordCache) acknowledged(b *cacheBatch, r *cachedRecord, msg *sarama.P
 	c.mu.Lock()
 	r.msg, r.err = msg, err
 	if err != nil && c.failed == nil {
-		c.failed = fmt.Errorf("write %s to %s: %w", r.key, c.table, err)
+		c.failed = fmt.Errorf("write %s to %s: %w", r.key, r.topic, err)
 	}
 	b.pending--
 	var done []*cacheBatch
@@ -200,7 +213,7 @@ func (c *RecordCache) acknowledged(b *cacheBatch, r *cachedRecord, msg *sarama.P
 		for _, r := range d.records {
 			err := r.err
 			if err == nil && failed != nil {
-				err = fmt.Errorf("an earlier table write failed: %w", failed)
+				err = fmt.Errorf("an earlier write failed: %w", failed)
 			}
 			for _, f := range r.finish {
 				f(r.msg, err)
@@ -212,12 +225,9 @@ func (c *RecordCache) acknowledged(b *cacheBatch, r *cachedRecord, msg *sarama.P
 
 // takeWaitingLocked removes what waits, as a batch that was never sent.
 func (c *RecordCache) takeWaitingLocked() *cacheBatch {
-	b := &cacheBatch{}
-	for _, k := range c.order {
-		b.records = append(b.records, c.waiting[k])
-		delete(c.waiting, k)
-	}
-	c.order = c.order[:0]
+	b := &cacheBatch{records: c.order}
+	c.order = nil
+	clear(c.waiting)
 	return b
 }
 
@@ -227,6 +237,10 @@ func (c *RecordCache) takeWaitingLocked() *cacheBatch {
 // Writes after Close fail.
 func (c *RecordCache) Close() error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errors.New("record cache: closed already")
+	}
 	c.closed = true
 	for len(c.inFlight) > 0 || len(c.order) > 0 {
 		c.idle.Wait()

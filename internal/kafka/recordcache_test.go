@@ -125,6 +125,7 @@ func TestRecordCacheSendsAtOnceWhenIdle(t *testing.T) {
 
 // While a write is in flight, later ones wait; only the latest value of
 // each key goes out, and every merged promise finishes with its record.
+// A loop write waits its turn with them, unmerged.
 func TestRecordCacheMergesWhileInFlight(t *testing.T) {
 	inner := &heldProducer{}
 	c := NewRecordCache(inner, "table", 1)
@@ -135,49 +136,89 @@ func TestRecordCacheMergesWhileInFlight(t *testing.T) {
 	}
 	other := watch(c.Emit("table", "user-2", []byte("1")))
 	loop := watch(c.Emit("loop", "user-3", []byte("x")))
-	if n := inner.waitSent(t, 2); n != 2 {
-		t.Fatalf("%d records sent while one was in flight, want 2 (the first, and the loop's passing through)", n)
+	if n := inner.waitSent(t, 1); n != 1 {
+		t.Fatalf("%d records sent while one was in flight, want 1", n)
 	}
-	// The loop's write passes through at once; which of the two reached
-	// the producer first is up to the cache's sender.
-	tableRec, loopRec := 0, 1
-	if inner.record(t, 0).topic == "loop" {
-		tableRec, loopRec = 1, 0
-	}
-	if r := inner.record(t, loopRec); r.topic != "loop" || r.key != "user-3" {
-		t.Fatalf("record %d to %s/%s, want the loop topic's, unchanged", loopRec, r.topic, r.key)
-	}
-	inner.ack(t, loopRec, 3, nil)
-	if !loop.done {
-		t.Error("the loop write waited for the table")
-	}
-	inner.ack(t, tableRec, 10, nil)
+	inner.ack(t, 0, 10, nil)
 	if !first.done || first.offset != 10 {
 		t.Fatalf("first: %+v", first)
 	}
 	if n := inner.waitSent(t, 4); n != 4 {
-		t.Fatalf("%d records sent after the acknowledgement, want 4: one per waiting key", n)
+		t.Fatalf("%d records sent after the acknowledgement, want 4: one per waiting key and the loop's", n)
 	}
-	if r := inner.record(t, 2); r.key != "user-1" || string(r.value) != "4" {
-		t.Errorf("user-1's record %s=%s, want its latest value, 4", r.key, r.value)
+	for i, want := range []struct{ topic, key, value string }{{"table", "user-1", "4"}, {"table", "user-2", "1"}, {"loop", "user-3", "x"}} {
+		if r := inner.record(t, 1+i); r.topic != want.topic || r.key != want.key || string(r.value) != want.value {
+			t.Errorf("record %d: %s %s=%s, want %s %s=%s", 1+i, r.topic, r.key, r.value, want.topic, want.key, want.value)
+		}
 	}
-	for _, o := range append(merged, other) {
+	inner.ack(t, 3, 3, nil) // the loop's first: the batch finishes whole
+	inner.ack(t, 2, 11, nil)
+	if loop.done || other.done {
+		t.Error("a promise finished before its whole batch was acknowledged")
+	}
+	for _, o := range merged {
 		if o.done {
 			t.Fatal("a waiting promise finished before its record was acknowledged")
 		}
 	}
-	inner.ack(t, 3, 11, nil) // user-2 first: the batch finishes whole
-	if other.done {
-		t.Error("a promise finished before its whole batch was acknowledged")
-	}
-	inner.ack(t, 2, 12, nil)
+	inner.ack(t, 1, 12, nil)
 	for i, o := range merged {
 		if !o.done || o.err != nil || o.offset != 12 {
 			t.Errorf("merged promise %d: %+v, want done with user-1's record at 12", i, o)
 		}
 	}
-	if !other.done || other.offset != 11 {
-		t.Errorf("user-2: %+v, want done at 11", other)
+	if !other.done || other.offset != 11 || !loop.done || loop.offset != 3 {
+		t.Errorf("user-2: %+v, loop: %+v; want done at 11 and 3", other, loop)
+	}
+}
+
+// goka commits a message's offset as soon as its own promises finish: a
+// loop write must not finish before a table write made before it, and a
+// table write not before a loop write made before it.
+func TestRecordCacheOrdersLoopAndTableWrites(t *testing.T) {
+	inner := &heldProducer{}
+	c := NewRecordCache(inner, "table", 2)
+	table := watch(c.Emit("table", "a", []byte("1")))
+	loop := watch(c.Emit("loop", "b", []byte("x")))
+	later := watch(c.Emit("table", "c", []byte("1")))
+	inner.waitSent(t, 2) // two batches in flight: the table's and the loop's
+	inner.ack(t, 1, 7, nil)
+	if loop.done {
+		t.Fatalf("loop %+v: finished before the table write made before it", loop)
+	}
+	inner.ack(t, 0, 9, nil)
+	if !table.done || !loop.done {
+		t.Fatalf("table %+v, loop %+v: want both done", table, loop)
+	}
+	if later.done {
+		t.Fatalf("later %+v: finished before it was sent", later)
+	}
+	inner.waitSent(t, 3)
+	inner.ack(t, 2, 5, nil)
+	if !later.done {
+		t.Errorf("later %+v: want done", later)
+	}
+}
+
+// After a failed write, batches already taken are not sent: they fail.
+func TestRecordCacheSendsNothingAfterAFailure(t *testing.T) {
+	inner := &heldProducer{}
+	c := NewRecordCache(inner, "table", 1)
+	watch(c.Emit("table", "a", []byte("1")))
+	waiting := watch(c.Emit("table", "b", []byte("1")))
+	inner.waitSent(t, 1)
+	inner.ack(t, 0, 0, errors.New("broken"))
+	if !waiting.done || waiting.err == nil {
+		t.Fatalf("waiting: %+v, want failed", waiting)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := inner.count(); n != 1 {
+		t.Errorf("%d records sent, want only the one that failed", n)
+	}
+	if err := c.Close(); err == nil {
+		t.Error("a second Close did not say so")
 	}
 }
 
