@@ -123,10 +123,10 @@ func TestEmitterLogsFailedSends(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("runEmitter: %v", err)
+			t.Fatalf("RunEmitter: %v", err)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatal("runEmitter did not return after its broker went away")
+		t.Fatal("RunEmitter did not return after its broker went away")
 	}
 	if !strings.Contains(logs.String(), "click not sent") {
 		t.Fatalf("no failed send logged:\n%s", logs.String())

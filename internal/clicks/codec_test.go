@@ -66,7 +66,7 @@ func TestUserCodecKeepsForwarded(t *testing.T) {
 		t.Errorf("round trip gave %+v, want %+v", out, in)
 	}
 	if got := ClicksIn(data); got != 7 {
-		t.Errorf("clicksIn = %d, want 7", got)
+		t.Errorf("ClicksIn = %d, want 7", got)
 	}
 }
 
@@ -135,10 +135,10 @@ func FuzzUserCodec(f *testing.F) {
 		// The summary's count reader agrees: the count, or 0 for an error.
 		if wantClicks := int64(want.Clicks); wantErr != nil {
 			if got := ClicksIn(data); got != 0 {
-				t.Fatalf("clicksIn(%q) = %d, want 0 (not a user)", data, got)
+				t.Fatalf("ClicksIn(%q) = %d, want 0 (not a user)", data, got)
 			}
 		} else if got := ClicksIn(data); got != wantClicks {
-			t.Fatalf("clicksIn(%q) = %d, encoding/json: %d", data, got, wantClicks)
+			t.Fatalf("ClicksIn(%q) = %d, encoding/json: %d", data, got, wantClicks)
 		}
 		// Encode against json.Marshal, and back.
 		u := &User{Clicks: int(clicks), Offset: offset, TopicID: id}

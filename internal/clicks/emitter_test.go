@@ -44,7 +44,7 @@ func TestEmitterSendsClicksForEachUserInTurn(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("runEmitter: %v", err)
+		t.Fatalf("RunEmitter: %v", err)
 	}
 	if got, want := strings.Join(keys, ","), "user-0,user-1,user-2,user-0,user-1,user-2,user-0"; !strings.HasPrefix(got, want) {
 		t.Errorf("keys %s, want them in turn: %s", got, want)
@@ -119,7 +119,7 @@ func TestEmitterDoesNotWaitForAcknowledgements(t *testing.T) {
 	held.release()
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("runEmitter: %v", err)
+		t.Fatalf("RunEmitter: %v", err)
 	}
 	if n < 20 {
 		t.Fatalf("only %d clicks sent while none was acknowledged; want the emitter not to wait", n)

@@ -81,8 +81,8 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 	c.count(ctx, msg, -1, ctx.Offset(), c.topicID)
 }
 
-// forwarded is the callback for the loop topic: it counts a click that
-// click forwarded from another partition.
+// forwarded is the callback for the loop topic: it counts a click that the
+// click callback forwarded from another partition.
 func (c *Counter) forwarded(ctx goka.Context, msg any) {
 	var f *forward
 	switch v := msg.(type) {

@@ -44,7 +44,7 @@ type forward struct {
 
 // forwardCodec is the loop topic's codec: JSON, written and read by hand
 // in the usual shape (a topic ID and a value that need no escaping), as
-// userCodec is, for the same reason: encoding/json's reflection was a
+// UserCodec is, for the same reason: encoding/json's reflection was a
 // quarter of the CPU of counting forwarded clicks. FuzzForwardCodec checks
 // it against encoding/json.
 type forwardCodec struct{}
@@ -151,10 +151,10 @@ func (forwardCodec) Decode(data []byte) (any, error) {
 // unreadable stands for a value a codec could not decode.
 type unreadable struct{ err error }
 
-// tableCodec is the processor's codec of the group table: userCodec,
+// tableCodec is the processor's codec of the group table: UserCodec,
 // except that a value it cannot read comes back as unreadable instead of
 // an error, so that a value another client wrote for one user does not
-// stop the counting of all. The view keeps userCodec: it answers 500 for
+// stop the counting of all. The view keeps UserCodec: it answers 500 for
 // such a user.
 type tableCodec struct{ UserCodec }
 

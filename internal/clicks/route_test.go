@@ -12,7 +12,7 @@ import (
 	"github.com/lovoo/goka"
 )
 
-// keyPartition agrees with sarama's hash partitioner over goka's default
+// KeyPartition agrees with sarama's hash partitioner over goka's default
 // hasher, which goka's emitter, view and table writes use.
 func FuzzKeyPartition(f *testing.F) {
 	for _, key := range []string{"user-0", "user-3", "", "é", "\xff\xfe", strings.Repeat("k", 300), "test-0a1b2c3d-user-7"} {
@@ -30,7 +30,7 @@ func FuzzKeyPartition(f *testing.F) {
 			t.Fatal(err)
 		}
 		if got := KeyPartition(key, n); got != want {
-			t.Fatalf("keyPartition(%q, %d) = %d, sarama: %d", key, n, got, want)
+			t.Fatalf("KeyPartition(%q, %d) = %d, sarama: %d", key, n, got, want)
 		}
 	})
 }

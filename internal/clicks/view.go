@@ -25,14 +25,14 @@ func NewView(brokers []string, opts ...goka.ViewOption) (*View, error) {
 func (s *View) Goka() *goka.View { return s.v }
 
 // View is goka's view of the group table, guarded against goka's
-// View.close (a workaround, see docs/upstream.md): when Run ends, goka (v1.1.17) drops the
-// view's partitions without a lock, and a read at that moment raced with
-// it (the race detector found it, with the live page asking every 250
-// ms). Reads hold the read lock and find the view closed once Run has
-// begun to stop it; Run takes the write lock before it lets goka close
-// the view, so no read is under way then. A view that fails by itself
-// closes within goka's Run before Run here returns: reads in that moment
-// are not covered, and the program is stopping then.
+// View.close (a workaround, see docs/upstream.md): when Run ends, goka
+// (v1.1.17) drops the view's partitions without a lock, and a read at
+// that moment raced with it (the race detector found it, with the live
+// page asking every 250 ms). Reads hold the read lock and find the view
+// closed once Run has begun to stop it; Run takes the write lock before
+// it lets goka close the view, so no read is under way then. A view that
+// fails by itself closes within goka's Run before Run here returns: reads
+// in that moment are not covered, and the program is stopping then.
 type View struct {
 	v *goka.View
 

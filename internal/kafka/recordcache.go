@@ -133,7 +133,7 @@ func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers g
 		return p
 	}
 	r, ok := c.waiting[key]
-	if topic != c.table || !ok {
+	if !ok || topic != c.table {
 		r = &cachedRecord{topic: topic, key: key}
 		c.order = append(c.order, r)
 		if topic == c.table {
