@@ -58,8 +58,17 @@ func waitForSplit(t *testing.T, procs []*process, after int) int {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	for i, p := range procs {
+		state = append(state, fmt.Sprintf("--- processor %d, last lines:\n%s", i, lastLines(p.stderr.String(), 40)))
+	}
 	t.Fatalf("the partitions were not split among the processors within 60s:\n%s", strings.Join(state, "\n"))
 	return 0
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // Three processors share one cluster: the partitions are split among them,
