@@ -61,6 +61,11 @@ func BackupBeforeCompaction(dir, topic string) error {
 	if err != nil {
 		return err
 	}
+	// Made even when the table has no partition on disk yet (nothing
+	// written), so the rename below finds it.
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("compaction backup: %w", err)
+	}
 	for _, name := range names {
 		src := filepath.Join(dir, "partitions", name)
 		dst := filepath.Join(tmp, name)
