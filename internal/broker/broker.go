@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config configures the embedded broker.
@@ -99,6 +100,18 @@ func (b *Embedded) Dir() string { return b.cfg.Dir }
 // altered, not after it reloads its log from disk, so without this the
 // table would grow without bound after a restart.
 func (b *Embedded) CompactPeriodically(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.ListenAddrs()...))
+	if err != nil {
+		return fmt.Errorf("compaction client: %w", err)
+	}
+	defer cl.Close()
+	guard := newLogStartGuard(b.cfg.Table)
+	guard.install(b.Cluster)
+	// The log starts as the last run's compactions left them.
+	guard.begin()
+	if err := guard.end(ctx, cl); err != nil {
+		b.logger.Warn("log start of the table", "err", err)
+	}
 	t := time.NewTicker(b.cfg.CompactInterval)
 	defer t.Stop()
 	for {
@@ -110,7 +123,11 @@ func (b *Embedded) CompactPeriodically(ctx context.Context) error {
 				b.logger.Warn("compaction skipped", "err", err)
 				continue
 			}
+			guard.begin()
 			b.Compact()
+			if err := guard.end(ctx, cl); err != nil && ctx.Err() == nil {
+				b.logger.Warn("log start of the table after compaction", "err", err)
+			}
 			if err := dropCompactionBackup(b.cfg.Dir); err != nil {
 				b.logger.Warn("compaction", "err", err)
 			}
