@@ -151,6 +151,10 @@ func (w *LagWatch) groupLag() (int64, error) {
 		parts = append(parts, p)
 	}
 	resp, err := w.admin.ListConsumerGroupOffsets(w.group, map[string][]int32{w.stream: parts})
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		// Not yet created: nothing committed, all of it is lag.
+		resp, err = &sarama.OffsetFetchResponse{}, nil
+	}
 	if err != nil {
 		return -1, fmt.Errorf("committed offsets of %s: %w", w.group, err)
 	}
