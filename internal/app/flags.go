@@ -58,6 +58,7 @@ type config struct {
 	compactInterval time.Duration
 	sync            bool
 	cacheBatches    int
+	brokerKeepMiB   int
 
 	// Not flags: tests shorten them.
 	progressEvery time.Duration // how often a recovering table logs its progress
@@ -85,8 +86,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&cfg.replication, "replication", 1, "replication factor of the topics clicks creates")
 	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates, at most 1000 (existing topics keep theirs)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
-	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table")
+	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table and deletes the clicks it keeps no more")
 	fs.IntVar(&cfg.cacheBatches, "cache-batches", 2, "changelog batches the processor's record cache keeps in flight; 0 writes every table update as it comes, as goka does")
+	fs.IntVar(&cfg.brokerKeepMiB, "broker-keep-mib", 96, "MiB of clicks the embedded broker keeps (and as much of forwarded clicks), deleting the oldest beyond it as after 7 days; its memory grows with what it keeps: 96 MiB is about a day of the default emitter's clicks and about 70 MiB of memory; 0 keeps 7 days whatever their size")
 	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
 	cfg.progressEvery = 5 * time.Second
 	cfg.feedTick = 250 * time.Millisecond
@@ -130,6 +132,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("-connect-timeout must be positive, got %v", cfg.connectTimeout)}
 	case cfg.cacheBatches < 0:
 		return cfg, usageError{fmt.Errorf("-cache-batches must be at least 0, got %d", cfg.cacheBatches)}
+	case cfg.brokerKeepMiB < 0:
+		return cfg, usageError{fmt.Errorf("-broker-keep-mib must be at least 0, got %d", cfg.brokerKeepMiB)}
 	case cfg.compactInterval <= 0:
 		return cfg, usageError{fmt.Errorf("-compact-interval must be positive, got %v", cfg.compactInterval)}
 	case cfg.dataDir == "":

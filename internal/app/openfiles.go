@@ -1,6 +1,10 @@
 package app
 
-import "fmt"
+import (
+	"fmt"
+
+	"clicks/internal/broker"
+)
 
 // filesPerPartition estimates the files a partition keeps open: kfake
 // keeps a segment of each of the three topics open, and the processor's
@@ -24,7 +28,14 @@ func neededOpenFiles(cfg config) uint64 {
 	if cfg.serve {
 		per += cacheFilesPerPartition
 	}
-	return baseOpenFiles + uint64(per*cfg.partitions)
+	need := baseOpenFiles + uint64(per*cfg.partitions)
+	if len(cfg.brokers) == 0 {
+		// A reader of old clicks makes kfake open the segments it reads
+		// and keep them open: at most one per SegmentBytes kept, of the
+		// click topic and of the loop topic.
+		need += 2 * uint64(cfg.brokerKeepMiB<<20/broker.SegmentBytes)
+	}
+	return need
 }
 
 // checkOpenFiles fails at start, with the reason, when the partitions

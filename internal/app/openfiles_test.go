@@ -15,7 +15,7 @@ func TestOpenFileLimit(t *testing.T) {
 	if need := neededOpenFiles(all); need < 8087 {
 		t.Errorf("1,000 partitions need about %d open files by the estimate, fewer than the 8,087 measured", need)
 	}
-	if err := checkOpenFiles(config{partitions: 10, process: true, serve: true}, 1024); err != nil {
+	if err := checkOpenFiles(config{partitions: 10, process: true, serve: true, brokerKeepMiB: 96}, 1024); err != nil {
 		t.Errorf("the default 10 partitions under 1,024: %v", err)
 	}
 	if err := checkOpenFiles(all, 0); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +29,10 @@ import (
 	"github.com/lovoo/goka"
 	"golang.org/x/sync/errgroup"
 )
+
+// embeddedMemoryLimit is the Go runtime's soft memory limit when the
+// embedded broker runs and GOMEMLIMIT is not set.
+const embeddedMemoryLimit = 160 << 20
 
 // Run is the whole program: it parses the flags, starts the parts that are
 // switched on and runs them until ctx ends or SIGINT/SIGTERM arrives. It
@@ -59,6 +64,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		stop() // a second Ctrl-C kills at once
 	}()
 
+	if len(cfg.brokers) == 0 && getenv("GOMEMLIMIT") == "" {
+		// The embedded broker reads its log at start a segment at a
+		// time, and what it read is garbage at once; left to GOGC alone
+		// the heap grew to three times what it kept (a restart on a
+		// million clicks: 586 MiB RSS). A soft limit makes the collector
+		// run before that. GOMEMLIMIT overrides it.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(embeddedMemoryLimit))
+	}
 	if err := ensureWritableDir(cfg.dataDir); err != nil {
 		return err
 	}
@@ -120,7 +133,7 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 	}
 	g.Go(func() error { return b.CompactPeriodically(ctx) })
 	g.Go(func() error { return b.WatchSessions(ctx, 2*time.Second) })
-	logger.Info("using the embedded Kafka broker", "addrs", strings.Join(b.ListenAddrs(), ","), "data", b.Dir())
+	logger.Info("using the embedded Kafka broker", "addrs", strings.Join(b.ListenAddrs(), ","), "data", b.Dir(), "keeps_mib", cfg.brokerKeepMiB)
 	return b, nil
 }
 
@@ -154,6 +167,11 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 	if err != nil {
 		return err
 	}
+	if len(r.cfg.brokers) == 0 {
+		if err := r.k.LimitRetention(client, int64(r.cfg.brokerKeepMiB)<<20, string(clicks.Topic), string(clicks.Loop)); err != nil {
+			return err
+		}
+	}
 	if err := r.resetStaleCaches(client); err != nil {
 		return err
 	}
@@ -163,6 +181,9 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 		}
 	}
 	if r.cfg.process {
+		if err := r.reportDeletedClicks(client); err != nil {
+			return err
+		}
 		if err := r.startProcessor(ctx, partitions); err != nil {
 			return err
 		}
@@ -195,6 +216,22 @@ func (r *roles) startEmitter(ctx context.Context) error {
 		return err
 	}
 	r.g.Go(func() error { return clicks.RunEmitter(ctx, e, r.cfg.interval, r.cfg.users, r.metrics, r.logger) })
+	return nil
+}
+
+// reportDeletedClicks says which clicks the brokers deleted before the
+// processor group counted them: the group resumes after them without a
+// word, so the loss shows only here.
+func (r *roles) reportDeletedClicks(client sarama.Client) error {
+	deleted, err := r.k.DeletedBeforeConsumed(client, string(clicks.Group), string(clicks.Topic))
+	if err != nil {
+		return err
+	}
+	for _, d := range deleted {
+		r.metrics.DeletedUncounted(d.To - d.From)
+		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
+			"topic", string(clicks.Topic), "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
+	}
 	return nil
 }
 

@@ -16,6 +16,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// retentionInterval is how often the embedded broker deletes what it
+// keeps no more, at most.
+const retentionInterval = 10 * time.Second
+
+// SegmentBytes is the size at which the embedded broker starts a new
+// segment file of a partition's log.
+const SegmentBytes = 1 << 20
+
 // Config configures the embedded broker.
 type Config struct {
 	Listen          string // host:port of the first broker; more brokers take the next ports
@@ -65,6 +73,13 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 			// backup that makes it safe (see compaction.go): push it out
 			// of the way; CompactPeriodically does the work.
 			"log.cleaner.backoff.ms": strconv.FormatInt((365 * 24 * time.Hour).Milliseconds(), 10),
+			// Segments of 1 MiB instead of 100: kfake frees the memory
+			// of deleted records (an index entry per batch) and their
+			// disk a whole segment at a time, and at start it reads a
+			// segment of each partition into memory at once (a restart
+			// on a million one-click batches peaked at 586 MiB RSS with
+			// 100 MiB segments and 173 MiB with 1 MiB ones).
+			"log.segment.bytes": strconv.Itoa(SegmentBytes),
 		}),
 	}
 	if cfg.Sync {
@@ -94,7 +109,8 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 func (b *Embedded) Dir() string { return b.cfg.Dir }
 
 // CompactPeriodically compacts the table until ctx ends, each time
-// behind a backup that a kill during the rebuild cannot destroy.
+// behind a backup that a kill during the rebuild cannot destroy, and
+// deletes what the topics' retention settings keep no more.
 //
 // kfake starts its own compaction timer only when a topic is created or
 // altered, not after it reloads its log from disk, so without this the
@@ -114,10 +130,17 @@ func (b *Embedded) CompactPeriodically(ctx context.Context) error {
 	}
 	t := time.NewTicker(b.cfg.CompactInterval)
 	defer t.Stop()
+	// Deleting what the retention settings keep no more (compaction does
+	// it too) is cheap, and done more often bounds what a burst of clicks
+	// adds to the broker's memory before it is deleted.
+	retention := time.NewTicker(min(b.cfg.CompactInterval, retentionInterval))
+	defer retention.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-retention.C:
+			b.ApplyRetention()
 		case <-t.C:
 			if err := BackupBeforeCompaction(b.cfg.Dir, b.cfg.Table); err != nil {
 				b.logger.Warn("compaction skipped", "err", err)

@@ -29,6 +29,7 @@ type Metrics struct {
 	processed  prometheus.Counter
 	forwarded  prometheus.Counter
 	skipped    *prometheus.CounterVec
+	deleted    prometheus.Counter
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	routes     sync.Map // route template -> *routeMetrics
@@ -63,6 +64,9 @@ func New() *Metrics {
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clicks_skipped_total", Help: "Clicks the processor did not count, by reason: " + skipReasonsHelp,
 		}, []string{"reason"}),
+		deleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clicks_deleted_uncounted_total", Help: "Clicks the brokers deleted (retention) before the processor group counted them, as found when this instance's processor started.",
+		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clicks_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -71,7 +75,7 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.emitted, m.emitFailed, m.emitMaybe, m.processed, m.forwarded, m.skipped, m.requests, m.latency,
+	m.reg.MustRegister(m.emitted, m.emitFailed, m.emitMaybe, m.processed, m.forwarded, m.skipped, m.deleted, m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason shows from the start, at zero.
 	for _, reason := range clicks.SkipReasons() {
@@ -126,6 +130,10 @@ func (m *Metrics) Emitted(err error) {
 func (m *Metrics) Counted()              { m.processed.Inc() }
 func (m *Metrics) Forwarded()            { m.forwarded.Inc() }
 func (m *Metrics) Skipped(reason string) { m.skipped.WithLabelValues(reason).Inc() }
+
+// DeletedUncounted adds n clicks the brokers deleted before they were
+// counted.
+func (m *Metrics) DeletedUncounted(n int64) { m.deleted.Add(float64(n)) }
 
 // gauge registers a gauge whose value is read at each scrape.
 func (m *Metrics) gauge(name, help string, f func() float64) {

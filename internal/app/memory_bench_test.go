@@ -1,0 +1,110 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// weekOfClicks is what the default emitter (10 clicks a second) sends in
+// 7 days.
+const weekOfClicks = 7 * 24 * 3600 * 10
+
+// BenchmarkWeekOfClicks: memory of the whole program with its default
+// flags (embedded broker, emitter, processor and view) after a week of the
+// default emitter's clicks, each in a batch of its own as the emitter
+// sends them (the embedded broker's memory grows with batches, not
+// bytes). The clicks are written fast by another client; then the
+// program is stopped with SIGTERM and started again on the same data.
+// CLICKS_WEEK_CLICKS writes another number of clicks.
+//
+// Metrics: RSS once the clicks are counted (rss-MiB) and the peak until
+// then (peak-rss-MiB); after the restart, the peak until the view serves
+// the counts again (restart-peak-rss-MiB) and the RSS then
+// (restart-rss-MiB); what the broker keeps of user-clicks (clicks-kept)
+// and the disk its log takes (disk-MiB).
+func BenchmarkWeekOfClicks(b *testing.B) {
+	n := weekOfClicks
+	if s := os.Getenv("CLICKS_WEEK_CLICKS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil || n < 1 {
+			b.Fatalf("CLICKS_WEEK_CLICKS=%q: want a positive number", s)
+		}
+	}
+	bin := buildClicks(b)
+	for b.Loop() {
+		dir := b.TempDir()
+		args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-quiet"}
+		p := startProcess(b, bin, args...)
+		addr := waitForLog(b, p, brokersRE)
+		start := time.Now()
+		writeOneClickBatches(b, addr, n)
+		b.Logf("wrote %d one-click batches in %s", n, time.Since(start).Round(time.Millisecond))
+		waitForServedTotal(b, viewURL(b, p), int64(n))
+		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
+		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
+		kept := clicksKept(b, addr)
+
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-p.exited; err != nil {
+			b.Fatalf("stop with SIGTERM: %v\n%s", err, p.stderr)
+		}
+		p = startProcess(b, bin, append(args[:2:2], "-broker-listen", addr, "-listen", "127.0.0.1:0", "-quiet")...)
+		waitForServedTotal(b, viewURL(b, p), int64(n))
+		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "restart-peak-rss-MiB")
+		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "restart-rss-MiB")
+		b.ReportMetric(float64(kept), "clicks-kept")
+		b.ReportMetric(float64(dirBytes(b, filepath.Join(dir, "broker")))/(1<<20), "disk-MiB")
+		p.kill()
+	}
+}
+
+// waitForServedTotal waits until the view at base serves, over all users,
+// at least total clicks.
+func waitForServedTotal(b *testing.B, base string, total int64) {
+	b.Helper()
+	var st struct {
+		Known bool
+		Total int64
+	}
+	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		res, err := http.Get(base + "/-/summary?top=1")
+		if err == nil {
+			err = json.NewDecoder(res.Body).Decode(&st)
+			res.Body.Close()
+		}
+		if err == nil && st.Known && st.Total >= total {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the view did not serve %d clicks within 10 minutes: %+v %v", total, st, err)
+		}
+	}
+}
+
+// procStatusMiB reads a kB field of the process's /proc/<pid>/status.
+func procStatusMiB(b *testing.B, p *process, field string) float64 {
+	b.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(status)
+	if m == nil {
+		b.Fatalf("no %s in /proc/<pid>/status", field)
+	}
+	kib, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		b.Fatalf("%s in /proc/<pid>/status: %v", field, err)
+	}
+	return kib / 1024
+}

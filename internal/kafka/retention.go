@@ -1,0 +1,94 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/IBM/sarama"
+)
+
+// LimitRetention makes the brokers keep at most bytes of each topic (over
+// all its partitions: Kafka's retention.bytes is per partition), deleting
+// the oldest records beyond it as they do those older than the time
+// retention; bytes <= 0 removes the limit. It is set on every start, so
+// that the flag, not what an earlier run set, decides.
+//
+// clicks uses it for the embedded broker, whose memory grows with every
+// record batch it keeps (see docs/operations.md).
+func (k *Cluster) LimitRetention(client sarama.Client, bytes int64, topics ...string) error {
+	cfg := k.Config()
+	// IncrementalAlterConfigs (Kafka 2.3): unlike AlterConfigs it leaves
+	// the topic's other settings alone. goka's version (2.0) is older.
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin(k.Brokers, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to set retention: %w", err)
+	}
+	defer admin.Close()
+	for _, topic := range topics {
+		partitions, err := client.Partitions(topic)
+		if err != nil {
+			return fmt.Errorf("partitions of %s: %w", topic, err)
+		}
+		perPartition := int64(-1)
+		if bytes > 0 {
+			perPartition = max(bytes/int64(len(partitions)), 1)
+		}
+		v := strconv.FormatInt(perPartition, 10)
+		entries := map[string]sarama.IncrementalAlterConfigsEntry{
+			"retention.bytes": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v},
+		}
+		if err := admin.IncrementalAlterConfig(sarama.TopicResource, topic, entries, false); err != nil {
+			return fmt.Errorf("set retention.bytes=%s on %s: %w", v, topic, err)
+		}
+	}
+	return nil
+}
+
+// Deleted is a range of records of a partition that the brokers deleted
+// (retention) before a group consumed them: offsets [From, To).
+type Deleted struct {
+	Partition int32
+	From, To  int64
+}
+
+// DeletedBeforeConsumed lists the partitions of topic whose log now
+// starts after the offset group committed: the records in between were
+// deleted before the group read them. A consumer resumes at the log start
+// without a word (sarama's ResetInvalidOffsets), so this is the only
+// place the loss can be seen. A group that never committed has lost
+// nothing it knew of.
+func (k *Cluster) DeletedBeforeConsumed(client sarama.Client, group, topic string) ([]Deleted, error) {
+	partitions, err := client.Partitions(topic)
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return nil, fmt.Errorf("create cluster admin: %w", err)
+	}
+	// Not admin.Close: that would close the shared client.
+	committed, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions})
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return nil, nil // the group never committed
+	}
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
+	}
+	var deleted []Deleted
+	for _, p := range partitions {
+		b := committed.GetBlock(topic, p)
+		if b == nil || b.Offset < 0 {
+			continue
+		}
+		start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+		}
+		if start > b.Offset {
+			deleted = append(deleted, Deleted{Partition: p, From: b.Offset, To: start})
+		}
+	}
+	return deleted, nil
+}
