@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -245,20 +246,32 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 		return err
 	}
 	counter := clicks.NewCounter(out, id, partitions, r.metrics, r.logger.With("part", "processor"))
-	proc, err := clicks.NewProcessor(r.k.Brokers, counter, r.k.ProcessorOptions(cache.Builder(r.cacheDir("processor")), string(clicks.Table), r.cfg.cacheBatches)...)
+	build := func() (*goka.Processor, error) {
+		return clicks.NewProcessor(r.k.Brokers, counter, r.k.ProcessorOptions(cache.Builder(r.cacheDir("processor")), string(clicks.Table), r.cfg.cacheBatches)...)
+	}
+	proc, err := build()
 	if err != nil {
 		return err
 	}
+	// goka's processor cannot run twice: one that failed is replaced.
+	var current atomic.Pointer[goka.Processor]
+	current.Store(proc)
 	r.proc = proc
-	r.parts = append(r.parts, status.ProcessorPart(proc))
+	r.parts = append(r.parts, status.ProcessorPart(current.Load))
 	r.g.Go(func() error {
-		if err := proc.Run(ctx); err != nil {
-			return fmt.Errorf("processor: %w", err)
+		run := func(ctx context.Context) error { return current.Load().Run(ctx) }
+		rebuild := func() error {
+			p, err := build()
+			if err == nil {
+				current.Store(p)
+			}
+			return err
 		}
-		return nil
+		return keepRunning(ctx, "processor", r.logger, run, rebuild)
 	})
 	r.g.Go(func() error {
-		status.LogRecovery(ctx, "processor", string(clicks.Table), func() map[int32]*goka.TableStats { return status.ProcessorTables(proc) }, proc.Recovered, r.cfg.progressEvery, r.logger)
+		status.LogRecovery(ctx, "processor", string(clicks.Table), func() map[int32]*goka.TableStats { return status.ProcessorTables(current.Load()) },
+			func() bool { return current.Load().Recovered() }, r.cfg.progressEvery, r.logger)
 		return nil
 	})
 	return nil
@@ -273,12 +286,7 @@ func (r *roles) startView(ctx context.Context, httpListener net.Listener) error 
 		return err
 	}
 	r.parts = append(r.parts, status.ViewPart(view))
-	r.g.Go(func() error {
-		if err := view.Run(ctx); err != nil {
-			return fmt.Errorf("view: %w", err)
-		}
-		return nil
-	})
+	r.g.Go(func() error { return keepRunning(ctx, "view", r.logger, view.Run, view.Rebuild) })
 	r.g.Go(func() error {
 		status.LogRecovery(ctx, "view", string(clicks.Table), func() map[int32]*goka.TableStats { return view.Stats(ctx).Partitions }, view.Recovered, r.cfg.progressEvery, r.logger)
 		return nil
@@ -305,7 +313,10 @@ func (r *roles) startView(ctx context.Context, httpListener net.Listener) error 
 	}
 	feed := web.NewFeed(summary, view, r.parts, lag.Reading, counts, r.cfg.feedTick, r.logger)
 	r.g.Go(func() error { return feed.Run(ctx) })
-	router := web.NewRouter(view, m, r.logger, web.Ready(r.parts), web.List(view), web.Page(feed), web.GokaPages(view, r.proc))
+	brokers := status.NewBrokerWatch(r.k.Brokers, time.Second, 2*time.Second, r.logger)
+	r.g.Go(func() error { return brokers.Run(ctx) })
+	m.WatchBrokers(func() bool { ok, _, _ := brokers.Answering(); return ok })
+	router := web.NewRouter(view, m, r.logger, web.Ready(append(r.parts, brokers.Part())), web.List(view), web.Page(feed), web.GokaPages(view, r.proc))
 	r.g.Go(func() error { return web.Serve(ctx, httpListener, router, r.stdout, r.logger) })
 	return nil
 }

@@ -13,16 +13,41 @@ import (
 // copy of all partitions; opts say how it reaches Kafka, where it keeps
 // its copy and what sees every update.
 func NewView(brokers []string, opts ...goka.ViewOption) (*View, error) {
-	v, err := goka.NewView(brokers, goka.GroupTable(Group), new(UserCodec), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("create view of %s: %w", Table, err)
+	build := func() (*goka.View, error) {
+		v, err := goka.NewView(brokers, goka.GroupTable(Group), new(UserCodec), opts...)
+		if err != nil {
+			return nil, fmt.Errorf("create view of %s: %w", Table, err)
+		}
+		return v, nil
 	}
-	return &View{v: v}, nil
+	v, err := build()
+	if err != nil {
+		return nil, err
+	}
+	return &View{v: v, build: build}, nil
 }
 
 // Goka returns goka's view itself, unguarded, for goka's own monitor
 // page.
-func (s *View) Goka() *goka.View { return s.v }
+func (s *View) Goka() *goka.View {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.v
+}
+
+// Rebuild replaces a view that has stopped with a new one on the same
+// local table, to be run again: goka's view cannot run twice. Reads
+// answer ErrViewStopped until then.
+func (s *View) Rebuild() error {
+	v, err := s.build()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.v, s.closed = v, false
+	return nil
+}
 
 // View is goka's view of the group table, guarded against goka's
 // View.close (a workaround, see docs/upstream.md): when Run ends, goka
@@ -34,9 +59,10 @@ func (s *View) Goka() *goka.View { return s.v }
 // fails by itself closes within goka's Run before Run here returns: reads
 // in that moment are not covered, and the program is stopping then.
 type View struct {
-	v *goka.View
+	build func() (*goka.View, error)
 
 	mu     sync.RWMutex
+	v      *goka.View
 	closed bool
 }
 
@@ -47,8 +73,11 @@ var ErrViewStopped = errors.New("the view has stopped")
 func (s *View) Run(ctx context.Context) error {
 	vctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	s.mu.RLock()
+	v := s.v
+	s.mu.RUnlock()
 	done := make(chan error, 1)
-	go func() { done <- s.v.Run(vctx) }()
+	go func() { done <- v.Run(vctx) }()
 	var err error
 	select {
 	case err = <-done:

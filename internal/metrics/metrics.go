@@ -159,6 +159,11 @@ func (m *Metrics) WatchProcessorLag(lag func() status.Lag) {
 	})
 }
 
+// WatchBrokers reports whether the brokers answer: clicks_brokers_answering.
+func (m *Metrics) WatchBrokers(answering func() bool) {
+	m.gauge("clicks_brokers_answering", "1 while the brokers answer within 2 s (asked every second).", func() float64 { return boolFloat(answering()) })
+}
+
 // WatchPart reports a part's recovery as /-/ready does:
 // clicks_<part>_recovered and clicks_<part>_recovery_progress.
 func (m *Metrics) WatchPart(p status.Part) {

@@ -29,12 +29,14 @@ func ViewPart(v *clicks.View) Part {
 	}}
 }
 
-// ProcessorPart is the processor as a part.
-func ProcessorPart(p *goka.Processor) Part {
+// ProcessorPart is the processor as a part: the one current returns,
+// which changes when a failed processor is replaced.
+func ProcessorPart(current func() *goka.Processor) Part {
 	return Part{"processor", func() (bool, string) {
+		p := current()
 		return p.Recovered(), stateName(int(p.StateReader().State()), "idle", "starting", "setting up", "running", "stopping", "stopped")
 	}, func() float64 {
-		return tableRecovery(ProcessorTables(p)).share()
+		return tableRecovery(ProcessorTables(current())).share()
 	}}
 }
 
