@@ -59,6 +59,7 @@ type config struct {
 	sync            bool
 	cacheBatches    int
 	brokerKeepMiB   int
+	brokerFreeMiB   int
 
 	// Not flags: tests shorten them.
 	progressEvery time.Duration // how often a recovering table logs its progress
@@ -89,6 +90,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table and deletes the clicks it keeps no more")
 	fs.IntVar(&cfg.cacheBatches, "cache-batches", 2, "changelog batches the processor's record cache keeps in flight; 0 writes every table update as it comes, as goka does")
 	fs.IntVar(&cfg.brokerKeepMiB, "broker-keep-mib", 96, "MiB of clicks the embedded broker keeps (and as much of forwarded clicks), deleting the oldest beyond it as after 7 days; its memory grows with what it keeps: 96 MiB is about a day of the default emitter's clicks and about 70 MiB of memory; 0 keeps 7 days whatever their size")
+	fs.IntVar(&cfg.brokerFreeMiB, "broker-min-free-mib", 64, "MiB the embedded broker keeps free on the disk of -data: below it, it refuses writes (the writers retry) until space returns; 0: no floor")
 	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
 	cfg.progressEvery = 5 * time.Second
 	cfg.feedTick = 250 * time.Millisecond
@@ -134,6 +136,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("-cache-batches must be at least 0, got %d", cfg.cacheBatches)}
 	case cfg.brokerKeepMiB < 0:
 		return cfg, usageError{fmt.Errorf("-broker-keep-mib must be at least 0, got %d", cfg.brokerKeepMiB)}
+	case cfg.brokerFreeMiB < 0:
+		return cfg, usageError{fmt.Errorf("-broker-min-free-mib must be at least 0, got %d", cfg.brokerFreeMiB)}
 	case cfg.compactInterval <= 0:
 		return cfg, usageError{fmt.Errorf("-compact-interval must be positive, got %v", cfg.compactInterval)}
 	case cfg.dataDir == "":

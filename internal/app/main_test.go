@@ -299,6 +299,7 @@ func TestStartupErrors(t *testing.T) {
 		{"too many partitions", []string{"-partitions", "1001"}, 2, "-partitions must be at most 1000"},
 		{"bad interval", []string{"-interval", "-1s"}, 2, "-interval must be positive"},
 		{"negative broker keep", []string{"-broker-keep-mib", "-1"}, 2, "-broker-keep-mib must be at least 0"},
+		{"negative disk floor", []string{"-broker-min-free-mib", "-1"}, 2, "-broker-min-free-mib must be at least 0"},
 		{"nothing to do", []string{"-brokers", "127.0.0.1:9092", "-emit=false", "-process=false", "-serve=false"}, 2, "nothing to do"},
 		{"data dir is a file", []string{"-data", filepath.Join(file, "data")}, 1, "create data directory"},
 		{"busy HTTP port", []string{"-listen", busy.Addr().String()}, 1, "address already in use"},

@@ -93,11 +93,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { flushPeriodically(gctx, out, 100*time.Millisecond, logger); return nil })
 	brokers := cfg.brokers
+	var embedded *broker.Embedded
 	if len(brokers) == 0 {
 		b, err := startBroker(gctx, g, cfg, logger)
 		if err != nil {
 			return err
 		}
+		embedded = b
 		// The broker closes last, after every client below has stopped.
 		defer b.Close()
 		brokers = b.ListenAddrs()
@@ -107,7 +109,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	// Even the embedded broker alone prepares the topics, so that the
 	// roles that join it later find them with the right settings.
-	r := roles{cfg: cfg, g: g, logger: logger, stdout: out, metrics: metrics.New()}
+	r := roles{cfg: cfg, g: g, logger: logger, stdout: out, metrics: metrics.New(), broker: embedded}
 	if err := r.start(gctx, brokers, httpListener); err != nil {
 		g.Go(func() error { return err })
 	}
@@ -128,6 +130,7 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 		Table:           string(clicks.Table),
 		CompactInterval: cfg.compactInterval,
 		Sync:            cfg.sync,
+		MinFree:         uint64(cfg.brokerFreeMiB) << 20,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -146,6 +149,8 @@ type roles struct {
 	logger  *slog.Logger
 	stdout  io.Writer
 	metrics *metrics.Metrics
+
+	broker *broker.Embedded // nil unless the embedded broker runs here
 
 	k     *kafka.Cluster
 	parts []status.Part   // what /-/ready reports on
@@ -316,6 +321,9 @@ func (r *roles) startView(ctx context.Context, httpListener net.Listener) error 
 	brokers := status.NewBrokerWatch(r.k.Brokers, time.Second, 2*time.Second, r.logger)
 	r.g.Go(func() error { return brokers.Run(ctx) })
 	m.WatchBrokers(func() bool { ok, _, _ := brokers.Answering(); return ok })
+	if r.broker != nil {
+		m.WatchWritesRefused(r.broker.WritesRefused)
+	}
 	router := web.NewRouter(view, m, r.logger, web.Ready(append(r.parts, brokers.Part())), web.List(view), web.Page(feed), web.GokaPages(view, r.proc))
 	r.g.Go(func() error { return web.Serve(ctx, httpListener, router, r.stdout, r.logger) })
 	return nil

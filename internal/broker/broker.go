@@ -31,7 +31,8 @@ type Config struct {
 	Dir             string // where the broker keeps its log
 	Table           string // the compacted topic it compacts itself (see CompactPeriodically)
 	CompactInterval time.Duration
-	Sync            bool // fsync every write
+	Sync            bool   // fsync every write
+	MinFree         uint64 // bytes the log's filesystem keeps free: below, writes are refused (0: no floor)
 }
 
 // Embedded is a Kafka-protocol cluster in this process (kfake),
@@ -42,6 +43,7 @@ type Embedded struct {
 	cfg      Config
 	logger   *slog.Logger
 	sessions *sessionWatch
+	disk     *diskGuard // nil without a floor
 }
 
 // Start starts the cluster and reloads its log from cfg.Dir. It has no
@@ -102,7 +104,21 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.Listen, cfg.Dir, err)
 	}
-	return &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions}, nil
+	b := &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions}
+	if cfg.MinFree > 0 {
+		b.disk = newDiskGuard(cfg.Dir, cfg.MinFree, logger.With("part", "broker"))
+		b.disk.install(c)
+	}
+	return b, nil
+}
+
+// WritesRefused is how many produce requests the broker refused because
+// its disk was nearly full.
+func (b *Embedded) WritesRefused() int64 {
+	if b.disk == nil {
+		return 0
+	}
+	return b.disk.refused.Load()
 }
 
 // Dir is where the broker keeps its log.
@@ -142,6 +158,12 @@ func (b *Embedded) CompactPeriodically(ctx context.Context) error {
 		case <-retention.C:
 			b.ApplyRetention()
 		case <-t.C:
+			if b.disk != nil {
+				if ok, err := b.disk.roomToCompact(b.cfg.Dir, b.cfg.Table); err != nil || !ok {
+					b.disk.repeat.Warn("compaction skipped: the disk has no room for a copy of the table", "err", err)
+					continue
+				}
+			}
 			if err := BackupBeforeCompaction(b.cfg.Dir, b.cfg.Table); err != nil {
 				b.logger.Warn("compaction skipped", "err", err)
 				continue

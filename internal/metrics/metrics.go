@@ -164,6 +164,14 @@ func (m *Metrics) WatchBrokers(answering func() bool) {
 	m.gauge("clicks_brokers_answering", "1 while the brokers answer within 2 s (asked every second).", func() float64 { return boolFloat(answering()) })
 }
 
+// WatchWritesRefused reports the produce requests the embedded broker
+// refused for want of disk space: clicks_broker_writes_refused_total.
+func (m *Metrics) WatchWritesRefused(refused func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "clicks_broker_writes_refused_total", Help: "Produce requests the embedded broker refused because its disk was nearly full (-broker-min-free-mib); the writers retry.",
+	}, func() float64 { return float64(refused()) }))
+}
+
 // WatchPart reports a part's recovery as /-/ready does:
 // clicks_<part>_recovered and clicks_<part>_recovery_progress.
 func (m *Metrics) WatchPart(p status.Part) {
