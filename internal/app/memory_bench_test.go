@@ -29,7 +29,8 @@ const weekOfClicks = 7 * 24 * 3600 * 10
 // then (peak-rss-MiB); after the restart, the peak until the view serves
 // the counts again (restart-peak-rss-MiB) and the RSS then
 // (restart-rss-MiB); what the broker keeps of user-clicks (clicks-kept)
-// and the disk its log takes (disk-MiB).
+// and the disk its log takes (disk-MiB); and how fast the clicks were
+// written and counted (counted-clicks/s).
 func BenchmarkWeekOfClicks(b *testing.B) {
 	n := weekOfClicks
 	if s := os.Getenv("CLICKS_WEEK_CLICKS"); s != "" {
@@ -48,6 +49,7 @@ func BenchmarkWeekOfClicks(b *testing.B) {
 		writeOneClickBatches(b, addr, n)
 		b.Logf("wrote %d one-click batches in %s", n, time.Since(start).Round(time.Millisecond))
 		waitForServedTotal(b, viewURL(b, p), int64(n))
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "counted-clicks/s")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
 		kept := clicksKept(b, addr)
