@@ -100,8 +100,13 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 	if err := app.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-app.exited; err != nil {
-		t.Fatalf("stop with SIGTERM: %v\n%s", err, lastLines(app.stderr.String(), 30))
+	select {
+	case err := <-app.exited:
+		if err != nil {
+			t.Fatalf("stop with SIGTERM: %v\n%s", err, lastLines(app.stderr.String(), 30))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM:\n%s", lastLines(app.stderr.String(), 30))
 	}
 	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.stderr.String())
 	if m == nil {

@@ -30,8 +30,9 @@ func TestEmbeddedBrokerKeepsWhatItIsTold(t *testing.T) {
 			t.Logf("stderr:\n%s", lastLines(in.stderr.String(), 40))
 		}
 	})
-	// About 5 MiB in one-click batches, five times what it may keep.
-	const n = 50_000
+	// About 19 MiB in one-click batches: more than it may keep even
+	// with a segment more in every partition.
+	const n = 150_000
 	writeOneClickBatches(t, in.brokers[0], n)
 	waitForUserTotal(t, in, n)
 	logDir := filepath.Join(dir, "broker")

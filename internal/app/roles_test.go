@@ -22,7 +22,7 @@ func TestOpsEndToEnd(t *testing.T) {
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
 	keys := testKeys(3)
 	sendClicks(t, in.brokers, map[string]int{keys[0]: 1, keys[1]: 2, keys[2]: 3})
-	in.waitForBody("/-/ready", `{"ready":true,"parts":{"processor":"running","view":"running"}}`, 30*time.Second)
+	in.waitForBody("/-/ready", `{"ready":true,"parts":{"brokers":"answering","processor":"running","view":"running"}}`, 30*time.Second)
 	prefix := strings.TrimSuffix(keys[0], "0")
 	want := fmt.Sprintf(`{"users":[{"user":%q,"clicks":1},{"user":%q,"clicks":2},{"user":%q,"clicks":3}],"more":false}`, keys[0], keys[1], keys[2])
 	in.waitForBody("/-/clicks?prefix="+prefix, want, 30*time.Second)

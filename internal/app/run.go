@@ -231,14 +231,19 @@ func (r *roles) startEmitter(ctx context.Context) error {
 // processor group counted them: the group resumes after them without a
 // word, so the loss shows only here.
 func (r *roles) reportDeletedClicks(client sarama.Client) error {
-	deleted, err := r.k.DeletedBeforeConsumed(client, string(clicks.Group), string(clicks.Topic))
+	if r.broker != nil {
+		// Delete now what the settings keep no more, so the report
+		// covers it, not the next round of retention.
+		r.broker.ApplyRetention()
+	}
+	deleted, err := r.k.DeletedBeforeConsumed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
 	if err != nil {
 		return err
 	}
 	for _, d := range deleted {
 		r.metrics.DeletedUncounted(d.To - d.From)
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
-			"topic", string(clicks.Topic), "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
+			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
 	}
 	return nil
 }

@@ -13,7 +13,8 @@ import (
 // readiness is GET /-/ready: its status, and the state of each part.
 func readiness(t *testing.T, base string) (int, map[string]string) {
 	t.Helper()
-	res, err := http.Get(base + "/-/ready")
+	client := http.Client{Timeout: 5 * time.Second}
+	res, err := client.Get(base + "/-/ready")
 	if err != nil {
 		return 0, nil
 	}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -51,7 +52,7 @@ func newDiskGuard(dir string, floor uint64, logger *slog.Logger) *diskGuard {
 
 // install makes c pass every produce request through the guard.
 func (g *diskGuard) install(c *kfake.Cluster) {
-	c.ControlKey(kmsg.Produce.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+	control(c, kmsg.Produce, controlRenewal, func(req kmsg.Request) (kmsg.Response, error, bool) {
 		if !g.isFull() {
 			return nil, nil, false
 		}
@@ -61,7 +62,10 @@ func (g *diskGuard) install(c *kfake.Cluster) {
 			"dir", g.dir, "free_mib", g.freeNow()>>20, "floor_mib", g.floor>>20)
 		preq := req.(*kmsg.ProduceRequest)
 		if preq.Acks == 0 {
-			return nil, nil, true
+			// No answer is expected; closing the connection is how a
+			// broker says it did not write (and handling it without an
+			// answer would leave kfake's connection muted).
+			return nil, errors.New("disk nearly full"), true
 		}
 		return refuse(preq), nil, true
 	})

@@ -151,7 +151,7 @@ func (c *watchedConn) Close() error {
 // every interval until ctx ends, removes the members that have expired.
 func (b *Embedded) WatchSessions(ctx context.Context, interval time.Duration) error {
 	for _, key := range []kmsg.Key{kmsg.JoinGroup, kmsg.Heartbeat, kmsg.SyncGroup, kmsg.OffsetCommit} {
-		b.ControlKey(key.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		control(b.Cluster, key, controlRenewal, func(req kmsg.Request) (kmsg.Response, error, bool) {
 			b.sessions.observe(req, time.Now())
 			return nil, nil, false // only watching: kfake handles the request
 		})

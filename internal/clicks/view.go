@@ -78,15 +78,19 @@ func (s *View) Run(ctx context.Context) error {
 	s.mu.RUnlock()
 	done := make(chan error, 1)
 	go func() { done <- v.Run(vctx) }()
-	var err error
+	var (
+		err      error
+		finished bool
+	)
 	select {
 	case err = <-done:
+		finished = true
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	if err != nil {
+	if finished {
 		return err
 	}
 	cancel()

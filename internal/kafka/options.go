@@ -48,5 +48,10 @@ func (k *Cluster) ViewOptions(local storage.Builder, update goka.UpdateCallback)
 		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Config())),
 		goka.WithViewTopicManagerBuilder(k.TopicManagerBuilder()),
 		goka.WithViewLogger(logs.Goka{L: k.logger.With("part", "view")}),
+		// Reconnect in place when the brokers go away instead of failing:
+		// a failing goka view drops its partitions without a lock, and a
+		// read at that moment can panic (see clicks.View). The program
+		// rebuilds a view that fails all the same (keepRunning).
+		goka.WithViewAutoReconnect(),
 	}
 }

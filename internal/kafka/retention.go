@@ -49,27 +49,32 @@ func (k *Cluster) LimitRetention(client sarama.Client, bytes int64, topics ...st
 // Deleted is a range of records of a partition that the brokers deleted
 // (retention) before a group consumed them: offsets [From, To).
 type Deleted struct {
+	Topic     string
 	Partition int32
 	From, To  int64
 }
 
-// DeletedBeforeConsumed lists the partitions of topic whose log now
+// DeletedBeforeConsumed lists the partitions of topics whose log now
 // starts after the offset group committed: the records in between were
 // deleted before the group read them. A consumer resumes at the log start
 // without a word (sarama's ResetInvalidOffsets), so this is the only
 // place the loss can be seen. A group that never committed has lost
 // nothing it knew of.
-func (k *Cluster) DeletedBeforeConsumed(client sarama.Client, group, topic string) ([]Deleted, error) {
-	partitions, err := client.Partitions(topic)
-	if err != nil {
-		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
-	}
+func (k *Cluster) DeletedBeforeConsumed(client sarama.Client, group string, topics ...string) ([]Deleted, error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return nil, fmt.Errorf("create cluster admin: %w", err)
 	}
 	// Not admin.Close: that would close the shared client.
-	committed, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: partitions})
+	asked := map[string][]int32{}
+	for _, topic := range topics {
+		partitions, err := client.Partitions(topic)
+		if err != nil {
+			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+		}
+		asked[topic] = partitions
+	}
+	committed, err := admin.ListConsumerGroupOffsets(group, asked)
 	if errors.Is(err, sarama.ErrGroupIDNotFound) {
 		return nil, nil // the group never committed
 	}
@@ -77,17 +82,19 @@ func (k *Cluster) DeletedBeforeConsumed(client sarama.Client, group, topic strin
 		return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
 	}
 	var deleted []Deleted
-	for _, p := range partitions {
-		b := committed.GetBlock(topic, p)
-		if b == nil || b.Offset < 0 {
-			continue
-		}
-		start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
-		}
-		if start > b.Offset {
-			deleted = append(deleted, Deleted{Partition: p, From: b.Offset, To: start})
+	for _, topic := range topics {
+		for _, p := range asked[topic] {
+			b := committed.GetBlock(topic, p)
+			if b == nil || b.Offset < 0 {
+				continue
+			}
+			start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+			if err != nil {
+				return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+			}
+			if start > b.Offset {
+				deleted = append(deleted, Deleted{Topic: topic, Partition: p, From: b.Offset, To: start})
+			}
 		}
 	}
 	return deleted, nil
