@@ -189,7 +189,7 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 		}
 	}
 	if r.cfg.process {
-		if err := r.reportDeletedClicks(client); err != nil {
+		if err := r.reportUnreadClicks(client); err != nil {
 			return err
 		}
 		if err := r.startProcessor(ctx, partitions); err != nil {
@@ -227,16 +227,17 @@ func (r *roles) startEmitter(ctx context.Context) error {
 	return nil
 }
 
-// reportDeletedClicks says which clicks the brokers deleted before the
-// processor group counted them: the group resumes after them without a
-// word, so the loss shows only here.
-func (r *roles) reportDeletedClicks(client sarama.Client) error {
+// reportUnreadClicks says which clicks the processor group will never
+// read: deleted by the brokers before it counted them, or lost from a
+// damaged log. The group goes on after them without a word, so the loss
+// shows only here.
+func (r *roles) reportUnreadClicks(client sarama.Client) error {
 	if r.broker != nil {
 		// Delete now what the settings keep no more, so the report
 		// covers it, not the next round of retention.
 		r.broker.ApplyRetention()
 	}
-	deleted, err := r.k.DeletedBeforeConsumed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	deleted, lost, err := r.k.Unread(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
 	if err != nil {
 		return err
 	}
@@ -244,6 +245,10 @@ func (r *roles) reportDeletedClicks(client sarama.Client) error {
 		r.metrics.DeletedUncounted(d.To - d.From)
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
 			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
+	}
+	for _, l := range lost {
+		r.logger.Warn("the broker's log ends before what the processor had read: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
+			"topic", l.Topic, "partition", l.Partition, "log_end", l.From, "read_up_to", l.To, "records_lost", l.To-l.From)
 	}
 	return nil
 }

@@ -46,42 +46,43 @@ func (k *Cluster) LimitRetention(client sarama.Client, bytes int64, topics ...st
 	return nil
 }
 
-// Deleted is a range of records of a partition that the brokers deleted
-// (retention) before a group consumed them: offsets [From, To).
-type Deleted struct {
+// Gap is a range of records of a partition, offsets [From, To), that a
+// group will never read: deleted by retention before the group read them,
+// or lost from a log that now ends before what the group had read.
+type Gap struct {
 	Topic     string
 	Partition int32
 	From, To  int64
 }
 
-// DeletedBeforeConsumed lists the partitions of topics whose log now
-// starts after the offset group committed: the records in between were
-// deleted before the group read them. A consumer resumes at the log start
-// without a word (sarama's ResetInvalidOffsets), so this is the only
-// place the loss can be seen. A group that never committed has lost
-// nothing it knew of.
-func (k *Cluster) DeletedBeforeConsumed(client sarama.Client, group string, topics ...string) ([]Deleted, error) {
+// Unread finds, for each partition of topics, what group will not read:
+// records deleted (the log now starts after the offset the group
+// committed) and records lost (the log now ends before it: a damaged or
+// truncated log, whose next offsets will be given again to new records).
+// A consumer goes on at the log start or end without a word (sarama's
+// ResetInvalidOffsets), so this is the only place either can be seen. A
+// group that never committed has lost nothing it knew of.
+func (k *Cluster) Unread(client sarama.Client, group string, topics ...string) (deleted, lost []Gap, err error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
-		return nil, fmt.Errorf("create cluster admin: %w", err)
+		return nil, nil, fmt.Errorf("create cluster admin: %w", err)
 	}
 	// Not admin.Close: that would close the shared client.
 	asked := map[string][]int32{}
 	for _, topic := range topics {
 		partitions, err := client.Partitions(topic)
 		if err != nil {
-			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+			return nil, nil, fmt.Errorf("partitions of %s: %w", topic, err)
 		}
 		asked[topic] = partitions
 	}
 	committed, err := admin.ListConsumerGroupOffsets(group, asked)
 	if errors.Is(err, sarama.ErrGroupIDNotFound) {
-		return nil, nil // the group never committed
+		return nil, nil, nil // the group never committed
 	}
 	if err != nil {
-		return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
+		return nil, nil, fmt.Errorf("committed offsets of %s: %w", group, err)
 	}
-	var deleted []Deleted
 	for _, topic := range topics {
 		for _, p := range asked[topic] {
 			b := committed.GetBlock(topic, p)
@@ -90,12 +91,19 @@ func (k *Cluster) DeletedBeforeConsumed(client sarama.Client, group string, topi
 			}
 			start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
 			if err != nil {
-				return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+				return nil, nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
 			}
-			if start > b.Offset {
-				deleted = append(deleted, Deleted{Topic: topic, Partition: p, From: b.Offset, To: start})
+			end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+			if err != nil {
+				return nil, nil, fmt.Errorf("log end of %s/%d: %w", topic, p, err)
+			}
+			switch {
+			case end < b.Offset:
+				lost = append(lost, Gap{Topic: topic, Partition: p, From: end, To: b.Offset})
+			case start > b.Offset:
+				deleted = append(deleted, Gap{Topic: topic, Partition: p, From: b.Offset, To: start})
 			}
 		}
 	}
-	return deleted, nil
+	return deleted, lost, nil
 }
