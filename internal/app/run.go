@@ -250,6 +250,50 @@ func (r *roles) reportUnreadClicks(client sarama.Client) error {
 		r.logger.Warn("the broker's log ends before what the processor had read: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
 			"topic", l.Topic, "partition", l.Partition, "log_end", l.From, "read_up_to", l.To, "records_lost", l.To-l.From)
 	}
+	return r.fillLostOffsets(client, lost)
+}
+
+// fillLostOffsets writes fillers into each partition of the click topic
+// whose log lost its end, up to the highest offset counted before, so that
+// new clicks get offsets no counted click had: the processor would take
+// them for clicks delivered again, and skip them, for good.
+func (r *roles) fillLostOffsets(client sarama.Client, lost []kafka.Gap) error {
+	var gaps []kafka.Gap
+	for _, l := range lost {
+		if l.Topic == string(clicks.Topic) {
+			gaps = append(gaps, l)
+		}
+	}
+	if len(gaps) == 0 {
+		return nil
+	}
+	id, err := r.k.TopicID(string(clicks.Topic))
+	if err != nil {
+		return err
+	}
+	partitions, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	counted := map[int32]int64{}
+	err = r.k.ReadTopic(client, string(clicks.Table), func(_ int32, key, value []byte) {
+		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted)
+	})
+	if err != nil {
+		return fmt.Errorf("read what was counted: %w", err)
+	}
+	for _, g := range gaps {
+		upTo := g.To
+		if c, ok := counted[g.Partition]; ok && c+1 > upTo {
+			upTo = c + 1
+		}
+		n, err := r.k.Fill(client, g.Topic, g.Partition, upTo, clicks.FillerHeader)
+		if err != nil {
+			return err
+		}
+		r.logger.Info("filled the offsets the log lost, so that new clicks are not taken for ones counted before",
+			"topic", g.Topic, "partition", g.Partition, "offsets", fmt.Sprintf("%d-%d", upTo-n, upTo-1), "fillers", n)
+	}
 	return nil
 }
 

@@ -23,12 +23,18 @@ const (
 	SkipNoKey             = "no_key"             // a null or empty key: no user
 	SkipUnreadableValue   = "unreadable_value"   // the user's table value cannot be read
 	SkipUnreadableForward = "unreadable_forward" // a record in the loop topic that clicks did not write
+	SkipFiller            = "filler"             // written by clicks to fill offsets a damaged log lost (FillerHeader)
 )
+
+// FillerHeader marks the records clicks writes into a partition of the
+// click topic whose log lost its end, up to the offsets already counted,
+// so that no offset is given to a second click (see app's repair).
+const FillerHeader = "clicks-filler"
 
 // SkipReasons lists every reason, for metrics that show them all from the
 // start.
 func SkipReasons() []string {
-	return []string{SkipDuplicate, SkipNoKey, SkipUnreadableValue, SkipUnreadableForward}
+	return []string{SkipDuplicate, SkipNoKey, SkipUnreadableValue, SkipUnreadableForward, SkipFiller}
 }
 
 // Events is told what the emitter and the processor do; the program's

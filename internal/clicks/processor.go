@@ -62,6 +62,10 @@ func NewCounter(out io.Writer, topicID string, partitions int32, events Events, 
 // partition and forwards any other.
 func (c *Counter) click(ctx goka.Context, msg any) {
 	key := ctx.Key()
+	if _, ok := ctx.Headers()[FillerHeader]; ok {
+		c.events.Skipped(SkipFiller) // not a click: no log line either
+		return
+	}
 	if key == "" {
 		// A click with a null or empty key (another client may write
 		// one) belongs to no user: it is skipped, not counted.

@@ -144,7 +144,10 @@ type fakeContext struct {
 	failed      error
 	set         any
 	looped      any // the value of a Loopback
+	headers     goka.Headers
 }
+
+func (c *fakeContext) Headers() goka.Headers { return c.headers }
 
 func (c *fakeContext) Partition() int32 { return c.partition }
 func (c *fakeContext) Offset() int64    { return c.offset }
@@ -192,5 +195,19 @@ func TestProcessorSkipsClicksWithoutKeyAndShortensLongValues(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 1 || len(lines[0]) > 200 {
 		t.Errorf("want one short [proc] line, got %d lines, the first %d bytes long", len(lines), len(lines[0]))
+	}
+}
+
+// A filler record (written by clicks into offsets a damaged log lost) is
+// not a click: skipped as such, nothing stored.
+func TestFillerIsNotAClick(t *testing.T) {
+	ctx := &fakeContext{key: "user-1", headers: goka.Headers{FillerHeader: nil}}
+	events := &recordedEvents{skipped: map[string]int{}}
+	NewCounter(nil, "", 1, events, slog.New(slog.DiscardHandler)).click(ctx, "")
+	if ctx.set != nil || events.counted != 0 {
+		t.Errorf("a filler was counted: stored %v, counted %d", ctx.set, events.counted)
+	}
+	if events.skipped[SkipFiller] != 1 {
+		t.Errorf("skipped %v, want one %s", events.skipped, SkipFiller)
 	}
 }

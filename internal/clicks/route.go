@@ -165,3 +165,25 @@ func (c tableCodec) Decode(data []byte) (any, error) {
 	}
 	return v, nil
 }
+
+// CountedUpTo notes, in upTo, the highest offset of each partition of the
+// click topic (of the incarnation topicID) that the stored value of key
+// says was counted: its own clicks' and the forwarded ones'. A value that
+// cannot be read says nothing.
+func CountedUpTo(key string, value []byte, partitions int32, topicID string, upTo map[int32]int64) {
+	u, err := decodeUser(value)
+	if err != nil || u.TopicID != topicID {
+		return
+	}
+	raise := func(p int32, off int64) {
+		if cur, ok := upTo[p]; !ok || off > cur {
+			upTo[p] = off
+		}
+	}
+	if u.Offset >= 0 {
+		raise(KeyPartition(key, partitions), u.Offset)
+	}
+	for p, off := range u.Forwarded {
+		raise(p, off)
+	}
+}

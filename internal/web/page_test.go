@@ -190,7 +190,7 @@ func TestSummaryHasProcessorCounts(t *testing.T) {
 	f := NewFeed(NewSummary(), table, nil, nil, m.ProcessorCounts, time.Millisecond, slog.New(slog.DiscardHandler))
 	h := NewRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler), Page(f))
 	_, st := getSummary(t, h, "")
-	want := &metrics.ProcessorCounts{Counted: 1, Forwarded: 1, Skipped: map[string]int64{"duplicate": 0, "no_key": 1, "unreadable_value": 0, "unreadable_forward": 0}}
+	want := &metrics.ProcessorCounts{Counted: 1, Forwarded: 1, Skipped: map[string]int64{"duplicate": 0, "no_key": 1, "unreadable_value": 0, "unreadable_forward": 0, "filler": 0}}
 	if !reflect.DeepEqual(st.Processor, want) {
 		t.Errorf("processor in the summary: %+v, want %+v", st.Processor, want)
 	}

@@ -1,0 +1,86 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
+
+// ReadTopic calls fn with every record of topic that the brokers hold,
+// partition by partition, up to the end each had when it was asked.
+func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partition int32, key, value []byte)) (err error) {
+	partitions, err := client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("consumer of %s: %w", topic, err)
+	}
+	defer func() { err = errors.Join(err, consumer.Close()) }()
+	for _, p := range partitions {
+		start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+		}
+		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return fmt.Errorf("log end of %s/%d: %w", topic, p, err)
+		}
+		if start >= end {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(topic, p, start)
+		if err != nil {
+			return fmt.Errorf("read %s/%d: %w", topic, p, err)
+		}
+		for next := start; next < end; {
+			select {
+			case m := <-pc.Messages():
+				fn(p, m.Key, m.Value)
+				next = m.Offset + 1
+			case cerr := <-pc.Errors():
+				return errors.Join(fmt.Errorf("read %s/%d: %w", topic, p, cerr), pc.Close())
+			}
+		}
+		if err := pc.Close(); err != nil {
+			return fmt.Errorf("read %s/%d: %w", topic, p, err)
+		}
+	}
+	return nil
+}
+
+// Fill writes records marked with header, without key or value, into
+// partition of topic until its log ends at upTo, so that the offsets
+// below upTo are never given to other records. It returns how many it
+// wrote.
+func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo int64, header string) (int64, error) {
+	cfg := k.Config()
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	cfg.Producer.Return.Successes = true
+	producer, err := sarama.NewSyncProducer(k.Brokers, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("producer to fill %s/%d: %w", topic, partition, err)
+	}
+	defer producer.Close()
+	var written int64
+	for {
+		end, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
+		if err != nil {
+			return written, fmt.Errorf("log end of %s/%d: %w", topic, partition, err)
+		}
+		if end >= upTo {
+			return written, nil
+		}
+		batch := make([]*sarama.ProducerMessage, min(upTo-end, 1000))
+		for i := range batch {
+			batch[i] = &sarama.ProducerMessage{Topic: topic, Partition: partition,
+				Headers: []sarama.RecordHeader{{Key: []byte(header)}}}
+		}
+		if err := producer.SendMessages(batch); err != nil {
+			return written, fmt.Errorf("fill %s/%d: %w", topic, partition, err)
+		}
+		written += int64(len(batch))
+	}
+}
