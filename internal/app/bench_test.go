@@ -15,7 +15,6 @@ import (
 	"clicks/internal/metrics/metricstest"
 	"clicks/internal/web"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -942,40 +941,7 @@ func BenchmarkViewMemory(b *testing.B) {
 		p := startProcess(b, bin, "-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
 			"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
 		base := viewURL(b, p)
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			res, err := http.Get(base + "/-/summary?top=1")
-			var st struct {
-				Known bool
-				Users int64
-			}
-			if err == nil {
-				err = json.NewDecoder(res.Body).Decode(&st)
-				res.Body.Close()
-			}
-			if err == nil && st.Known && st.Users == users {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("the view did not count %d users within 5 minutes: %+v %v", users, st, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-		if err != nil {
-			b.Fatal(err)
-		}
-		kib := func(field string) float64 {
-			m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(status)
-			if m == nil {
-				b.Fatalf("no %s in /proc/<pid>/status", field)
-			}
-			n, err := strconv.ParseFloat(string(m[1]), 64)
-			if err != nil {
-				b.Fatalf("%s in /proc/<pid>/status: %v", field, err)
-			}
-			return n
-		}
+		waitForSummary(b, base, 5*time.Minute, fmt.Sprintf("%d users", users), func(st servedSummary) bool { return st.Users == users })
 		res, err := http.Get(base + "/-/metrics")
 		if err != nil {
 			b.Fatal(err)
@@ -990,8 +956,8 @@ func BenchmarkViewMemory(b *testing.B) {
 		if !ok {
 			b.Fatal("no go_memstats_heap_inuse_bytes in /-/metrics")
 		}
-		b.ReportMetric(kib("VmHWM")/1024, "peak-rss-MiB")
-		b.ReportMetric(kib("VmRSS")/1024, "rss-MiB")
+		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
+		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
 		b.ReportMetric(heap/(1<<20), "heap-inuse-MiB")
 		p.kill()
 	}

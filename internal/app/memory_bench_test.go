@@ -48,7 +48,7 @@ func BenchmarkWeekOfClicks(b *testing.B) {
 		start := time.Now()
 		writeOneClickBatches(b, addr, n)
 		b.Logf("wrote %d one-click batches in %s", n, time.Since(start).Round(time.Millisecond))
-		waitForServedTotal(b, viewURL(b, p), int64(n))
+		waitForSummary(b, viewURL(b, p), 10*time.Minute, fmt.Sprintf("%d clicks", n), func(st servedSummary) bool { return st.Total >= int64(n) })
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "counted-clicks/s")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
@@ -61,7 +61,7 @@ func BenchmarkWeekOfClicks(b *testing.B) {
 			b.Fatalf("stop with SIGTERM: %v\n%s", err, p.stderr)
 		}
 		p = startProcess(b, bin, append(args[:2:2], "-broker-listen", addr, "-listen", "127.0.0.1:0", "-quiet")...)
-		waitForServedTotal(b, viewURL(b, p), int64(n))
+		waitForSummary(b, viewURL(b, p), 10*time.Minute, fmt.Sprintf("%d clicks", n), func(st servedSummary) bool { return st.Total >= int64(n) })
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "restart-peak-rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "restart-rss-MiB")
 		b.ReportMetric(float64(kept), "clicks-kept")
@@ -70,25 +70,28 @@ func BenchmarkWeekOfClicks(b *testing.B) {
 	}
 }
 
-// waitForServedTotal waits until the view at base serves, over all users,
-// at least total clicks.
-func waitForServedTotal(b *testing.B, base string, total int64) {
-	b.Helper()
-	var st struct {
-		Known bool
-		Total int64
-	}
-	for deadline := time.Now().Add(10 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+// servedSummary is what waitForSummary reads of /-/summary.
+type servedSummary struct {
+	Known        bool // the page has counted the table
+	Users, Total int64
+}
+
+// waitForSummary polls the view's /-/summary at base until done says so,
+// and fails after within, saying what it waited for.
+func waitForSummary(t testing.TB, base string, within time.Duration, what string, done func(servedSummary) bool) {
+	t.Helper()
+	var st servedSummary
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
 		res, err := http.Get(base + "/-/summary?top=1")
 		if err == nil {
 			err = json.NewDecoder(res.Body).Decode(&st)
 			res.Body.Close()
 		}
-		if err == nil && st.Known && st.Total >= total {
+		if err == nil && st.Known && done(st) {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("the view did not serve %d clicks within 10 minutes: %+v %v", total, st, err)
+			t.Fatalf("the view did not serve %s within %s: %+v %v", what, within, st, err)
 		}
 	}
 }

@@ -55,7 +55,7 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 // partition of topic until its log ends at upTo, so that the offsets
 // below upTo are never given to other records. It returns how many it
 // wrote.
-func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo int64, header string) (int64, error) {
+func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo int64, header string) (written int64, err error) {
 	cfg := k.Config()
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
 	cfg.Producer.Return.Successes = true
@@ -63,8 +63,11 @@ func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo
 	if err != nil {
 		return 0, fmt.Errorf("producer to fill %s/%d: %w", topic, partition, err)
 	}
-	defer producer.Close()
-	var written int64
+	defer func() {
+		if cerr := producer.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close producer that filled %s/%d: %w", topic, partition, cerr))
+		}
+	}()
 	for {
 		end, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
 		if err != nil {

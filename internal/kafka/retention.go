@@ -16,7 +16,7 @@ import (
 //
 // clicks uses it for the embedded broker, whose memory grows with every
 // record batch it keeps (see docs/operations.md).
-func (k *Cluster) LimitRetention(client sarama.Client, bytes int64, topics ...string) error {
+func (k *Cluster) LimitRetention(client sarama.Client, bytes int64, topics ...string) (err error) {
 	cfg := k.Config()
 	// IncrementalAlterConfigs (Kafka 2.3): unlike AlterConfigs it leaves
 	// the topic's other settings alone. goka's version (2.0) is older.
@@ -25,7 +25,11 @@ func (k *Cluster) LimitRetention(client sarama.Client, bytes int64, topics ...st
 	if err != nil {
 		return fmt.Errorf("connect to set retention: %w", err)
 	}
-	defer admin.Close()
+	defer func() {
+		if cerr := admin.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close admin that set retention: %w", cerr))
+		}
+	}()
 	for _, topic := range topics {
 		partitions, err := client.Partitions(topic)
 		if err != nil {
