@@ -6,6 +6,7 @@ package cache
 
 import (
 	"bufio"
+	"clicks/internal/kafka"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,6 +39,11 @@ func ResetStale(client sarama.Client, tableTopic string, dirs map[string]string,
 	if err != nil {
 		return fmt.Errorf("partitions of %s: %w", tableTopic, err)
 	}
+	// The log end of each partition: the next offset the broker writes.
+	ends, err := kafka.Offsets(client, tableTopic, sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
 	var stale []string
 	for _, dir := range dirs {
 		for _, p := range ps {
@@ -58,12 +64,9 @@ func ResetStale(client sarama.Client, tableTopic string, dirs map[string]string,
 			if err != nil {
 				return err
 			}
-			newest, err := client.GetOffset(tableTopic, p, sarama.OffsetNewest)
-			if err != nil {
-				return fmt.Errorf("newest offset of %s/%d: %w", tableTopic, p, err)
-			}
-			// local is the offset of the last record read; the broker's
-			// newest offset is the next one it will write.
+			// local is the offset of the last record read; the log end
+			// is the next one the broker will write.
+			newest := ends[p]
 			if local >= newest {
 				if err := os.RemoveAll(path); err != nil {
 					return fmt.Errorf("remove stale table cache: %w", err)

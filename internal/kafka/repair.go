@@ -10,24 +10,21 @@ import (
 // ReadTopic calls fn with every record of topic that the brokers hold,
 // partition by partition, up to the end each had when it was asked.
 func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partition int32, key, value []byte)) (err error) {
-	partitions, err := client.Partitions(topic)
+	starts, err := Offsets(client, topic, sarama.OffsetOldest)
 	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", topic, err)
+		return err
+	}
+	ends, err := Offsets(client, topic, sarama.OffsetNewest)
+	if err != nil {
+		return err
 	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return fmt.Errorf("consumer of %s: %w", topic, err)
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
-	for _, p := range partitions {
-		start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			return fmt.Errorf("log start of %s/%d: %w", topic, p, err)
-		}
-		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fmt.Errorf("log end of %s/%d: %w", topic, p, err)
-		}
+	for p, start := range starts {
+		end := ends[p]
 		if start >= end {
 			continue
 		}

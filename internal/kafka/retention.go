@@ -88,19 +88,20 @@ func (k *Cluster) Unread(client sarama.Client, group string, topics ...string) (
 		return nil, nil, fmt.Errorf("committed offsets of %s: %w", group, err)
 	}
 	for _, topic := range topics {
+		starts, err := Offsets(client, topic, sarama.OffsetOldest)
+		if err != nil {
+			return nil, nil, err
+		}
+		ends, err := Offsets(client, topic, sarama.OffsetNewest)
+		if err != nil {
+			return nil, nil, err
+		}
 		for _, p := range asked[topic] {
 			b := committed.GetBlock(topic, p)
 			if b == nil || b.Offset < 0 {
 				continue
 			}
-			start, err := client.GetOffset(topic, p, sarama.OffsetOldest)
-			if err != nil {
-				return nil, nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
-			}
-			end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-			if err != nil {
-				return nil, nil, fmt.Errorf("log end of %s/%d: %w", topic, p, err)
-			}
+			start, end := starts[p], ends[p]
 			switch {
 			case end < b.Offset:
 				lost = append(lost, Gap{Topic: topic, Partition: p, From: end, To: b.Offset})

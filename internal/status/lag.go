@@ -99,7 +99,7 @@ func (w *LagWatch) measure() Lag {
 	r := Lag{View: -1, Processor: -1, At: time.Now()}
 	var errs []error
 	if w.view != nil {
-		hwms, err := highWaterMarks(w.client, w.table)
+		hwms, err := kafka.Offsets(w.client, w.table, sarama.OffsetNewest)
 		if err == nil {
 			r.View = viewLag(w.view.Stats(context.Background()), hwms)
 		}
@@ -142,7 +142,7 @@ func viewLag(stats *goka.ViewStats, hwms map[int32]int64) int64 {
 // groupLag is how many clicks the processor group has not committed yet,
 // as Kafka's own tools count consumer lag.
 func (w *LagWatch) groupLag() (int64, error) {
-	hwms, err := highWaterMarks(w.client, w.stream)
+	hwms, err := kafka.Offsets(w.client, w.stream, sarama.OffsetNewest)
 	if err != nil {
 		return -1, err
 	}
@@ -167,49 +167,4 @@ func (w *LagWatch) groupLag() (int64, error) {
 		lag += max(0, hwm-committed)
 	}
 	return lag, nil
-}
-
-// highWaterMarks asks each partition's leader for the partition's next
-// offset, one request per broker.
-func highWaterMarks(client sarama.Client, name string) (map[int32]int64, error) {
-	if err := client.RefreshMetadata(name); err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", name, err)
-	}
-	parts, err := client.Partitions(name)
-	if err != nil {
-		return nil, fmt.Errorf("partitions of %s: %w", name, err)
-	}
-	requests := map[*sarama.Broker]*sarama.OffsetRequest{}
-	asked := map[*sarama.Broker][]int32{}
-	for _, p := range parts {
-		leader, err := client.Leader(name, p)
-		if err != nil {
-			return nil, fmt.Errorf("leader of %s/%d: %w", name, p, err)
-		}
-		req, ok := requests[leader]
-		if !ok {
-			req = &sarama.OffsetRequest{Version: 1}
-			requests[leader] = req
-		}
-		req.AddBlock(name, p, sarama.OffsetNewest, 1)
-		asked[leader] = append(asked[leader], p)
-	}
-	hwms := make(map[int32]int64, len(parts))
-	for broker, req := range requests {
-		resp, err := broker.GetAvailableOffsets(req)
-		if err != nil {
-			return nil, fmt.Errorf("offsets of %s from broker %d: %w", name, broker.ID(), err)
-		}
-		for _, p := range asked[broker] {
-			b := resp.GetBlock(name, p)
-			if b == nil {
-				return nil, fmt.Errorf("offsets of %s: no answer for partition %d", name, p)
-			}
-			if !errors.Is(b.Err, sarama.ErrNoError) {
-				return nil, fmt.Errorf("offsets of %s/%d: %w", name, p, b.Err)
-			}
-			hwms[p] = b.Offset
-		}
-	}
-	return hwms, nil
 }
