@@ -59,7 +59,7 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 	p = startProcess(t, bin, args...)
 	addr = waitForLog(t, p, brokersRE)
 	// The log now ends at 0: all it held is lost.
-	re := regexp.MustCompile(fmt.Sprintf(`msg="the broker's log ends before what the processor had read[^\n]* topic=%s partition=%d log_end=0 read_up_to=\d+ records_lost=(\d+)`, clicks.Topic, part))
+	re := regexp.MustCompile(fmt.Sprintf(`msg="the broker's log ends before what the processor had read or counted[^\n]* topic=%s partition=%d log_end=0 read_up_to=\d+ counted_up_to=\d+ records_lost=(\d+)`, clicks.Topic, part))
 	lost, err := strconv.Atoi(waitForLog(t, p, re))
 	if err != nil {
 		t.Fatal(err)

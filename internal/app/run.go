@@ -26,7 +26,6 @@ import (
 	"clicks/internal/status"
 	"clicks/internal/web"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"golang.org/x/sync/errgroup"
 )
@@ -180,7 +179,9 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 			return err
 		}
 	}
-	if err := r.resetStaleCaches(client); err != nil {
+	// Before the emitter starts: new clicks must not take offsets a
+	// damaged log lost before they are filled (see repairLogs).
+	if err := r.repairLogs(client); err != nil {
 		return err
 	}
 	if r.cfg.emit {
@@ -189,9 +190,6 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 		}
 	}
 	if r.cfg.process {
-		if err := r.reportUnreadClicks(client); err != nil {
-			return err
-		}
 		if err := r.startProcessor(ctx, partitions); err != nil {
 			return err
 		}
@@ -205,95 +203,12 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 // cacheDir is where a role keeps its local copy of the table.
 func (r *roles) cacheDir(role string) string { return filepath.Join(r.cfg.dataDir, role) }
 
-// resetStaleCaches removes the local tables of the roles that run here
-// if the broker's log lost what they hold.
-func (r *roles) resetStaleCaches(client sarama.Client) error {
-	dirs := map[string]string{}
-	if r.cfg.process {
-		dirs["processor"] = r.cacheDir("processor")
-	}
-	if r.cfg.serve {
-		dirs["view"] = r.cacheDir("view")
-	}
-	return cache.ResetStale(client, string(clicks.Table), dirs, r.logger)
-}
-
 func (r *roles) startEmitter(ctx context.Context) error {
 	e, err := clicks.NewEmitter(r.k.Brokers, r.k.EmitterOptions()...)
 	if err != nil {
 		return err
 	}
 	r.g.Go(func() error { return clicks.RunEmitter(ctx, e, r.cfg.interval, r.cfg.users, r.metrics, r.logger) })
-	return nil
-}
-
-// reportUnreadClicks says which clicks the processor group will never
-// read: deleted by the brokers before it counted them, or lost from a
-// damaged log. The group goes on after them without a word, so the loss
-// shows only here.
-func (r *roles) reportUnreadClicks(client sarama.Client) error {
-	if r.broker != nil {
-		// Delete now what the settings keep no more, so the report
-		// covers it, not the next round of retention.
-		r.broker.ApplyRetention()
-	}
-	deleted, lost, err := r.k.Unread(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
-	if err != nil {
-		return err
-	}
-	for _, d := range deleted {
-		r.metrics.DeletedUncounted(d.To - d.From)
-		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
-			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
-	}
-	for _, l := range lost {
-		r.logger.Warn("the broker's log ends before what the processor had read: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
-			"topic", l.Topic, "partition", l.Partition, "log_end", l.From, "read_up_to", l.To, "records_lost", l.To-l.From)
-	}
-	return r.fillLostOffsets(client, lost)
-}
-
-// fillLostOffsets writes fillers into each partition of the click topic
-// whose log lost its end, up to the highest offset counted before, so that
-// new clicks get offsets no counted click had: the processor would take
-// them for clicks delivered again, and skip them, for good.
-func (r *roles) fillLostOffsets(client sarama.Client, lost []kafka.Gap) error {
-	var gaps []kafka.Gap
-	for _, l := range lost {
-		if l.Topic == string(clicks.Topic) {
-			gaps = append(gaps, l)
-		}
-	}
-	if len(gaps) == 0 {
-		return nil
-	}
-	id, err := r.k.TopicID(string(clicks.Topic))
-	if err != nil {
-		return err
-	}
-	partitions, err := client.Partitions(string(clicks.Topic))
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
-	}
-	counted := map[int32]int64{}
-	err = r.k.ReadTopic(client, string(clicks.Table), func(_ int32, key, value []byte) {
-		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted)
-	})
-	if err != nil {
-		return fmt.Errorf("read what was counted: %w", err)
-	}
-	for _, g := range gaps {
-		upTo := g.To
-		if c, ok := counted[g.Partition]; ok && c+1 > upTo {
-			upTo = c + 1
-		}
-		n, err := r.k.Fill(client, g.Topic, g.Partition, upTo, clicks.FillerHeader)
-		if err != nil {
-			return err
-		}
-		r.logger.Info("filled the offsets the log lost, so that new clicks are not taken for ones counted before",
-			"topic", g.Topic, "partition", g.Partition, "offsets", fmt.Sprintf("%d-%d", upTo-n, upTo-1), "fillers", n)
-	}
 	return nil
 }
 

@@ -1,85 +1,22 @@
 // Package cache is the local copy of the group table the processor and
 // the view keep: goka's storage on LevelDB with recent writes held in
-// memory (tablecache.go), and the check that drops a copy the broker's
-// log no longer backs.
+// memory (tablecache.go), and the check at start that writes back to the
+// changelog what a copy holds and the changelog lost, or drops a copy of
+// another incarnation of the table (reconcile.go).
 package cache
 
 import (
 	"bufio"
-	"clicks/internal/kafka"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 
-	"github.com/IBM/sarama"
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
 )
-
-// ResetStale keeps the local table caches in step with the broker.
-//
-// goka caches the group table in LevelDB and remembers the changelog
-// offset it has read up to. If the broker's log is gone (say ./data/broker
-// was deleted) but the cache is not, goka either refuses to start ("local
-// offset is higher than partition offset") or serves counts the broker no
-// longer has. A cache that is ahead of the changelog cannot be right, so
-// it is removed and goka rebuilds it from the changelog.
-//
-// dirs maps a name (processor, view) to a storage directory as used with
-// storage.DefaultBuilder.
-func ResetStale(client sarama.Client, tableTopic string, dirs map[string]string, logger *slog.Logger) error {
-	ps, err := client.Partitions(tableTopic)
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", tableTopic, err)
-	}
-	// The log end of each partition: the next offset the broker writes.
-	ends, err := kafka.Offsets(client, tableTopic, sarama.OffsetNewest)
-	if err != nil {
-		return err
-	}
-	var stale []string
-	for _, dir := range dirs {
-		for _, p := range ps {
-			path := filepath.Join(dir, fmt.Sprintf("%s.%d", tableTopic, p))
-			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			local, err := cachedOffset(path)
-			if lverrors.IsCorrupted(err) {
-				// A kill while LevelDB was creating its files can leave
-				// them unreadable. It is only a cache: rebuild it.
-				if err := os.RemoveAll(path); err != nil {
-					return fmt.Errorf("remove unreadable table cache: %w", err)
-				}
-				stale = append(stale, fmt.Sprintf("%s (unreadable: %v)", path, err))
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			// local is the offset of the last record read; the log end
-			// is the next one the broker will write.
-			newest := ends[p]
-			if local >= newest {
-				if err := os.RemoveAll(path); err != nil {
-					return fmt.Errorf("remove stale table cache: %w", err)
-				}
-				stale = append(stale, fmt.Sprintf("%s (cache at offset %d, broker at %d)", path, local, newest))
-			}
-		}
-	}
-	if len(stale) > 0 {
-		logger.Warn("local table cache was unreadable or ahead of the broker's changelog (was the broker's data removed?): rebuilding it from the changelog", "removed", strings.Join(stale, ", "))
-	}
-	return nil
-}
 
 // cachedOffset reads the changelog offset the goka LevelDB cache at path
 // has recovered up to, or -1 if it has none. It opens the database as

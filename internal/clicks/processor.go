@@ -88,6 +88,10 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 // forwarded is the callback for the loop topic: it counts a click that the
 // click callback forwarded from another partition.
 func (c *Counter) forwarded(ctx goka.Context, msg any) {
+	if _, ok := ctx.Headers()[FillerHeader]; ok {
+		c.events.Skipped(SkipFiller) // what a damaged loop topic lost, filled
+		return
+	}
 	var f *forward
 	switch v := msg.(type) {
 	case *forward:

@@ -2,6 +2,7 @@ package clicks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -199,15 +200,24 @@ func TestProcessorSkipsClicksWithoutKeyAndShortensLongValues(t *testing.T) {
 }
 
 // A filler record (written by clicks into offsets a damaged log lost) is
-// not a click: skipped as such, nothing stored.
+// not a click: skipped as such, nothing stored, in user-clicks and in the
+// loop topic (where it is no forward either).
 func TestFillerIsNotAClick(t *testing.T) {
-	ctx := &fakeContext{key: "user-1", headers: goka.Headers{FillerHeader: nil}}
-	events := &recordedEvents{skipped: map[string]int{}}
-	NewCounter(nil, "", 1, events, slog.New(slog.DiscardHandler)).click(ctx, "")
-	if ctx.set != nil || events.counted != 0 {
-		t.Errorf("a filler was counted: stored %v, counted %d", ctx.set, events.counted)
-	}
-	if events.skipped[SkipFiller] != 1 {
-		t.Errorf("skipped %v, want one %s", events.skipped, SkipFiller)
+	for _, tc := range []struct {
+		topic string
+		call  func(*Counter, goka.Context)
+	}{
+		{"user-clicks", func(c *Counter, ctx goka.Context) { c.click(ctx, "") }},
+		{"loop", func(c *Counter, ctx goka.Context) { c.forwarded(ctx, unreadable{errors.New("empty")}) }},
+	} {
+		ctx := &fakeContext{key: "", headers: goka.Headers{FillerHeader: nil}}
+		events := &recordedEvents{skipped: map[string]int{}}
+		tc.call(NewCounter(nil, "", 1, events, slog.New(slog.DiscardHandler)), ctx)
+		if ctx.set != nil || events.counted != 0 {
+			t.Errorf("%s: a filler was counted: stored %v, counted %d", tc.topic, ctx.set, events.counted)
+		}
+		if len(events.skipped) != 1 || events.skipped[SkipFiller] != 1 {
+			t.Errorf("%s: skipped %v, want one %s", tc.topic, events.skipped, SkipFiller)
+		}
 	}
 }

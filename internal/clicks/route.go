@@ -187,3 +187,21 @@ func CountedUpTo(key string, value []byte, partitions int32, topicID string, upT
 		raise(p, off)
 	}
 }
+
+// NewerValue tells whether the stored value cached holds more clicks than
+// logged, the value of the same key in the table's changelog: a local
+// table writes back only such values to a changelog that lost records,
+// never an older count over a newer one. A value that cannot be read is
+// never newer, and one that cannot be read is never replaced (another
+// client wrote it).
+func NewerValue(cached, logged []byte) bool {
+	c, err := decodeUser(cached)
+	if err != nil {
+		return false
+	}
+	l, err := decodeUser(logged)
+	if err != nil {
+		return false
+	}
+	return c.Clicks > l.Clicks
+}

@@ -24,28 +24,83 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
 	for p, start := range starts {
-		end := ends[p]
-		if start >= end {
-			continue
-		}
-		pc, err := consumer.ConsumePartition(topic, p, start)
-		if err != nil {
-			return fmt.Errorf("read %s/%d: %w", topic, p, err)
-		}
-		for next := start; next < end; {
-			select {
-			case m := <-pc.Messages():
-				fn(p, m.Key, m.Value)
-				next = m.Offset + 1
-			case cerr := <-pc.Errors():
-				return errors.Join(fmt.Errorf("read %s/%d: %w", topic, p, cerr), pc.Close())
-			}
-		}
-		if err := pc.Close(); err != nil {
-			return fmt.Errorf("read %s/%d: %w", topic, p, err)
+		if err := readPartition(consumer, topic, p, start, ends[p], fn); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// ReadPartition is ReadTopic for one partition.
+func (k *Cluster) ReadPartition(client sarama.Client, topic string, partition int32, fn func(partition int32, key, value []byte)) (err error) {
+	start, err := client.GetOffset(topic, partition, sarama.OffsetOldest)
+	if err != nil {
+		return fmt.Errorf("log start of %s/%d: %w", topic, partition, err)
+	}
+	end, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
+	if err != nil {
+		return fmt.Errorf("log end of %s/%d: %w", topic, partition, err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("consumer of %s: %w", topic, err)
+	}
+	defer func() { err = errors.Join(err, consumer.Close()) }()
+	return readPartition(consumer, topic, partition, start, end, fn)
+}
+
+// readPartition calls fn with the records of topic/p from start to end.
+func readPartition(consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
+	if start >= end {
+		return nil
+	}
+	pc, err := consumer.ConsumePartition(topic, p, start)
+	if err != nil {
+		return fmt.Errorf("read %s/%d: %w", topic, p, err)
+	}
+	for next := start; next < end; {
+		select {
+		case m := <-pc.Messages():
+			fn(p, m.Key, m.Value)
+			next = m.Offset + 1
+		case cerr := <-pc.Errors():
+			return errors.Join(fmt.Errorf("read %s/%d: %w", topic, p, cerr), pc.Close())
+		}
+	}
+	if err := pc.Close(); err != nil {
+		return fmt.Errorf("read %s/%d: %w", topic, p, err)
+	}
+	return nil
+}
+
+// Append writes the records (key, value) to partition of topic, in their
+// order, and returns the partition's log end after them.
+func (k *Cluster) Append(topic string, partition int32, records [][2][]byte) (end int64, err error) {
+	cfg := k.Config()
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	cfg.Producer.Return.Successes = true
+	producer, err := sarama.NewSyncProducer(k.Brokers, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("producer to write to %s/%d: %w", topic, partition, err)
+	}
+	defer func() {
+		if cerr := producer.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close producer that wrote to %s/%d: %w", topic, partition, cerr))
+		}
+	}()
+	for len(records) > 0 {
+		batch := make([]*sarama.ProducerMessage, min(len(records), 1000))
+		for i := range batch {
+			batch[i] = &sarama.ProducerMessage{Topic: topic, Partition: partition,
+				Key: sarama.ByteEncoder(records[i][0]), Value: sarama.ByteEncoder(records[i][1])}
+		}
+		if err := producer.SendMessages(batch); err != nil {
+			return 0, fmt.Errorf("write to %s/%d: %w", topic, partition, err)
+		}
+		end = batch[len(batch)-1].Offset + 1
+		records = records[len(batch):]
+	}
+	return end, nil
 }
 
 // Fill writes records marked with header, without key or value, into

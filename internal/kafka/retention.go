@@ -1,8 +1,10 @@
 package kafka
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/IBM/sarama"
@@ -67,27 +69,14 @@ type Gap struct {
 // ResetInvalidOffsets), so this is the only place either can be seen. A
 // group that never committed has lost nothing it knew of.
 func (k *Cluster) Unread(client sarama.Client, group string, topics ...string) (deleted, lost []Gap, err error) {
-	admin, err := sarama.NewClusterAdminFromClient(client)
+	committed, err := k.Committed(client, group, topics...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("create cluster admin: %w", err)
+		return nil, nil, err
 	}
-	// Not admin.Close: that would close the shared client.
-	asked := map[string][]int32{}
 	for _, topic := range topics {
-		partitions, err := client.Partitions(topic)
-		if err != nil {
-			return nil, nil, fmt.Errorf("partitions of %s: %w", topic, err)
+		if len(committed[topic]) == 0 {
+			continue
 		}
-		asked[topic] = partitions
-	}
-	committed, err := admin.ListConsumerGroupOffsets(group, asked)
-	if errors.Is(err, sarama.ErrGroupIDNotFound) {
-		return nil, nil, nil // the group never committed
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("committed offsets of %s: %w", group, err)
-	}
-	for _, topic := range topics {
 		starts, err := Offsets(client, topic, sarama.OffsetOldest)
 		if err != nil {
 			return nil, nil, err
@@ -96,19 +85,57 @@ func (k *Cluster) Unread(client sarama.Client, group string, topics ...string) (
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, p := range asked[topic] {
-			b := committed.GetBlock(topic, p)
-			if b == nil || b.Offset < 0 {
-				continue
-			}
+		for p, c := range committed[topic] {
 			start, end := starts[p], ends[p]
 			switch {
-			case end < b.Offset:
-				lost = append(lost, Gap{Topic: topic, Partition: p, From: end, To: b.Offset})
-			case start > b.Offset:
-				deleted = append(deleted, Gap{Topic: topic, Partition: p, From: b.Offset, To: start})
+			case end < c:
+				lost = append(lost, Gap{Topic: topic, Partition: p, From: end, To: c})
+			case start > c:
+				deleted = append(deleted, Gap{Topic: topic, Partition: p, From: c, To: start})
 			}
 		}
 	}
+	slices.SortFunc(lost, compareGaps)
+	slices.SortFunc(deleted, compareGaps)
 	return deleted, lost, nil
+}
+
+func compareGaps(a, b Gap) int {
+	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+}
+
+// Committed returns the offsets group committed for each partition of
+// topics, by topic and partition; partitions it never committed are left
+// out.
+func (k *Cluster) Committed(client sarama.Client, group string, topics ...string) (map[string]map[int32]int64, error) {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return nil, fmt.Errorf("create cluster admin: %w", err)
+	}
+	// Not admin.Close: that would close the shared client.
+	asked := map[string][]int32{}
+	for _, topic := range topics {
+		partitions, err := client.Partitions(topic)
+		if err != nil {
+			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+		}
+		asked[topic] = partitions
+	}
+	offsets := map[string]map[int32]int64{}
+	resp, err := admin.ListConsumerGroupOffsets(group, asked)
+	if errors.Is(err, sarama.ErrGroupIDNotFound) {
+		return offsets, nil // the group never committed
+	}
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
+	}
+	for _, topic := range topics {
+		offsets[topic] = map[int32]int64{}
+		for _, p := range asked[topic] {
+			if b := resp.GetBlock(topic, p); b != nil && b.Offset >= 0 {
+				offsets[topic][p] = b.Offset
+			}
+		}
+	}
+	return offsets, nil
 }

@@ -1,0 +1,158 @@
+package app
+
+import (
+	"fmt"
+
+	"clicks/internal/cache"
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+
+	"github.com/IBM/sarama"
+)
+
+// repairLogs runs at start, before the emitter, the processor and the
+// view: the local tables are made to agree with the table's changelog
+// (what a damaged changelog lost and a local table holds is written back
+// to it); then, where the processor runs, what its group will never read
+// is reported, and the offsets a damaged click log lost are filled.
+func (r *roles) repairLogs(client sarama.Client) error {
+	dirs := map[string]string{}
+	if r.cfg.process {
+		dirs["processor"] = r.cacheDir("processor")
+	}
+	if r.cfg.serve {
+		dirs["view"] = r.cacheDir("view")
+	}
+	if err := cache.Reconcile(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, r.logger); err != nil {
+		return err
+	}
+	if !r.cfg.process {
+		return nil
+	}
+	return r.reportUnreadClicks(client)
+}
+
+// reportUnreadClicks says which clicks the processor group will never
+// read: deleted by the brokers before it counted them, or lost from a
+// damaged log. The group goes on after them without a word, so the loss
+// shows only here.
+func (r *roles) reportUnreadClicks(client sarama.Client) error {
+	if r.broker != nil {
+		// Delete now what the settings keep no more, so the report
+		// covers it, not the next round of retention.
+		r.broker.ApplyRetention()
+	}
+	deleted, _, err := r.k.Unread(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	if err != nil {
+		return err
+	}
+	for _, d := range deleted {
+		r.metrics.DeletedUncounted(d.To - d.From)
+		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
+			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
+	}
+	lost, err := r.lostRecords(client)
+	if err != nil {
+		return err
+	}
+	for _, l := range lost {
+		args := []any{"topic", l.Topic, "partition", l.Partition, "log_end", l.From, "read_up_to", l.committed}
+		if l.Topic == string(clicks.Topic) {
+			args = append(args, "counted_up_to", l.counted)
+		}
+		r.logger.Warn("the broker's log ends before what the processor had read or counted: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
+			append(args, "records_lost", l.To-l.From)...)
+	}
+	return r.fillLostOffsets(client, lost)
+}
+
+// lostEnd is the end of a partition's log that was lost: the log now
+// ends at From, before To, the highest of the offset the group committed
+// and (user-clicks) the one after the last click the table says was
+// counted.
+type lostEnd struct {
+	kafka.Gap
+	committed int64 // 0 if the group never committed the partition
+	counted   int64 // user-clicks only; 0 if the table counted none
+}
+
+// lostRecords finds the partitions of user-clicks and the loop topic
+// whose log ends before what was known of it: the group's committed
+// offset and, for user-clicks, the offsets the table values say were
+// counted. The processor counts up to a second ahead of its commits, so
+// a log that lost only its last records is seen only in the table. That
+// takes a read of the whole table, at every start (the table values hold
+// the offsets; compacted, the table keeps about one record per user).
+func (r *roles) lostRecords(client sarama.Client) ([]lostEnd, error) {
+	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	if err != nil {
+		return nil, err
+	}
+	counted, err := r.countedUpTo(client)
+	if err != nil {
+		return nil, err
+	}
+	var lost []lostEnd
+	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
+		ends, err := kafka.Offsets(client, topic, sarama.OffsetNewest)
+		if err != nil {
+			return nil, err
+		}
+		partitions, err := client.Partitions(topic)
+		if err != nil {
+			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+		}
+		for _, p := range partitions {
+			l := lostEnd{Gap: kafka.Gap{Topic: topic, Partition: p, From: ends[p]}, committed: committed[topic][p]}
+			if topic == string(clicks.Topic) {
+				if c, ok := counted[p]; ok {
+					l.counted = c + 1
+				}
+			}
+			l.To = max(l.committed, l.counted)
+			if l.From < l.To {
+				lost = append(lost, l)
+			}
+		}
+	}
+	return lost, nil
+}
+
+// countedUpTo reads the table for the highest offset of each partition of
+// user-clicks (of its current incarnation) that a value says was counted.
+func (r *roles) countedUpTo(client sarama.Client) (map[int32]int64, error) {
+	id, err := r.k.TopicID(string(clicks.Topic))
+	if err != nil {
+		return nil, err
+	}
+	partitions, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	counted := map[int32]int64{}
+	err = r.k.ReadTopic(client, string(clicks.Table), func(_ int32, key, value []byte) {
+		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read what was counted: %w", err)
+	}
+	return counted, nil
+}
+
+// fillLostOffsets writes fillers into each partition whose log lost its
+// end, up to what was read or counted before, so that new records get
+// offsets no counted click had. In user-clicks the processor would take
+// a new click on such an offset for one delivered again, and skip it, for
+// good; in the loop topic a new forward below the group's committed
+// offset would never be read.
+func (r *roles) fillLostOffsets(client sarama.Client, lost []lostEnd) error {
+	for _, l := range lost {
+		n, err := r.k.Fill(client, l.Topic, l.Partition, l.To, clicks.FillerHeader)
+		if err != nil {
+			return err
+		}
+		r.logger.Info("filled the offsets the log lost, so that new records are not taken for ones read before",
+			"topic", l.Topic, "partition", l.Partition, "offsets", fmt.Sprintf("%d-%d", l.To-n, l.To-1), "fillers", n)
+	}
+	return nil
+}

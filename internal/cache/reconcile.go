@@ -1,0 +1,240 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"clicks/internal/kafka"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka/storage"
+	"github.com/syndtr/goleveldb/leveldb"
+	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
+)
+
+// Reconcile keeps the local table caches in step with the broker's
+// changelog of tableTopic, at start, before goka opens them.
+//
+// goka caches the group table in LevelDB and remembers the changelog
+// offset it has read up to. A cache ahead of the changelog means the
+// changelog lost records, and goka would either refuse to start ("local
+// offset is higher than partition offset") or serve counts the broker no
+// longer has. Two cases:
+//
+//   - The changelog is the one the cache was read from (the same topic ID,
+//     recorded beside the cache at every start): its end was lost, a
+//     damaged or truncated segment. The cache still holds the values it
+//     lost, so they are written back to the changelog (those that newer
+//     says are newer than what the changelog holds for the key), and the
+//     cache is kept.
+//   - The table is another incarnation (its topic ID differs: the broker's
+//     log was removed on purpose and the topic made again), or which one is
+//     unknown (a broker without topic IDs, a cache of an older clicks): the
+//     cache is removed if it is ahead, and goka rebuilds it; one of another
+//     incarnation is removed in any case, as its counts are not the table's.
+//
+// A cache LevelDB cannot read (a kill while it created its files) is
+// removed and rebuilt. dirs maps a name (processor, view) to a storage
+// directory as used with Builder.
+func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs map[string]string, newer func(cached, logged []byte) bool, logger *slog.Logger) error {
+	id, err := k.TopicID(tableTopic)
+	if err != nil {
+		return err
+	}
+	ps, err := client.Partitions(tableTopic)
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", tableTopic, err)
+	}
+	// The log end of each partition: the next offset the broker writes.
+	ends, err := kafka.Offsets(client, tableTopic, sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
+	var removed []string
+	remove := func(path, why string) error {
+		if err := os.RemoveAll(path); err != nil {
+			return fmt.Errorf("remove table cache %s: %w", path, err)
+		}
+		removed = append(removed, fmt.Sprintf("%s (%s)", path, why))
+		return nil
+	}
+	ahead := map[int32][]aheadCache{}
+	for role, dir := range dirs {
+		recorded, err := readTableID(dir, tableTopic)
+		if err != nil {
+			return err
+		}
+		same := id != "" && recorded == id
+		other := id != "" && recorded != "" && recorded != id
+		for _, p := range ps {
+			path := filepath.Join(dir, fmt.Sprintf("%s.%d", tableTopic, p))
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if other {
+				if err := remove(path, fmt.Sprintf("of another incarnation of the table: topic ID %s, now %s", recorded, id)); err != nil {
+					return err
+				}
+				continue
+			}
+			local, err := cachedOffset(path)
+			if lverrors.IsCorrupted(err) {
+				if err := remove(path, fmt.Sprintf("unreadable: %v", err)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			// local is the offset of the last record read; the log end
+			// is the next one the broker will write.
+			if local < ends[p] {
+				continue
+			}
+			if !same {
+				if err := remove(path, fmt.Sprintf("cache at offset %d, broker at %d", local, ends[p])); err != nil {
+					return err
+				}
+				continue
+			}
+			ahead[p] = append(ahead[p], aheadCache{role: role, path: path, offset: local})
+		}
+		if id != "" {
+			if err := writeTableID(dir, tableTopic, id); err != nil {
+				return err
+			}
+		}
+	}
+	if len(removed) > 0 {
+		logger.Warn("local table cache was unreadable, ahead of the broker's changelog, or of another incarnation of the table (was the broker's data removed?): rebuilding it from the changelog", "removed", strings.Join(removed, ", "))
+	}
+	for _, p := range ps {
+		if caches := ahead[p]; len(caches) > 0 {
+			if err := writeBack(k, client, tableTopic, p, ends[p], caches, newer, logger); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// aheadCache is a local cache of a partition that holds more than the
+// changelog.
+type aheadCache struct {
+	role, path string
+	offset     int64 // of the last changelog record it read
+}
+
+// writeBack writes to partition p of the changelog, which ends at end,
+// what the cache furthest ahead holds and the changelog lost, and sets
+// the caches' offsets so that goka reads on from what the changelog
+// holds now: that cache after what was written back, the others before
+// it, so that they read it.
+func writeBack(k *kafka.Cluster, client sarama.Client, topic string, p int32, end int64, caches []aheadCache, newer func(cached, logged []byte) bool, logger *slog.Logger) error {
+	src := caches[0]
+	for _, c := range caches[1:] {
+		if c.offset > src.offset {
+			src = c
+		}
+	}
+	logged := map[string][]byte{}
+	if err := k.ReadPartition(client, topic, p, func(_ int32, key, value []byte) { logged[string(key)] = value }); err != nil {
+		return fmt.Errorf("read what the changelog holds: %w", err)
+	}
+	var records [][2][]byte
+	err := withCache(src.path, func(db *leveldb.DB) error {
+		it := db.NewIterator(nil, nil)
+		defer it.Release()
+		for it.Next() {
+			key, value := it.Key(), it.Value()
+			if string(key) == offsetKey {
+				continue
+			}
+			if l, ok := logged[string(key)]; ok && (bytes.Equal(l, value) || !newer(value, l)) {
+				continue
+			}
+			records = append(records, [2][]byte{bytes.Clone(key), bytes.Clone(value)})
+		}
+		return it.Error()
+	})
+	if err != nil {
+		return fmt.Errorf("read table cache %s: %w", src.path, err)
+	}
+	newEnd := end
+	if len(records) > 0 {
+		if newEnd, err = k.Append(topic, p, records); err != nil {
+			return fmt.Errorf("write back what the changelog lost: %w", err)
+		}
+	}
+	for _, c := range caches {
+		at := end - 1
+		if c == src {
+			at = newEnd - 1
+		}
+		if err := withCache(c.path, func(db *leveldb.DB) error { return setOffset(db, at) }); err != nil {
+			return fmt.Errorf("table cache %s: %w", c.path, err)
+		}
+	}
+	logger.Warn("the table's changelog ends before what a local table had read: it lost records (a damaged or truncated log?); wrote back the values the local table holds",
+		"topic", topic, "partition", p, "log_end", end, "cache", src.role, "cache_read_up_to", src.offset+1,
+		"records_lost", src.offset+1-end, "values_written_back", len(records))
+	return nil
+}
+
+// withCache opens the LevelDB database at path for fn.
+func withCache(path string, fn func(*leveldb.DB) error) error {
+	db, err := leveldb.OpenFile(path, nil)
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(db), db.Close())
+}
+
+// setOffset records in db, as goka does, that the cache has read the
+// changelog up to offset.
+func setOffset(db *leveldb.DB, offset int64) error {
+	st, err := storage.New(db)
+	if err != nil {
+		return err
+	}
+	// Not st.Close: it would close db, which withCache closes.
+	return st.SetOffset(offset)
+}
+
+// tableIDFile is where the topic ID of the table a role's caches were
+// read from is recorded.
+func tableIDFile(dir, topic string) string { return filepath.Join(dir, topic+".topic-id") }
+
+// readTableID returns the topic ID recorded in dir, "" if none is.
+func readTableID(dir, topic string) (string, error) {
+	data, err := os.ReadFile(tableIDFile(dir, topic))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the table's topic ID: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+// writeTableID records id as the topic ID of the table dir's caches are read from.
+func writeTableID(dir, topic, id string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("record the table's topic ID: %w", err)
+	}
+	tmp := tableIDFile(dir, topic) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record the table's topic ID: %w", err)
+	}
+	if err := os.Rename(tmp, tableIDFile(dir, topic)); err != nil {
+		return fmt.Errorf("record the table's topic ID: %w", err)
+	}
+	return nil
+}
