@@ -1,0 +1,235 @@
+package app
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"clicks/internal/clicks"
+)
+
+// lostLineRE matches the start-up line of a click or loop log that lost
+// records: its partition and the records lost.
+var lostLineRE = regexp.MustCompile(`msg="the broker's log ends before what the processor had read or counted[^\n]* topic=(\S+) partition=(\d+) log_end=\d+ read_up_to=\d+ (?:counted_up_to=\d+ )?records_lost=(\d+)`)
+
+// writtenBackRE matches the start-up line of a table changelog that lost
+// records a local table held: its partition and the values written back.
+var writtenBackRE = regexp.MustCompile(`msg="the table's changelog ends before what a local table had read[^\n]* topic=\S+ partition=(\d+) [^\n]*records_lost=(\d+) values_written_back=(\d+)`)
+
+// damageSegment damages the last segment file of partition p of topic in
+// the embedded broker's log under dir, as a disk or a careless hand
+// might while the program is stopped: cut to nothing (cut 0) or by cut
+// bytes at its end. It returns the file's size before.
+func damageSegment(t *testing.T, dir, topic string, p int32, cut int64) int64 {
+	t.Helper()
+	segs, err := filepath.Glob(filepath.Join(dir, "broker", "partitions", fmt.Sprintf("%s-%d", topic, p), "*.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(segs) == 0 {
+		t.Fatalf("%s/%d has no segment file", topic, p)
+	}
+	base := func(path string) int64 {
+		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), ".dat"), 10, 64)
+		if err != nil {
+			t.Fatalf("segment %s: %v", path, err)
+		}
+		return n
+	}
+	slices.SortFunc(segs, func(a, b string) int { return int(base(a) - base(b)) })
+	last := segs[len(segs)-1]
+	info, err := os.Stat(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(0)
+	if cut > 0 {
+		size = info.Size() - cut
+		if size < 0 {
+			t.Fatalf("%s holds %d bytes, fewer than the %d to cut", last, info.Size(), cut)
+		}
+	}
+	if err := os.Truncate(last, size); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d bytes, now %d", last, info.Size(), size)
+	return info.Size()
+}
+
+// servedPerUser reads the count the view serves for each key, 0 for a
+// user it does not know.
+func servedPerUser(in *instance, keys []string) map[string]int {
+	got := map[string]int{}
+	for _, k := range keys {
+		got[k] = max(in.clicks(k), 0)
+	}
+	return got
+}
+
+// emitterUsers are the users of the emitter's default -users 10.
+func emitterUsers() []string {
+	var keys []string
+	for i := range 10 {
+		keys = append(keys, fmt.Sprintf("user-%d", i))
+	}
+	return keys
+}
+
+// The program is killed with SIGKILL while it emits a click a millisecond
+// and another client writes clicks into partitions of its own choosing,
+// and then the last segment of a partition of each topic is damaged: cut
+// to nothing, or by 5 bytes (a torn last batch). At the next start:
+//
+//   - user-clicks: one line for the partition says how many clicks it
+//     lost that were counted; every user is served the clicks in the topic,
+//     plus, in that partition, exactly those;
+//   - the table's changelog: the local tables still hold what it lost, one
+//     line says what was written back, and every user is served exactly
+//     the clicks in the topic;
+//
+// and 1,000 clicks written afterwards are all counted.
+func TestDamagedLogAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	for _, tc := range []struct {
+		topic string
+		cut   int64
+	}{
+		{string(clicks.Topic), 0},
+		{string(clicks.Topic), 5},
+		{string(clicks.Table), 0},
+		{string(clicks.Table), 5},
+	} {
+		name := fmt.Sprintf("%s/cut=%d", tc.topic, tc.cut)
+		if tc.cut == 0 {
+			name = tc.topic + "/zero-length"
+		}
+		t.Run(name, func(t *testing.T) { damageAfterKill(t, bin, tc.topic, tc.cut) })
+	}
+}
+
+func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
+	dir := t.TempDir()
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"-data", dir, "-broker-listen", brokerAddr, "-listen", "127.0.0.1:0", "-quiet"}
+	p := startProcess(t, bin, append(args, "-interval", "1ms")...)
+	waitForLog(t, p, brokersRE)
+	// Clicks of another client, outside their users' partitions, where
+	// the damage is not to user-clicks: there a lost click of such a user
+	// is reported in the partition it was written to, not the user's.
+	stopWriter := func() {}
+	if topic != string(clicks.Topic) {
+		stopWriter = startForeignWriter(t, []string{brokerAddr})
+	}
+	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForSummary(t, in.url, time.Minute, "3000 clicks", func(st servedSummary) bool { return st.Total >= 3000 })
+	stopWriter()
+	p.kill() // under the emitter's load
+
+	// The partition of user-0 is damaged: in each topic, partition p
+	// holds (the clicks or the counts of) the users of table partition p.
+	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	damageSegment(t, dir, topic, part, cut)
+
+	p = startProcess(t, bin, append(args, "-emit=false")...)
+	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	addr := waitForLog(t, p, brokersRE)
+	inTopic := recordsPerKey(t, []string{addr}, string(clicks.Topic))
+	delete(inTopic, "") // the fillers, and clicks without a key: no user's
+	keys := append(emitterUsers(), testKeys(10)...)
+	for k := range inTopic {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+
+	// What the start said it lost, by partition of user-clicks.
+	lost := map[int32]int{}
+	log := p.stderr.String()
+	for _, m := range lostLineRE.FindAllStringSubmatch(log, -1) {
+		n, _ := strconv.Atoi(m[3])
+		pn, _ := strconv.Atoi(m[2])
+		t.Logf("reported: %s partition %s lost %d records", m[1], m[2], n)
+		if m[1] == string(clicks.Topic) {
+			if _, dup := lost[int32(pn)]; dup {
+				t.Errorf("two lines for %s/%d:\n%s", m[1], pn, log)
+			}
+			lost[int32(pn)] = n
+		}
+	}
+	written := writtenBackRE.FindAllStringSubmatch(log, -1)
+	for _, m := range written {
+		t.Logf("reported: table partition %s lost %s records, %s values written back", m[1], m[2], m[3])
+	}
+	switch topic {
+	case string(clicks.Topic):
+		if len(lost) != 1 || lost[part] == 0 {
+			t.Errorf("reported losses %v in %s, want one line for partition %d:\n%s", lost, topic, part, log)
+		}
+	case string(clicks.Table):
+		if len(written) != 1 || written[0][1] != strconv.Itoa(int(part)) {
+			t.Errorf("want one line for table partition %d written back:\n%s", part, log)
+		}
+	}
+
+	// served = in the topic + reported lost, exactly: per user where
+	// nothing was lost, per partition where it was.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		served := servedPerUser(in, keys)
+		var diffs []string
+		sums := map[int32][2]int{}
+		for _, k := range keys {
+			kp := clicks.KeyPartition(k, clicks.DefaultPartitions)
+			if _, ok := lost[kp]; ok {
+				s := sums[kp]
+				sums[kp] = [2]int{s[0] + served[k], s[1] + inTopic[k]}
+				continue
+			}
+			if served[k] != inTopic[k] {
+				diffs = append(diffs, fmt.Sprintf("%s: served %d, in topic %d", k, served[k], inTopic[k]))
+			}
+		}
+		for kp, s := range sums {
+			if s[0] != s[1]+lost[kp] {
+				diffs = append(diffs, fmt.Sprintf("partition %d: served %d, in topic %d + reported lost %d", kp, s[0], s[1], lost[kp]))
+			}
+		}
+		total, want := 0, 0
+		for _, k := range keys {
+			total += served[k]
+			want += inTopic[k]
+		}
+		for _, n := range lost {
+			want += n
+		}
+		if total != want {
+			diffs = append(diffs, fmt.Sprintf("all users: served %d, in topic + reported lost %d", total, want))
+		}
+		if len(diffs) == 0 {
+			t.Logf("%d users, %d clicks served = in the topic + %v reported lost", len(keys), total, lost)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts differ:\n%s\nstderr:\n%s", strings.Join(diffs, "\n"), lastLines(p.stderr.String(), 40))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// New clicks are all counted, none taken for one counted before.
+	before := 0
+	for _, n := range servedPerUser(in, keys) {
+		before += n
+	}
+	writeOneClickBatches(t, addr, 1000)
+	waitForSummary(t, in.url, time.Minute, fmt.Sprintf("%d clicks", before+1000), func(st servedSummary) bool { return st.Total == int64(before+1000) })
+}
