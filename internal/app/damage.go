@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"slices"
 
 	"clicks/internal/cache"
 	"clicks/internal/clicks"
@@ -23,20 +24,23 @@ func (r *roles) repairLogs(client sarama.Client) error {
 	if r.cfg.serve {
 		dirs["view"] = r.cacheDir("view")
 	}
-	if err := cache.Reconcile(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, r.logger); err != nil {
+	writtenBack, err := cache.Reconcile(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, r.logger)
+	if err != nil {
 		return err
 	}
 	if !r.cfg.process {
 		return nil
 	}
-	return r.reportUnreadClicks(client)
+	return r.reportUnreadClicks(client, writtenBack)
 }
 
 // reportUnreadClicks says which clicks the processor group will never
 // read: deleted by the brokers before it counted them, or lost from a
-// damaged log. The group goes on after them without a word, so the loss
-// shows only here.
-func (r *roles) reportUnreadClicks(client sarama.Client) error {
+// damaged log, and counts the table's changelog lost (count them again).
+// The group goes on after them without a word, so the loss shows only
+// here. writtenBack are the partitions of the table whose changelog lost
+// records a local table held.
+func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) error {
 	if r.broker != nil {
 		// Delete now what the settings keep no more, so the report
 		// covers it, not the next round of retention.
@@ -51,7 +55,15 @@ func (r *roles) reportUnreadClicks(client sarama.Client) error {
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
 			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
 	}
-	lost, err := r.lostRecords(client)
+	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	if err != nil {
+		return err
+	}
+	counted, err := r.readCounted(client)
+	if err != nil {
+		return err
+	}
+	lost, err := r.lostRecords(client, committed, counted)
 	if err != nil {
 		return err
 	}
@@ -62,6 +74,9 @@ func (r *roles) reportUnreadClicks(client sarama.Client) error {
 		}
 		r.logger.Warn("the broker's log ends before what the processor had read or counted: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
 			append(args, "records_lost", l.To-l.From)...)
+	}
+	if err := r.countAgain(client, committed, counted, writtenBack); err != nil {
+		return err
 	}
 	return r.fillLostOffsets(client, lost)
 }
@@ -83,15 +98,7 @@ type lostEnd struct {
 // a log that lost only its last records is seen only in the table. That
 // takes a read of the whole table, at every start (the table values hold
 // the offsets; compacted, the table keeps about one record per user).
-func (r *roles) lostRecords(client sarama.Client) ([]lostEnd, error) {
-	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
-	if err != nil {
-		return nil, err
-	}
-	counted, err := r.countedUpTo(client)
-	if err != nil {
-		return nil, err
-	}
+func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets) ([]lostEnd, error) {
 	var lost []lostEnd
 	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
 		ends, err := kafka.Offsets(client, topic, sarama.OffsetNewest)
@@ -105,7 +112,7 @@ func (r *roles) lostRecords(client sarama.Client) ([]lostEnd, error) {
 		for _, p := range partitions {
 			l := lostEnd{Gap: kafka.Gap{Topic: topic, Partition: p, From: ends[p]}, committed: committed[topic][p]}
 			if topic == string(clicks.Topic) {
-				if c, ok := counted[p]; ok {
+				if c, ok := counted.anywhere[p]; ok {
 					l.counted = c + 1
 				}
 			}
@@ -118,25 +125,114 @@ func (r *roles) lostRecords(client sarama.Client) ([]lostEnd, error) {
 	return lost, nil
 }
 
-// countedUpTo reads the table for the highest offset of each partition of
-// user-clicks (of its current incarnation) that a value says was counted.
-func (r *roles) countedUpTo(client sarama.Client) (map[int32]int64, error) {
+// tableOffsets is what the table says was counted of user-clicks (of its
+// current incarnation), by partition: the highest offset counted from it
+// (anywhere: its users' clicks and forwarded ones), and the highest of
+// its users' own clicks, as held in its partition of the table (home).
+type tableOffsets struct {
+	anywhere, home map[int32]int64
+	unreadable     map[string]bool // users whose value cannot be read: their clicks are skipped, not counted
+}
+
+// readCounted reads the whole table for what it says was counted. The
+// table values hold these offsets, and compacted the table keeps about
+// one record per user, so it is read at every start.
+func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
+	counted := tableOffsets{anywhere: map[int32]int64{}, home: map[int32]int64{}, unreadable: map[string]bool{}}
 	id, err := r.k.TopicID(string(clicks.Topic))
 	if err != nil {
-		return nil, err
+		return counted, err
 	}
 	partitions, err := client.Partitions(string(clicks.Topic))
 	if err != nil {
-		return nil, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+		return counted, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
 	}
-	counted := map[int32]int64{}
-	err = r.k.ReadTopic(client, string(clicks.Table), func(_ int32, key, value []byte) {
-		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted)
+	err = r.k.ReadTopic(client, string(clicks.Table), func(p int32, key, value []byte) {
+		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted.anywhere)
+		if o := clicks.HomeOffset(value, id); o >= 0 {
+			if cur, ok := counted.home[p]; !ok || o > cur {
+				counted.home[p] = o
+			}
+		}
+		if clicks.Readable(value) {
+			delete(counted.unreadable, string(key))
+		} else {
+			counted.unreadable[string(key)] = true
+		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read what was counted: %w", err)
+		return counted, fmt.Errorf("read what was counted: %w", err)
 	}
 	return counted, nil
+}
+
+// countAgain finds the partitions of the table whose changelog lost
+// counts: those where a local table held what it lost (writtenBack), and
+// those where a click of a user of the partition lies below the group's
+// committed offset but above what the table says was counted of them.
+// The processor is then made to read again the clicks and forwards the
+// table may lack: the group's offsets go back to the first such click of
+// user-clicks and to the start of the loop topic. A click counted before
+// is recognised by its user's stored offset, so only the lost counts are
+// made again.
+func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, writtenBack []int32) error {
+	n, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	parts := int32(len(n))
+	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	for p := range parts {
+		home, ok := counted.home[p]
+		if !ok {
+			home = -1
+		}
+		from := max(home+1, starts[p])
+		c, read := committed[string(clicks.Topic)][p]
+		at, found := int64(0), false
+		if read {
+			at, found, err = r.k.FirstMatch(client, string(clicks.Topic), p, from, c, func(m *sarama.ConsumerMessage) bool {
+				for _, h := range m.Headers {
+					if string(h.Key) == clicks.FillerHeader {
+						return false
+					}
+				}
+				return len(m.Key) > 0 && clicks.KeyPartition(string(m.Key), parts) == p && !counted.unreadable[string(m.Key)]
+			})
+			if err != nil {
+				return fmt.Errorf("look for clicks the table lost: %w", err)
+			}
+		}
+		if !found && !slices.Contains(writtenBack, p) {
+			continue
+		}
+		args := []any{"topic", clicks.Table, "partition", p, "counted_up_to", home + 1}
+		if found {
+			if err := r.k.Rewind(client, string(clicks.Group), string(clicks.Topic), p, at); err != nil {
+				return err
+			}
+			args = append(args, "read_up_to", c, "count_again_from", at)
+		}
+		if _, ok := committed[string(clicks.Loop)][p]; ok {
+			if err := r.k.Rewind(client, string(clicks.Group), string(clicks.Loop), p, loopStarts[p]); err != nil {
+				return err
+			}
+			args = append(args, "loop_again_from", loopStarts[p])
+		}
+		r.logger.Warn("the table's changelog lost counts (a damaged or truncated log?): the processor reads those clicks again and counts what the table lacks", args...)
+		if home+1 < starts[p] {
+			r.logger.Warn("the broker deleted clicks that what the table's changelog lost may have counted: the counts of those are lost",
+				"topic", clicks.Topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
+		}
+	}
+	return nil
 }
 
 // fillLostOffsets writes fillers into each partition whose log lost its

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -80,4 +81,79 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 	// again: the program filled the lost offsets.
 	writeOneClickBatches(t, addr, n)
 	waitForUserTotal(t, in, 2*n)
+}
+
+// A segment of the table's changelog truncated to nothing while the
+// program was stopped: the local tables, of the same incarnation of the
+// table, still hold the counts, so they are written back to the
+// changelog, not removed; the counts keep, and so does the changelog
+// for the next reader.
+func TestTruncatedTableIsWrittenBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
+	p := startProcess(t, bin, args...)
+	addr := waitForLog(t, p, brokersRE)
+	const n = 1000
+	writeOneClickBatches(t, addr, n)
+	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForUserTotal(t, in, n)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("stop with SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("still running 30 s after SIGTERM")
+	}
+
+	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	var users int
+	for _, k := range emitterUsers() {
+		if clicks.KeyPartition(k, clicks.DefaultPartitions) == part {
+			users++
+		}
+	}
+	damageSegment(t, dir, string(clicks.Table), part, 0)
+
+	p = startProcess(t, bin, args...)
+	addr = waitForLog(t, p, brokersRE)
+	m := writtenBackRE.FindStringSubmatch(waitForLogLine(t, p, writtenBackRE))
+	if m[1] != strconv.Itoa(int(part)) || m[3] != strconv.Itoa(users) {
+		t.Errorf("wrote back %s values to partition %s, want the %d users of partition %d", m[3], m[1], users, part)
+	}
+	t.Logf("reported: %s", m[0])
+	if strings.Contains(p.stderr.String(), "rebuilding it from the changelog") {
+		t.Errorf("a local table was removed:\n%s", p.stderr)
+	}
+	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForUserTotal(t, in, n)
+	// The changelog holds the counts again: a reader without a local
+	// table (a new view) finds them there.
+	if got := recordsPerKey(t, []string{addr}, string(clicks.Table)); got["user-0"] == 0 {
+		t.Errorf("the changelog holds no count of user-0 after the write-back: %v", got)
+	}
+	writeOneClickBatches(t, addr, n)
+	waitForUserTotal(t, in, 2*n)
+}
+
+// waitForLogLine waits until the process logs a line re matches and
+// returns the whole match.
+func waitForLogLine(t *testing.T, p *process, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := re.FindString(p.stderr.String()); m != "" {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no line matching %v within 30s:\n%s", re, p.stderr)
+	return ""
 }

@@ -40,21 +40,22 @@ import (
 //     incarnation is removed in any case, as its counts are not the table's.
 //
 // A cache LevelDB cannot read (a kill while it created its files) is
-// removed and rebuilt. dirs maps a name (processor, view) to a storage
+// removed and rebuilt. It returns the partitions whose changelog lost
+// records a cache held. dirs maps a name (processor, view) to a storage
 // directory as used with Builder.
-func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs map[string]string, newer func(cached, logged []byte) bool, logger *slog.Logger) error {
+func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs map[string]string, newer func(cached, logged []byte) bool, logger *slog.Logger) (writtenBack []int32, err error) {
 	id, err := k.TopicID(tableTopic)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ps, err := client.Partitions(tableTopic)
 	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", tableTopic, err)
+		return nil, fmt.Errorf("partitions of %s: %w", tableTopic, err)
 	}
 	// The log end of each partition: the next offset the broker writes.
 	ends, err := kafka.Offsets(client, tableTopic, sarama.OffsetNewest)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var removed []string
 	remove := func(path, why string) error {
@@ -68,7 +69,7 @@ func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs m
 	for role, dir := range dirs {
 		recorded, err := readTableID(dir, tableTopic)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		same := id != "" && recorded == id
 		other := id != "" && recorded != "" && recorded != id
@@ -79,19 +80,19 @@ func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs m
 			}
 			if other {
 				if err := remove(path, fmt.Sprintf("of another incarnation of the table: topic ID %s, now %s", recorded, id)); err != nil {
-					return err
+					return nil, err
 				}
 				continue
 			}
 			local, err := cachedOffset(path)
 			if lverrors.IsCorrupted(err) {
 				if err := remove(path, fmt.Sprintf("unreadable: %v", err)); err != nil {
-					return err
+					return nil, err
 				}
 				continue
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 			// local is the offset of the last record read; the log end
 			// is the next one the broker will write.
@@ -100,7 +101,7 @@ func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs m
 			}
 			if !same {
 				if err := remove(path, fmt.Sprintf("cache at offset %d, broker at %d", local, ends[p])); err != nil {
-					return err
+					return nil, err
 				}
 				continue
 			}
@@ -108,7 +109,7 @@ func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs m
 		}
 		if id != "" {
 			if err := writeTableID(dir, tableTopic, id); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
@@ -118,11 +119,12 @@ func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs m
 	for _, p := range ps {
 		if caches := ahead[p]; len(caches) > 0 {
 			if err := writeBack(k, client, tableTopic, p, ends[p], caches, newer, logger); err != nil {
-				return err
+				return nil, err
 			}
+			writtenBack = append(writtenBack, p)
 		}
 	}
-	return nil
+	return writtenBack, nil
 }
 
 // aheadCache is a local cache of a partition that holds more than the

@@ -205,3 +205,21 @@ func NewerValue(cached, logged []byte) bool {
 	}
 	return c.Clicks > l.Clicks
 }
+
+// HomeOffset is the offset of the last click of the key's own partition
+// of the click topic (of the incarnation topicID) that the stored value
+// says was counted; -1 if none, or if the value cannot be read.
+func HomeOffset(value []byte, topicID string) int64 {
+	u, err := decodeUser(value)
+	if err != nil || u.TopicID != topicID {
+		return -1
+	}
+	return u.Offset
+}
+
+// Readable tells whether a stored value is a user's count the processor
+// can read.
+func Readable(value []byte) bool {
+	_, err := decodeUser(value)
+	return err == nil
+}

@@ -139,3 +139,65 @@ func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo
 		written += int64(len(batch))
 	}
 }
+
+// FirstMatch reads partition of topic from offset from up to (not
+// including) to and returns the offset of the first record match says
+// yes to; found is false if none does.
+func (k *Cluster) FirstMatch(client sarama.Client, topic string, partition int32, from, to int64, match func(*sarama.ConsumerMessage) bool) (offset int64, found bool, err error) {
+	if from >= to {
+		return 0, false, nil
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return 0, false, fmt.Errorf("consumer of %s: %w", topic, err)
+	}
+	defer func() { err = errors.Join(err, consumer.Close()) }()
+	pc, err := consumer.ConsumePartition(topic, partition, from)
+	if err != nil {
+		return 0, false, fmt.Errorf("read %s/%d: %w", topic, partition, err)
+	}
+	defer func() { err = errors.Join(err, pc.Close()) }()
+	for {
+		select {
+		case m := <-pc.Messages():
+			if m.Offset >= to {
+				return 0, false, nil
+			}
+			if match(m) {
+				return m.Offset, true, nil
+			}
+			if m.Offset == to-1 {
+				return 0, false, nil
+			}
+		case cerr := <-pc.Errors():
+			return 0, false, fmt.Errorf("read %s/%d: %w", topic, partition, cerr)
+		}
+	}
+}
+
+// Rewind sets the offset group has committed for partition of topic
+// back to offset, so that its next member reads on from there. The
+// coordinator refuses it while the group has members.
+func (k *Cluster) Rewind(client sarama.Client, group, topic string, partition int32, offset int64) error {
+	coordinator, err := client.Coordinator(group)
+	if err != nil {
+		return fmt.Errorf("coordinator of %s: %w", group, err)
+	}
+	// A commit outside any generation, as a consumer without a group
+	// session makes it.
+	req := &sarama.OffsetCommitRequest{Version: 2, ConsumerGroup: group,
+		ConsumerGroupGeneration: sarama.GroupGenerationUndefined, RetentionTime: -1}
+	req.AddBlock(topic, partition, offset, 0, "")
+	resp, err := coordinator.CommitOffset(req)
+	if err == nil {
+		if kerr, ok := resp.Errors[topic][partition]; !ok {
+			err = errors.New("no answer for the partition")
+		} else if !errors.Is(kerr, sarama.ErrNoError) {
+			err = kerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rewind %s in %s/%d to %d: %w", group, topic, partition, offset, err)
+	}
+	return nil
+}
