@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"slices"
 
 	"clicks/internal/cache"
 	"clicks/internal/clicks"
@@ -75,7 +74,14 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) er
 		r.logger.Warn("the broker's log ends before what the processor had read or counted: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
 			append(args, "records_lost", l.To-l.From)...)
 	}
-	if err := r.countAgain(client, committed, counted, writtenBack); err != nil {
+	rw := rewinds{}
+	if err := r.countAgain(client, committed, counted, writtenBack, rw); err != nil {
+		return err
+	}
+	if err := r.lostForwards(client, committed, counted, lost, rw); err != nil {
+		return err
+	}
+	if err := r.rewind(client, committed, rw); err != nil {
 		return err
 	}
 	return r.fillLostOffsets(client, lost)
@@ -123,116 +129,6 @@ func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32
 		}
 	}
 	return lost, nil
-}
-
-// tableOffsets is what the table says was counted of user-clicks (of its
-// current incarnation), by partition: the highest offset counted from it
-// (anywhere: its users' clicks and forwarded ones), and the highest of
-// its users' own clicks, as held in its partition of the table (home).
-type tableOffsets struct {
-	anywhere, home map[int32]int64
-	unreadable     map[string]bool // users whose value cannot be read: their clicks are skipped, not counted
-}
-
-// readCounted reads the whole table for what it says was counted. The
-// table values hold these offsets, and compacted the table keeps about
-// one record per user, so it is read at every start.
-func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
-	counted := tableOffsets{anywhere: map[int32]int64{}, home: map[int32]int64{}, unreadable: map[string]bool{}}
-	id, err := r.k.TopicID(string(clicks.Topic))
-	if err != nil {
-		return counted, err
-	}
-	partitions, err := client.Partitions(string(clicks.Topic))
-	if err != nil {
-		return counted, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
-	}
-	err = r.k.ReadTopic(client, string(clicks.Table), func(p int32, key, value []byte) {
-		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted.anywhere)
-		if o := clicks.HomeOffset(value, id); o >= 0 {
-			if cur, ok := counted.home[p]; !ok || o > cur {
-				counted.home[p] = o
-			}
-		}
-		if clicks.Readable(value) {
-			delete(counted.unreadable, string(key))
-		} else {
-			counted.unreadable[string(key)] = true
-		}
-	})
-	if err != nil {
-		return counted, fmt.Errorf("read what was counted: %w", err)
-	}
-	return counted, nil
-}
-
-// countAgain finds the partitions of the table whose changelog lost
-// counts: those where a local table held what it lost (writtenBack), and
-// those where a click of a user of the partition lies below the group's
-// committed offset but above what the table says was counted of them.
-// The processor is then made to read again the clicks and forwards the
-// table may lack: the group's offsets go back to the first such click of
-// user-clicks and to the start of the loop topic. A click counted before
-// is recognised by its user's stored offset, so only the lost counts are
-// made again.
-func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, writtenBack []int32) error {
-	n, err := client.Partitions(string(clicks.Topic))
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
-	}
-	parts := int32(len(n))
-	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	for p := range parts {
-		home, ok := counted.home[p]
-		if !ok {
-			home = -1
-		}
-		from := max(home+1, starts[p])
-		c, read := committed[string(clicks.Topic)][p]
-		at, found := int64(0), false
-		if read {
-			at, found, err = r.k.FirstMatch(client, string(clicks.Topic), p, from, c, func(m *sarama.ConsumerMessage) bool {
-				for _, h := range m.Headers {
-					if string(h.Key) == clicks.FillerHeader {
-						return false
-					}
-				}
-				return len(m.Key) > 0 && clicks.KeyPartition(string(m.Key), parts) == p && !counted.unreadable[string(m.Key)]
-			})
-			if err != nil {
-				return fmt.Errorf("look for clicks the table lost: %w", err)
-			}
-		}
-		if !found && !slices.Contains(writtenBack, p) {
-			continue
-		}
-		args := []any{"topic", clicks.Table, "partition", p, "counted_up_to", home + 1}
-		if found {
-			if err := r.k.Rewind(client, string(clicks.Group), string(clicks.Topic), p, at); err != nil {
-				return err
-			}
-			args = append(args, "read_up_to", c, "count_again_from", at)
-		}
-		if _, ok := committed[string(clicks.Loop)][p]; ok {
-			if err := r.k.Rewind(client, string(clicks.Group), string(clicks.Loop), p, loopStarts[p]); err != nil {
-				return err
-			}
-			args = append(args, "loop_again_from", loopStarts[p])
-		}
-		r.logger.Warn("the table's changelog lost counts (a damaged or truncated log?): the processor reads those clicks again and counts what the table lacks", args...)
-		if home+1 < starts[p] {
-			r.logger.Warn("the broker deleted clicks that what the table's changelog lost may have counted: the counts of those are lost",
-				"topic", clicks.Topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
-		}
-	}
-	return nil
 }
 
 // fillLostOffsets writes fillers into each partition whose log lost its

@@ -22,6 +22,10 @@ var lostLineRE = regexp.MustCompile(`msg="the broker's log ends before what the 
 // records a local table held: its partition and the values written back.
 var writtenBackRE = regexp.MustCompile(`msg="the table's changelog ends before what a local table had read[^\n]* topic=\S+ partition=(\d+) [^\n]*records_lost=(\d+) values_written_back=(\d+)`)
 
+// lostForwardsRE matches the start-up line of a loop topic that lost
+// forwards before they were counted: its partition and how many.
+var lostForwardsRE = regexp.MustCompile(`msg="clicks forwarded through the loop topic were lost before they were counted[^\n]* topic=\S+ partition=(\d+) log_end=\d+ clicks_not_counted=(\d+)`)
+
 // countAgainRE matches the start-up line of a table changelog that lost
 // counts, which the processor then makes again: its partition.
 var countAgainRE = regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* topic=\S+ partition=(\d+)`)
@@ -97,6 +101,9 @@ func emitterUsers() []string {
 //     lost is written back, and one line says that the processor counts
 //     again what the table lacks; every user is then served exactly the
 //     clicks in the topic;
+//   - the loop topic: one line says how many forwards it lost, and another
+//     how many of them were not counted yet; those are forwarded again,
+//     and every user is served exactly the clicks in the topic;
 //
 // and 1,000 clicks written afterwards are all counted.
 func TestDamagedLogAfterKill(t *testing.T) {
@@ -112,6 +119,8 @@ func TestDamagedLogAfterKill(t *testing.T) {
 		{string(clicks.Topic), 5},
 		{string(clicks.Table), 0},
 		{string(clicks.Table), 5},
+		{string(clicks.Loop), 0},
+		{string(clicks.Loop), 5},
 	} {
 		name := fmt.Sprintf("%s/cut=%d", tc.topic, tc.cut)
 		if tc.cut == 0 {
@@ -175,6 +184,7 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 	for _, m := range written {
 		t.Logf("reported: table partition %s lost %s records, %s values written back", m[1], m[2], m[3])
 	}
+	torn := strings.Contains(log, fmt.Sprintf(`msg="partition %s-%d segment 0: truncating`, topic, part))
 	switch topic {
 	case string(clicks.Topic):
 		if len(lost) != 1 || lost[part] == 0 {
@@ -194,9 +204,31 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 		for _, m := range again {
 			t.Logf("reported: %s", m[0])
 		}
-		torn := strings.Contains(log, fmt.Sprintf(`msg="partition %s-%d segment 0: truncating`, topic, part))
 		if len(again) > 1 || len(again) == 1 && again[0][1] != strconv.Itoa(int(part)) || len(again) == 0 && !torn {
 			t.Errorf("want one line for table partition %d counted again, or the broker's line about its torn end:\n%s", part, log)
+		}
+	case string(clicks.Loop):
+		// Forwards the group had read were counted: the loss is said,
+		// and costs no count. Those it had not read may not have been
+		// counted: they are found and forwarded again.
+		var lines int
+		for _, m := range lostLineRE.FindAllStringSubmatch(log, -1) {
+			if m[1] == topic {
+				lines++
+				if m[2] != strconv.Itoa(int(part)) {
+					t.Errorf("a loss reported in %s/%s, want only partition %d:\n%s", m[1], m[2], part, log)
+				}
+			}
+		}
+		forwards := lostForwardsRE.FindAllStringSubmatch(log, -1)
+		for _, m := range forwards {
+			t.Logf("reported: loop partition %s lost %s forwards not counted yet", m[1], m[2])
+			if m[1] != strconv.Itoa(int(part)) {
+				t.Errorf("lost forwards reported in partition %s, want only %d:\n%s", m[1], part, log)
+			}
+		}
+		if lines > 1 || len(forwards) > 1 || lines+len(forwards) == 0 && !torn {
+			t.Errorf("want one line for loop partition %d about what it lost, or the broker's line about its torn end:\n%s", part, log)
 		}
 	}
 

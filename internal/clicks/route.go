@@ -223,3 +223,27 @@ func Readable(value []byte) bool {
 	_, err := decodeUser(value)
 	return err == nil
 }
+
+// ForwardedOffsets returns, from a stored value of the incarnation
+// topicID of the click topic, the offset of the last forwarded click
+// counted from each other partition; nil if none or unreadable.
+func ForwardedOffsets(value []byte, topicID string) map[int32]int64 {
+	u, err := decodeUser(value)
+	if err != nil || u.TopicID != topicID {
+		return nil
+	}
+	return u.Forwarded
+}
+
+// ForwardedFrom reads where in the click topic the click is that a loop
+// topic record forwards: its partition and offset; ok is false for a
+// record clicks did not write, or one of another incarnation than
+// topicID.
+func ForwardedFrom(value []byte, topicID string) (partition int32, offset int64, ok bool) {
+	v, _ := forwardCodec{}.Decode(value)
+	f, isForward := v.(*forward)
+	if !isForward || f.TopicID != topicID {
+		return 0, 0, false
+	}
+	return f.Partition, f.Offset, true
+}

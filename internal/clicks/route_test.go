@@ -247,3 +247,39 @@ func FuzzForwardCodec(f *testing.F) {
 		}
 	})
 }
+
+// What the start-up repair reads from stored values and forwards: the
+// offsets counted, of the current incarnation only, and which of two
+// values of a user is newer.
+func TestRepairReadsValuesAndForwards(t *testing.T) {
+	value := []byte(`{"Clicks":7,"Offset":41,"TopicID":"id-1","Forwarded":{"3":12}}`)
+	if got := HomeOffset(value, "id-1"); got != 41 {
+		t.Errorf("HomeOffset = %d, want 41", got)
+	}
+	if got := HomeOffset(value, "id-2"); got != -1 {
+		t.Errorf("HomeOffset of another incarnation = %d, want -1", got)
+	}
+	if got := ForwardedOffsets(value, "id-1"); got[3] != 12 || len(got) != 1 {
+		t.Errorf("ForwardedOffsets = %v, want map[3:12]", got)
+	}
+	if !Readable(value) || Readable([]byte("not a count")) {
+		t.Error("Readable tells a count from other bytes wrongly")
+	}
+	older := []byte(`{"Clicks":6,"Offset":40,"TopicID":"id-1"}`)
+	if !NewerValue(value, older) || NewerValue(older, value) || NewerValue(value, []byte("x")) || NewerValue([]byte("x"), older) {
+		t.Error("NewerValue: want only the value with more clicks newer, and nothing unreadable replaced or replacing")
+	}
+	fwd, err := forwardCodec{}.Encode(&forward{Partition: 3, Offset: 12, TopicID: "id-1", Value: "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, o, ok := ForwardedFrom(fwd, "id-1"); !ok || p != 3 || o != 12 {
+		t.Errorf("ForwardedFrom = %d, %d, %v; want 3, 12, true", p, o, ok)
+	}
+	if _, _, ok := ForwardedFrom(fwd, "id-2"); ok {
+		t.Error("a forward of another incarnation read as one of this")
+	}
+	if _, _, ok := ForwardedFrom(nil, "id-1"); ok {
+		t.Error("a filler read as a forward")
+	}
+}

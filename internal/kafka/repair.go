@@ -140,37 +140,30 @@ func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo
 	}
 }
 
-// FirstMatch reads partition of topic from offset from up to (not
-// including) to and returns the offset of the first record match says
-// yes to; found is false if none does.
-func (k *Cluster) FirstMatch(client sarama.Client, topic string, partition int32, from, to int64, match func(*sarama.ConsumerMessage) bool) (offset int64, found bool, err error) {
+// Scan calls fn with the records of partition of topic from offset from
+// up to (not including) to, in order, until fn returns false.
+func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from, to int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
 	if from >= to {
-		return 0, false, nil
+		return nil
 	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
-		return 0, false, fmt.Errorf("consumer of %s: %w", topic, err)
+		return fmt.Errorf("consumer of %s: %w", topic, err)
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
 	pc, err := consumer.ConsumePartition(topic, partition, from)
 	if err != nil {
-		return 0, false, fmt.Errorf("read %s/%d: %w", topic, partition, err)
+		return fmt.Errorf("read %s/%d: %w", topic, partition, err)
 	}
 	defer func() { err = errors.Join(err, pc.Close()) }()
 	for {
 		select {
 		case m := <-pc.Messages():
-			if m.Offset >= to {
-				return 0, false, nil
-			}
-			if match(m) {
-				return m.Offset, true, nil
-			}
-			if m.Offset == to-1 {
-				return 0, false, nil
+			if m.Offset >= to || !fn(m) || m.Offset == to-1 {
+				return nil
 			}
 		case cerr := <-pc.Errors():
-			return 0, false, fmt.Errorf("read %s/%d: %w", topic, partition, cerr)
+			return fmt.Errorf("read %s/%d: %w", topic, partition, cerr)
 		}
 	}
 }

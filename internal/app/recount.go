@@ -1,0 +1,280 @@
+package app
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+
+	"github.com/IBM/sarama"
+)
+
+// tableOffsets is what the table says was counted of user-clicks (of its
+// current incarnation), by partition.
+type tableOffsets struct {
+	// anywhere: the highest offset counted from a partition, of its
+	// users' clicks and forwarded ones; home: of its users' own clicks,
+	// held in the same partition of the table.
+	anywhere, home map[int32]int64
+	// forwarded, by partition of the table: the highest offset of each
+	// other partition of user-clicks whose forwarded clicks its users
+	// counted.
+	forwarded  map[int32]map[int32]int64
+	unreadable map[string]bool // users whose value cannot be read: their clicks are skipped, not counted
+}
+
+// readCounted reads the whole table for what it says was counted. The
+// table values hold these offsets, and compacted the table keeps about
+// one record per user, so it is read at every start.
+func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
+	counted := tableOffsets{anywhere: map[int32]int64{}, home: map[int32]int64{},
+		forwarded: map[int32]map[int32]int64{}, unreadable: map[string]bool{}}
+	id, err := r.k.TopicID(string(clicks.Topic))
+	if err != nil {
+		return counted, err
+	}
+	partitions, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return counted, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	raise := func(m map[int32]int64, p int32, o int64) {
+		if cur, ok := m[p]; !ok || o > cur {
+			m[p] = o
+		}
+	}
+	err = r.k.ReadTopic(client, string(clicks.Table), func(p int32, key, value []byte) {
+		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted.anywhere)
+		if o := clicks.HomeOffset(value, id); o >= 0 {
+			raise(counted.home, p, o)
+		}
+		for s, o := range clicks.ForwardedOffsets(value, id) {
+			if counted.forwarded[p] == nil {
+				counted.forwarded[p] = map[int32]int64{}
+			}
+			raise(counted.forwarded[p], s, o)
+		}
+		if clicks.Readable(value) {
+			delete(counted.unreadable, string(key))
+		} else {
+			counted.unreadable[string(key)] = true
+		}
+	})
+	if err != nil {
+		return counted, fmt.Errorf("read what was counted: %w", err)
+	}
+	return counted, nil
+}
+
+// rewinds are the offsets the group's committed offsets are to go back
+// to, by topic and partition.
+type rewinds map[string]map[int32]int64
+
+// add asks for topic/p to be read again from offset; the lowest asked
+// wins.
+func (rw rewinds) add(topic string, p int32, offset int64) {
+	if rw[topic] == nil {
+		rw[topic] = map[int32]int64{}
+	}
+	if cur, ok := rw[topic][p]; !ok || offset < cur {
+		rw[topic][p] = offset
+	}
+}
+
+// rewind sets the group's committed offsets back as rw asks, where it
+// committed more.
+func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int64, rw rewinds) error {
+	for topic, parts := range rw {
+		for p, offset := range parts {
+			if c, ok := committed[topic][p]; ok && offset < c {
+				if err := r.k.Rewind(client, string(clicks.Group), topic, p, offset); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// clickOf returns whether m is a click of a user of partition p (of
+// parts) that the processor counts (not a filler, a user whose value can
+// be read).
+func clickOf(m *sarama.ConsumerMessage, p, parts int32, counted tableOffsets) bool {
+	for _, h := range m.Headers {
+		if string(h.Key) == clicks.FillerHeader {
+			return false
+		}
+	}
+	return len(m.Key) > 0 && clicks.KeyPartition(string(m.Key), parts) == p && !counted.unreadable[string(m.Key)]
+}
+
+// countAgain finds the partitions of the table whose changelog lost
+// counts: those where a local table held what it lost (writtenBack), and
+// those where a click of a user of the partition lies below the group's
+// committed offset but above what the table says was counted of them.
+// The processor is then made to read again the clicks and forwards the
+// table may lack: the group's offsets go back to the first such click of
+// user-clicks and to the start of the loop topic. A click counted before
+// is recognised by its user's stored offset, so only the lost counts are
+// made again.
+func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, writtenBack []int32, rw rewinds) error {
+	n, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	parts := int32(len(n))
+	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	for p := range parts {
+		home, ok := counted.home[p]
+		if !ok {
+			home = -1
+		}
+		c, read := committed[string(clicks.Topic)][p]
+		at, found := int64(0), false
+		if read {
+			err := r.k.Scan(client, string(clicks.Topic), p, max(home+1, starts[p]), c, func(m *sarama.ConsumerMessage) bool {
+				at, found = m.Offset, clickOf(m, p, parts, counted)
+				return !found
+			})
+			if err != nil {
+				return fmt.Errorf("look for clicks the table lost: %w", err)
+			}
+		}
+		if !found && !slices.Contains(writtenBack, p) {
+			continue
+		}
+		args := []any{"topic", clicks.Table, "partition", p, "counted_up_to", home + 1}
+		if found {
+			rw.add(string(clicks.Topic), p, at)
+			args = append(args, "read_up_to", c, "count_again_from", at)
+		}
+		if _, ok := committed[string(clicks.Loop)][p]; ok {
+			rw.add(string(clicks.Loop), p, loopStarts[p])
+			args = append(args, "loop_again_from", loopStarts[p])
+		}
+		r.logger.Warn("the table's changelog lost counts (a damaged or truncated log?): the processor reads those clicks again and counts what the table lacks", args...)
+		if home+1 < starts[p] {
+			r.logger.Warn("the broker deleted clicks that what the table's changelog lost may have counted: the counts of those are lost",
+				"topic", clicks.Topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
+		}
+	}
+	return nil
+}
+
+// lostForwards finds clicks forwarded through the loop topic whose
+// forward is lost: a click outside its user's partition, below the
+// group's committed offset of its partition (so it was forwarded), but
+// neither counted (the table) nor waiting in the loop topic. A damaged
+// loop topic loses such forwards, also above the group's committed
+// offset of the loop topic, where nothing else would notice. Forwards of
+// one partition reach the loop topic, and are counted, in their order,
+// so one past the last counted or waiting is all to look from. The
+// processor is made to read those clicks again, and forwards them again.
+//
+// Where no forward from a partition to a partition of the loop topic was
+// counted or waits, there is nothing to look from but the start of the
+// partition: that is read only for a loop partition known to be damaged
+// (its log ends before what the group read, in lost) or read again
+// (its table partition lost counts), not at every start.
+func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, rw rewinds) error {
+	damaged := map[int32]bool{}
+	for _, l := range lost {
+		if l.Topic == string(clicks.Loop) {
+			damaged[l.Partition] = true
+		}
+	}
+	for p := range rw[string(clicks.Loop)] {
+		damaged[p] = true
+	}
+	id, err := r.k.TopicID(string(clicks.Topic))
+	if err != nil {
+		return err
+	}
+	n, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	parts := int32(len(n))
+	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	loopEnds, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
+	for p := range parts {
+		// What waits in the loop topic, by the partition it came from:
+		// from where the processor will read (it reads the rest again).
+		from, ok := committed[string(clicks.Loop)][p]
+		if !ok {
+			from = loopStarts[p]
+		}
+		if again, ok := rw[string(clicks.Loop)][p]; ok {
+			from = min(from, again)
+		}
+		waiting := map[int32]int64{}
+		err := r.k.Scan(client, string(clicks.Loop), p, max(from, loopStarts[p]), loopEnds[p], func(m *sarama.ConsumerMessage) bool {
+			if s, o, ok := clicks.ForwardedFrom(m.Value, id); ok {
+				waiting[s] = max(waiting[s], o)
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("read what waits in the loop topic: %w", err)
+		}
+		var lost int
+		var again []string
+		for s := range parts {
+			c, read := committed[string(clicks.Topic)][s]
+			if s == p || !read {
+				continue
+			}
+			last := int64(-1)
+			if o, ok := counted.forwarded[p][s]; ok {
+				last = o
+			}
+			if o, ok := waiting[s]; ok {
+				last = max(last, o)
+			}
+			if last < 0 && !damaged[p] {
+				continue
+			}
+			first, n := int64(-1), 0
+			err := r.k.Scan(client, string(clicks.Topic), s, max(last+1, starts[s]), c, func(m *sarama.ConsumerMessage) bool {
+				if clickOf(m, p, parts, counted) {
+					if n == 0 {
+						first = m.Offset
+					}
+					n++
+				}
+				return true
+			})
+			if err != nil {
+				return fmt.Errorf("look for forwards the loop topic lost: %w", err)
+			}
+			if n > 0 {
+				rw.add(string(clicks.Topic), s, first)
+				lost += n
+				again = append(again, fmt.Sprintf("%s/%d@%d", clicks.Topic, s, first))
+			}
+		}
+		if lost > 0 {
+			r.logger.Warn("clicks forwarded through the loop topic were lost before they were counted (a damaged or truncated log?): the processor reads them again",
+				"topic", clicks.Loop, "partition", p, "log_end", loopEnds[p], "clicks_not_counted", lost, "count_again_from", strings.Join(again, ","))
+		}
+	}
+	return nil
+}
