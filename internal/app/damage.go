@@ -81,9 +81,7 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) er
 	if err := r.lostForwards(client, committed, counted, lost, rw); err != nil {
 		return err
 	}
-	if err := r.rewind(client, committed, rw); err != nil {
-		return err
-	}
+	r.rewind(client, committed, rw)
 	return r.fillLostOffsets(client, lost)
 }
 

@@ -83,18 +83,20 @@ func (rw rewinds) add(topic string, p int32, offset int64) {
 }
 
 // rewind sets the group's committed offsets back as rw asks, where it
-// committed more.
-func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int64, rw rewinds) error {
+// committed more. The coordinator refuses while other members of the
+// group run (processors of other instances): that is said, and the
+// program goes on with the counts short by what was reported.
+func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int64, rw rewinds) {
 	for topic, parts := range rw {
 		for p, offset := range parts {
 			if c, ok := committed[topic][p]; ok && offset < c {
 				if err := r.k.Rewind(client, string(clicks.Group), topic, p, offset); err != nil {
-					return err
+					r.logger.Error("cannot make the processor group read those clicks again (do other processors of the group run? stop them all and start one): their counts stay lost",
+						"topic", topic, "partition", p, "from", offset, "err", err)
 				}
 			}
 		}
 	}
-	return nil
 }
 
 // clickOf returns whether m is a click of a user of partition p (of
@@ -183,7 +185,9 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 // counted or waits, there is nothing to look from but the start of the
 // partition: that is read only for a loop partition known to be damaged
 // (its log ends before what the group read, in lost) or read again
-// (its table partition lost counts), not at every start.
+// (its table partition lost counts), not at every start. Each partition
+// of user-clicks is read once, from the lowest offset to look from; with
+// the emitter's clicks alone (none forwarded) nothing is read.
 func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, rw rewinds) error {
 	damaged := map[int32]bool{}
 	for _, l := range lost {
@@ -215,6 +219,10 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 	if err != nil {
 		return err
 	}
+	// last[p][s]: the last click of partition s forwarded to loop
+	// partition p that was counted or waits there; -1 where none is
+	// known and p is damaged (look from the start); absent: do not look.
+	last := map[int32]map[int32]int64{}
 	for p := range parts {
 		// What waits in the loop topic, by the partition it came from:
 		// from where the processor will read (it reads the rest again).
@@ -235,45 +243,64 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 		if err != nil {
 			return fmt.Errorf("read what waits in the loop topic: %w", err)
 		}
-		var lost int
-		var again []string
+		last[p] = map[int32]int64{}
 		for s := range parts {
-			c, read := committed[string(clicks.Topic)][s]
-			if s == p || !read {
-				continue
-			}
-			last := int64(-1)
+			l, known := int64(-1), false
 			if o, ok := counted.forwarded[p][s]; ok {
-				last = o
+				l, known = o, true
 			}
 			if o, ok := waiting[s]; ok {
-				last = max(last, o)
+				l, known = max(l, o), true
 			}
-			if last < 0 && !damaged[p] {
-				continue
-			}
-			first, n := int64(-1), 0
-			err := r.k.Scan(client, string(clicks.Topic), s, max(last+1, starts[s]), c, func(m *sarama.ConsumerMessage) bool {
-				if clickOf(m, p, parts, counted) {
-					if n == 0 {
-						first = m.Offset
-					}
-					n++
-				}
-				return true
-			})
-			if err != nil {
-				return fmt.Errorf("look for forwards the loop topic lost: %w", err)
-			}
-			if n > 0 {
-				rw.add(string(clicks.Topic), s, first)
-				lost += n
-				again = append(again, fmt.Sprintf("%s/%d@%d", clicks.Topic, s, first))
+			if s != p && (known || damaged[p]) {
+				last[p][s] = l
 			}
 		}
-		if lost > 0 {
+	}
+	// One read of each partition of user-clicks, from the lowest of
+	// what is to be looked at, for all partitions of the loop topic.
+	notCounted := map[int32]int{}
+	again := map[int32][]string{}
+	for s := range parts {
+		c, read := committed[string(clicks.Topic)][s]
+		if !read {
+			continue
+		}
+		from, any := c, false
+		for p := range parts {
+			if l, ok := last[p][s]; ok {
+				from, any = min(from, l+1), true
+			}
+		}
+		if !any {
+			continue
+		}
+		first := map[int32]int64{}
+		err := r.k.Scan(client, string(clicks.Topic), s, max(from, starts[s]), c, func(m *sarama.ConsumerMessage) bool {
+			if len(m.Key) == 0 {
+				return true
+			}
+			p := clicks.KeyPartition(string(m.Key), parts)
+			if l, ok := last[p][s]; ok && m.Offset > l && clickOf(m, p, parts, counted) {
+				if _, seen := first[p]; !seen {
+					first[p] = m.Offset
+					rw.add(string(clicks.Topic), s, m.Offset)
+				}
+				notCounted[p]++
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("look for forwards the loop topic lost: %w", err)
+		}
+		for p, o := range first {
+			again[p] = append(again[p], fmt.Sprintf("%s/%d@%d", clicks.Topic, s, o))
+		}
+	}
+	for p := range parts {
+		if notCounted[p] > 0 {
 			r.logger.Warn("clicks forwarded through the loop topic were lost before they were counted (a damaged or truncated log?): the processor reads them again",
-				"topic", clicks.Loop, "partition", p, "log_end", loopEnds[p], "clicks_not_counted", lost, "count_again_from", strings.Join(again, ","))
+				"topic", clicks.Loop, "partition", p, "log_end", loopEnds[p], "clicks_not_counted", notCounted[p], "count_again_from", strings.Join(again[p], ","))
 		}
 	}
 	return nil
