@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"time"
 
 	"clicks/internal/cache"
 	"clicks/internal/clicks"
@@ -30,6 +31,12 @@ func (r *roles) repairLogs(client sarama.Client) error {
 	if !r.cfg.process {
 		return nil
 	}
+	start := time.Now()
+	defer func() {
+		// The whole table is read: with a million users it takes a
+		// second or two (BenchmarkDamageCheck), which a slow start shows.
+		r.logger.Info("checked the logs for damage", "took", time.Since(start).Round(10*time.Millisecond))
+	}()
 	return r.reportUnreadClicks(client, writtenBack)
 }
 

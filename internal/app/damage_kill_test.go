@@ -284,3 +284,24 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 	writeOneClickBatches(t, addr, 1000)
 	waitForSummary(t, in.url, time.Minute, fmt.Sprintf("%d clicks", before+1000), func(st servedSummary) bool { return st.Total == int64(before+1000) })
 }
+
+// BenchmarkDamageCheck: the processor's start-up check for damaged logs
+// on a table of 1,000,000 users, which it reads whole at every start
+// (the built program, processor only; check-s is what it logs it took).
+func BenchmarkDamageCheck(b *testing.B) {
+	e := newBenchEnv(b, clicks.DefaultPartitions)
+	e.fillTable(1_000_000)
+	bin := buildClicks(b)
+	re := regexp.MustCompile(`msg="checked the logs for damage" took=(\S+)`)
+	var took []float64
+	for b.Loop() {
+		p := startProcess(b, bin, "-brokers", e.k.Brokers[0], "-emit=false", "-serve=false", "-data", b.TempDir(), "-quiet")
+		d, err := time.ParseDuration(waitForLog(b, p, re))
+		if err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, d.Seconds())
+		p.kill()
+	}
+	b.ReportMetric(median(took), "check-s")
+}

@@ -35,30 +35,30 @@ func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
 	if err != nil {
 		return counted, err
 	}
-	partitions, err := client.Partitions(string(clicks.Topic))
-	if err != nil {
-		return counted, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
-	}
 	raise := func(m map[int32]int64, p int32, o int64) {
 		if cur, ok := m[p]; !ok || o > cur {
 			m[p] = o
 		}
 	}
 	err = r.k.ReadTopic(client, string(clicks.Table), func(p int32, key, value []byte) {
-		clicks.CountedUpTo(string(key), value, int32(len(partitions)), id, counted.anywhere)
-		if o := clicks.HomeOffset(value, id); o >= 0 {
-			raise(counted.home, p, o)
+		v := clicks.ReadStored(value, id)
+		if !v.Readable {
+			counted.unreadable[string(key)] = true
+			return
 		}
-		for s, o := range clicks.ForwardedOffsets(value, id) {
+		if len(counted.unreadable) > 0 {
+			delete(counted.unreadable, string(key))
+		}
+		if v.Home >= 0 {
+			raise(counted.home, p, v.Home)
+			raise(counted.anywhere, p, v.Home)
+		}
+		for s, o := range v.Forwarded {
 			if counted.forwarded[p] == nil {
 				counted.forwarded[p] = map[int32]int64{}
 			}
 			raise(counted.forwarded[p], s, o)
-		}
-		if clicks.Readable(value) {
-			delete(counted.unreadable, string(key))
-		} else {
-			counted.unreadable[string(key)] = true
+			raise(counted.anywhere, s, o)
 		}
 	})
 	if err != nil {

@@ -166,28 +166,6 @@ func (c tableCodec) Decode(data []byte) (any, error) {
 	return v, nil
 }
 
-// CountedUpTo notes, in upTo, the highest offset of each partition of the
-// click topic (of the incarnation topicID) that the stored value of key
-// says was counted: its own clicks' and the forwarded ones'. A value that
-// cannot be read says nothing.
-func CountedUpTo(key string, value []byte, partitions int32, topicID string, upTo map[int32]int64) {
-	u, err := decodeUser(value)
-	if err != nil || u.TopicID != topicID {
-		return
-	}
-	raise := func(p int32, off int64) {
-		if cur, ok := upTo[p]; !ok || off > cur {
-			upTo[p] = off
-		}
-	}
-	if u.Offset >= 0 {
-		raise(KeyPartition(key, partitions), u.Offset)
-	}
-	for p, off := range u.Forwarded {
-		raise(p, off)
-	}
-}
-
 // NewerValue tells whether the stored value cached holds more clicks than
 // logged, the value of the same key in the table's changelog: a local
 // table writes back only such values to a changelog that lost records,
@@ -206,35 +184,6 @@ func NewerValue(cached, logged []byte) bool {
 	return c.Clicks > l.Clicks
 }
 
-// HomeOffset is the offset of the last click of the key's own partition
-// of the click topic (of the incarnation topicID) that the stored value
-// says was counted; -1 if none, or if the value cannot be read.
-func HomeOffset(value []byte, topicID string) int64 {
-	u, err := decodeUser(value)
-	if err != nil || u.TopicID != topicID {
-		return -1
-	}
-	return u.Offset
-}
-
-// Readable tells whether a stored value is a user's count the processor
-// can read.
-func Readable(value []byte) bool {
-	_, err := decodeUser(value)
-	return err == nil
-}
-
-// ForwardedOffsets returns, from a stored value of the incarnation
-// topicID of the click topic, the offset of the last forwarded click
-// counted from each other partition; nil if none or unreadable.
-func ForwardedOffsets(value []byte, topicID string) map[int32]int64 {
-	u, err := decodeUser(value)
-	if err != nil || u.TopicID != topicID {
-		return nil
-	}
-	return u.Forwarded
-}
-
 // ForwardedFrom reads where in the click topic the click is that a loop
 // topic record forwards: its partition and offset; ok is false for a
 // record clicks did not write, or one of another incarnation than
@@ -246,4 +195,28 @@ func ForwardedFrom(value []byte, topicID string) (partition int32, offset int64,
 		return 0, 0, false
 	}
 	return f.Partition, f.Offset, true
+}
+
+// Stored is what the start-up repair reads of a stored value.
+type Stored struct {
+	Readable bool // a user's count: the processor counts its clicks
+	// Home is the offset of the last click of the key's own partition of
+	// the click topic that was counted, -1 if none; Forwarded, of each
+	// other partition, of its forwarded clicks. Both only for values of
+	// the incarnation asked for.
+	Home      int64
+	Forwarded map[int32]int64
+}
+
+// ReadStored reads a stored value for what was counted of the
+// incarnation topicID of the click topic.
+func ReadStored(value []byte, topicID string) Stored {
+	u, err := decodeUser(value)
+	if err != nil {
+		return Stored{Home: -1}
+	}
+	if u.TopicID != topicID {
+		return Stored{Readable: true, Home: -1}
+	}
+	return Stored{Readable: true, Home: u.Offset, Forwarded: u.Forwarded}
 }

@@ -253,17 +253,14 @@ func FuzzForwardCodec(f *testing.F) {
 // values of a user is newer.
 func TestRepairReadsValuesAndForwards(t *testing.T) {
 	value := []byte(`{"Clicks":7,"Offset":41,"TopicID":"id-1","Forwarded":{"3":12}}`)
-	if got := HomeOffset(value, "id-1"); got != 41 {
-		t.Errorf("HomeOffset = %d, want 41", got)
+	if got := ReadStored(value, "id-1"); !got.Readable || got.Home != 41 || got.Forwarded[3] != 12 || len(got.Forwarded) != 1 {
+		t.Errorf("ReadStored = %+v, want readable, home 41, forwarded map[3:12]", got)
 	}
-	if got := HomeOffset(value, "id-2"); got != -1 {
-		t.Errorf("HomeOffset of another incarnation = %d, want -1", got)
+	if got := ReadStored(value, "id-2"); !got.Readable || got.Home != -1 || got.Forwarded != nil {
+		t.Errorf("ReadStored of another incarnation = %+v, want readable and no offsets", got)
 	}
-	if got := ForwardedOffsets(value, "id-1"); got[3] != 12 || len(got) != 1 {
-		t.Errorf("ForwardedOffsets = %v, want map[3:12]", got)
-	}
-	if !Readable(value) || Readable([]byte("not a count")) {
-		t.Error("Readable tells a count from other bytes wrongly")
+	if got := ReadStored([]byte("not a count"), "id-1"); got.Readable || got.Home != -1 {
+		t.Errorf("ReadStored of other bytes = %+v, want unreadable", got)
 	}
 	older := []byte(`{"Clicks":6,"Offset":40,"TopicID":"id-1"}`)
 	if !NewerValue(value, older) || NewerValue(older, value) || NewerValue(value, []byte("x")) || NewerValue([]byte("x"), older) {
