@@ -130,6 +130,10 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 	if err != nil {
 		return err
 	}
+	ends, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
 	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
 	if err != nil {
 		return err
@@ -142,7 +146,8 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 		c, read := committed[string(clicks.Topic)][p]
 		at, found := int64(0), false
 		if read {
-			err := r.k.Scan(client, string(clicks.Topic), p, max(home+1, starts[p]), c, func(m *sarama.ConsumerMessage) bool {
+			// Up to the log end, where the log lost its end too.
+			err := r.k.Scan(client, string(clicks.Topic), p, max(home+1, starts[p]), min(c, ends[p]), func(m *sarama.ConsumerMessage) bool {
 				at, found = m.Offset, clickOf(m, p, parts, counted)
 				return !found
 			})
@@ -211,6 +216,10 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 	if err != nil {
 		return err
 	}
+	ends, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
 	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
 	if err != nil {
 		return err
@@ -276,7 +285,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			continue
 		}
 		first := map[int32]int64{}
-		err := r.k.Scan(client, string(clicks.Topic), s, max(from, starts[s]), c, func(m *sarama.ConsumerMessage) bool {
+		err := r.k.Scan(client, string(clicks.Topic), s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
 			if len(m.Key) == 0 {
 				return true
 			}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/IBM/sarama"
 	"golang.org/x/sync/errgroup"
@@ -88,26 +89,53 @@ func (k *Cluster) ReadPartition(client sarama.Client, topic string, partition in
 
 // readPartition calls fn with the records of topic/p from start to end.
 func readPartition(consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
+	return scanPartition(consumer, topic, p, start, end, func(m *sarama.ConsumerMessage) bool {
+		fn(p, m.Key, m.Value)
+		return true
+	})
+}
+
+// scanIdle is how long a read waits for a record it knows is there
+// before it gives up (a broker that stalls), instead of hanging the start.
+const scanIdle = 30 * time.Second
+
+// scanPartition calls fn with the records of topic/p from start up to
+// (not including) end, until fn returns false.
+func scanPartition(consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
 	if start >= end {
 		return nil
 	}
 	pc, err := consumer.ConsumePartition(topic, p, start)
 	if err != nil {
-		return fmt.Errorf("read %s/%d: %w", topic, p, err)
+		return fmt.Errorf("read %s/%d from %d: %w", topic, p, start, err)
 	}
-	for next := start; next < end; {
+	stalled := false
+	defer func() {
+		if stalled {
+			// Not Close: sarama's Close waits for the stalled fetch.
+			pc.AsyncClose()
+			return
+		}
+		if cerr := pc.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("read %s/%d: %w", topic, p, cerr)
+		}
+	}()
+	idle := time.NewTimer(scanIdle)
+	defer idle.Stop()
+	for {
 		select {
 		case m := <-pc.Messages():
-			fn(p, m.Key, m.Value)
-			next = m.Offset + 1
+			if m.Offset >= end || !fn(m) || m.Offset == end-1 {
+				return nil
+			}
+			idle.Reset(scanIdle)
 		case cerr := <-pc.Errors():
-			return errors.Join(fmt.Errorf("read %s/%d: %w", topic, p, cerr), pc.Close())
+			return fmt.Errorf("read %s/%d: %w", topic, p, cerr)
+		case <-idle.C:
+			stalled = true
+			return fmt.Errorf("read %s/%d: no record for %v before offset %d", topic, p, scanIdle, end)
 		}
 	}
-	if err := pc.Close(); err != nil {
-		return fmt.Errorf("read %s/%d: %w", topic, p, err)
-	}
-	return nil
 }
 
 // Append writes the records (key, value) to partition of topic, in their
@@ -178,7 +206,9 @@ func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo
 }
 
 // Scan calls fn with the records of partition of topic from offset from
-// up to (not including) to, in order, until fn returns false.
+// up to (not including) to, in order, until fn returns false. Records
+// deleted meanwhile (retention) are left out: it reads from the log start
+// then.
 func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from, to int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
 	if from >= to {
 		return nil
@@ -188,21 +218,15 @@ func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from
 		return fmt.Errorf("consumer of %s: %w", topic, err)
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
-	pc, err := consumer.ConsumePartition(topic, partition, from)
-	if err != nil {
-		return fmt.Errorf("read %s/%d: %w", topic, partition, err)
-	}
-	defer func() { err = errors.Join(err, pc.Close()) }()
-	for {
-		select {
-		case m := <-pc.Messages():
-			if m.Offset >= to || !fn(m) || m.Offset == to-1 {
-				return nil
-			}
-		case cerr := <-pc.Errors():
-			return fmt.Errorf("read %s/%d: %w", topic, partition, cerr)
+	err = scanPartition(consumer, topic, partition, from, to, fn)
+	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+		start, serr := client.GetOffset(topic, partition, sarama.OffsetOldest)
+		if serr != nil {
+			return errors.Join(err, fmt.Errorf("log start of %s/%d: %w", topic, partition, serr))
 		}
+		return scanPartition(consumer, topic, partition, max(from, start), to, fn)
 	}
+	return err
 }
 
 // Rewind sets the offset group has committed for partition of topic
