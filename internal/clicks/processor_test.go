@@ -145,6 +145,15 @@ type fakeContext struct {
 	set         any
 	looped      any // the value of a Loopback
 	headers     goka.Headers
+	run         context.Context // the partition processor's run; nil: context.Background()
+	reads       int             // calls of Value
+}
+
+func (c *fakeContext) Context() context.Context {
+	if c.run == nil {
+		return context.Background()
+	}
+	return c.run
 }
 
 func (c *fakeContext) Headers() goka.Headers { return c.headers }
@@ -157,7 +166,7 @@ func (c *fakeContext) Key() string {
 	}
 	return c.key
 }
-func (c *fakeContext) Value() any                              { return c.value }
+func (c *fakeContext) Value() any                              { c.reads++; return c.value }
 func (c *fakeContext) SetValue(v any, _ ...goka.ContextOption) { c.set = v }
 func (c *fakeContext) Fail(err error)                          { c.failed = err }
 func (c *fakeContext) Loopback(key string, v any, _ ...goka.ContextOption) {
