@@ -27,7 +27,9 @@ func TestKeepRunningRestartsAFailedPart(t *testing.T) {
 	}
 	rebuild := func() error { rebuilds.Add(1); return nil }
 	done := make(chan error, 1)
-	go func() { done <- keepRunning(ctx, "part", slog.New(slog.NewTextHandler(io.Discard, nil)), run, rebuild) }()
+	go func() {
+		done <- keepRunning(ctx, "part", slog.New(slog.NewTextHandler(io.Discard, nil)), run, rebuild, nil)
+	}()
 	var at []time.Time
 	for range 3 {
 		select {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"clicks/internal/logs"
+
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -57,7 +59,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(cfg.Count),
 		kfake.DataDir(cfg.Dir),
-		kfake.WithLogger(kfakeLogger{logger.With("part", "broker")}),
+		kfake.WithLogger(kfakeLogger{logs.NewRepeat(logger.With("part", "broker"), 10*time.Second)}),
 		// kfake asks for 127.0.0.1:<port>; listen on the host asked for.
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
 			_, p, err := net.SplitHostPort(addr)
@@ -121,6 +123,17 @@ func (b *Embedded) WritesRefused() int64 {
 	return b.disk.refused.Load()
 }
 
+// DiskFull tells whether the disk of the broker's log has less free than
+// the floor (-broker-min-free-mib), so that the broker refuses writes,
+// and how many MiB it had free when last asked.
+func (b *Embedded) DiskFull() (full bool, freeMiB uint64) {
+	if b.disk == nil {
+		return false, 0
+	}
+	full = b.disk.isFull()
+	return full, b.disk.freeNow() >> 20
+}
+
 // Dir is where the broker keeps its log.
 func (b *Embedded) Dir() string { return b.cfg.Dir }
 
@@ -159,8 +172,11 @@ func (b *Embedded) CompactPeriodically(ctx context.Context) error {
 			b.ApplyRetention()
 		case <-t.C:
 			if b.disk != nil {
-				if ok, err := b.disk.roomToCompact(b.cfg.Dir, b.cfg.Table); err != nil || !ok {
-					b.disk.repeat.Warn("compaction skipped: the disk has no room for a copy of the table", "err", err)
+				if ok, err := b.disk.roomToCompact(b.cfg.Dir, b.cfg.Table); err != nil {
+					b.disk.repeat.Warn("compaction skipped: cannot tell whether the disk has room for a copy of the table", "err", err)
+					continue
+				} else if !ok {
+					b.disk.repeat.Warn("compaction skipped: the disk has no room for a copy of the table")
 					continue
 				}
 			}
@@ -193,14 +209,17 @@ func SplitHostPort(addr string) (string, int, error) {
 	return host, p, nil
 }
 
-// kfakeLogger passes the broker's warnings and errors to slog.
-type kfakeLogger struct{ l *slog.Logger }
+// kfakeLogger passes the broker's warnings and errors to slog, each
+// kind once per interval: kfake says one for every write that fails (a
+// full disk: "persist batch user-clicks-3: ... no space left on device"),
+// which is a line per click.
+type kfakeLogger struct{ r *logs.Repeat }
 
 func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
 	switch level {
 	case kfake.LogLevelError:
-		k.l.Error(fmt.Sprintf(format, args...))
+		k.r.Log(slog.LevelError, format, fmt.Sprintf(format, args...))
 	case kfake.LogLevelWarn:
-		k.l.Warn(fmt.Sprintf(format, args...))
+		k.r.Log(slog.LevelWarn, format, fmt.Sprintf(format, args...))
 	}
 }
