@@ -64,11 +64,11 @@ func NewCounter(out io.Writer, topicID string, partitions int32, events Events, 
 // partition and forwards any other.
 func (c *Counter) click(ctx goka.Context, msg any) {
 	key := ctx.Key()
-	if _, ok := ctx.Headers()[FillerHeader]; ok {
-		c.events.Skipped(SkipFiller) // not a click: no log line either
-		return
-	}
 	if key == "" {
+		if _, ok := ctx.Headers()[FillerHeader]; ok {
+			c.events.Skipped(SkipFiller) // not a click: no log line either
+			return
+		}
 		// A click with a null or empty key (another client may write
 		// one) belongs to no user: it is skipped, not counted.
 		c.skip(ctx, SkipNoKey, "click without a user key skipped")
@@ -122,8 +122,8 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 // it was counted already.
 func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, topicID string) {
 	recent := c.recent.of(ctx)
-	u, ok := recent.get(ctx.Key())
-	if !ok {
+	u, kept := recent.get(ctx.Key())
+	if !kept {
 		switch v := ctx.Value().(type) {
 		case nil:
 			u = &User{Offset: -1}
@@ -151,14 +151,18 @@ func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, top
 		// got, and the changelog must hold it before goka commits
 		// this offset.
 		ctx.SetValue(u)
-		recent.put(ctx.Key(), u, c.recent.perPartition)
+		if !kept {
+			recent.put(ctx.Key(), u, c.recent.perPartition)
+		}
 		c.events.Skipped(SkipDuplicate)
 		return
 	}
 	u.Clicks++
 	u.setCounted(from, offset)
 	ctx.SetValue(u)
-	recent.put(ctx.Key(), u, c.recent.perPartition)
+	if !kept { // a kept user is changed in place
+		recent.put(ctx.Key(), u, c.recent.perPartition)
+	}
 	c.events.Counted()
 	if c.out != nil {
 		fmt.Fprintf(c.out, "[proc] key: %s clicks: %d, msg: %s\n", ctx.Key(), u.Clicks, truncate(fmt.Appendf(nil, "%v", msg), 100))
