@@ -31,7 +31,7 @@ test-race:
 # The tests that take a real cluster from KAFKA_BROKERS, against the one
 # from docker-compose.yml: end to end, the crashes of the program and of the
 # processor, and the scale-out (the others start their own embedded broker).
-KAFKA_TESTS = ^Test(EndToEndKafka|KafkaTopicsReplicated|CrashesCountEachClickOnce|CrashesOfProcessorAlone|ScaleOut)$$
+KAFKA_TESTS = ^Test(EndToEndKafka|KafkaTopicsReplicated|KafkaBrokerDown|CrashesCountEachClickOnce|CrashesOfProcessorAlone|ScaleOut)$$
 test-kafka:
 	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -timeout 30m -run '$(KAFKA_TESTS)' -v ./internal/app
 

@@ -177,7 +177,7 @@ func makeN(t *testing.T, target string) string {
 
 // kafkaTests are the tests that run against the real cluster in the Kafka
 // CI job (make test-kafka).
-var kafkaTests = []string{"TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaTopicsReplicated", "TestScaleOut"}
+var kafkaTests = []string{"TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaBrokerDown", "TestKafkaTopicsReplicated", "TestScaleOut"}
 
 func TestMakefileTargets(t *testing.T) {
 	data, err := os.ReadFile("../../Makefile")
