@@ -171,9 +171,12 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 		return err
 	}
 	defer client.Close()
+	if err := r.chooseReplication(client); err != nil {
+		return err
+	}
 	partitions, err := r.k.EnsureTopics(client, kafka.Topics{Stream: string(clicks.Topic), Table: string(clicks.Table), Loop: string(clicks.Loop)})
 	if err != nil {
-		return err
+		return tooFewBrokers(err, r.k.Replication, client)
 	}
 	if len(r.cfg.brokers) == 0 {
 		if err := r.k.LimitRetention(client, int64(r.cfg.brokerKeepMiB)<<20, string(clicks.Topic), string(clicks.Loop)); err != nil {

@@ -46,6 +46,8 @@ type Embedded struct {
 	logger   *slog.Logger
 	sessions *sessionWatch
 	disk     *diskGuard // nil without a floor
+	nodes    *nodes     // for StopNode
+	addrs    []string   // of the brokers at start, by kfake node ID
 }
 
 // Start starts the cluster and reloads its log from cfg.Dir. It has no
@@ -56,6 +58,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded broker address: %w", err)
 	}
 	sessions := newSessionWatch()
+	nodes := newNodes()
 	opts := []kfake.Opt{
 		kfake.NumBrokers(cfg.Count),
 		kfake.DataDir(cfg.Dir),
@@ -70,7 +73,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 			if err != nil {
 				return nil, err
 			}
-			return sessions.listen(ln), nil
+			return nodes.track(sessions.listen(ln)), nil
 		}),
 		kfake.BrokerConfigs(map[string]string{
 			// kfake's own compaction timer would compact without the
@@ -106,7 +109,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.Listen, cfg.Dir, err)
 	}
-	b := &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions}
+	b := &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions, nodes: nodes, addrs: c.ListenAddrs()}
 	if cfg.MinFree > 0 {
 		b.disk = newDiskGuard(cfg.Dir, cfg.MinFree, logger.With("part", "broker"))
 		b.disk.install(c)
