@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// StopNode closes the broker's listener and the connections it had
-// accepted, and moves its partitions; StartNode opens the same address
-// again. The controller and unknown addresses are refused.
-func TestStopNodeAndStartAgain(t *testing.T) {
+// kfake's RemoveNode closes the broker's listener but not the connections
+// it had accepted, which go on being served: StopNode closes them too, and
+// moves its partitions; StartNode opens the same address again. The
+// controller (which kfake never moves) and unknown addresses are refused.
+func TestKfakeRemoveNodeKeepsConnections(t *testing.T) {
 	b, err := Start(Config{Listen: "127.0.0.1:0", Count: 3, Dir: t.TempDir(), Table: "table", CompactInterval: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
