@@ -10,7 +10,7 @@ import (
 )
 
 // kfake's RemoveNode closes the broker's listener but not the connections
-// it had accepted, which go on being served: StopNode closes them too, and
+// it had accepted, which stay open: StopNode closes them too, and
 // moves its partitions; StartNode opens the same address again. The
 // controller (which kfake never moves) and unknown addresses are refused.
 func TestKfakeRemoveNodeKeepsConnections(t *testing.T) {
