@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"clicks/internal/logs"
@@ -62,7 +63,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(cfg.Count),
 		kfake.DataDir(cfg.Dir),
-		kfake.WithLogger(kfakeLogger{logs.NewRepeat(logger.With("part", "broker"), 10*time.Second)}),
+		kfake.WithLogger(newKfakeLogger(logger.With("part", "broker"))),
 		// kfake asks for 127.0.0.1:<port>; listen on the host asked for.
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
 			_, p, err := net.SplitHostPort(addr)
@@ -212,17 +213,34 @@ func SplitHostPort(addr string) (string, int, error) {
 	return host, p, nil
 }
 
-// kfakeLogger passes the broker's warnings and errors to slog, each
-// kind once per interval: kfake says one for every write that fails (a
-// full disk: "persist batch user-clicks-3: ... no space left on device"),
-// which is a line per click.
-type kfakeLogger struct{ r *logs.Repeat }
+// kfakeLogger passes the broker's warnings and errors to slog. kfake
+// says one for every write to its files that fails ("persist batch
+// user-clicks-3: ... no space left on device"): with the disk full, a line
+// per click; those are logged once per interval for each kind, with how
+// many there were. Every other line (a corrupt segment truncated at
+// start, one per partition) is logged as it comes.
+type kfakeLogger struct {
+	l      *slog.Logger
+	writes *logs.Repeat
+}
+
+func newKfakeLogger(l *slog.Logger) kfakeLogger {
+	return kfakeLogger{l: l, writes: logs.NewRepeat(l, 10*time.Second)}
+}
 
 func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	var lv slog.Level
 	switch level {
 	case kfake.LogLevelError:
-		k.r.Log(slog.LevelError, format, fmt.Sprintf(format, args...))
+		lv = slog.LevelError
 	case kfake.LogLevelWarn:
-		k.r.Log(slog.LevelWarn, format, fmt.Sprintf(format, args...))
+		lv = slog.LevelWarn
+	default:
+		return
 	}
+	if strings.HasPrefix(format, "persist ") {
+		k.writes.Log(lv, format, fmt.Sprintf(format, args...))
+		return
+	}
+	k.l.Log(context.Background(), lv, fmt.Sprintf(format, args...))
 }
