@@ -14,10 +14,14 @@ func TestCondense(t *testing.T) {
 		name, text, want string
 		causes           int
 	}{
-		{"goka's tree", goka, "kafka: Failed to produce message to topic mini-group-table: kafka server: Disk error when trying to access log file on the disk", 3},
+		{"goka's tree", goka, "kafka: Failed to produce message to topic mini-group-table: kafka server: Disk error when trying to access log file on the disk; " +
+			"open table cache data/processor/3: write data/processor/3/000001.log: no space left on device; " +
+			"an earlier write failed: write user-7 to mini-group-table: kafka server: Disk error when trying to access log file on the disk", 3},
+		{"the same cause many times", "3 errors occurred:\n\t* broker gone\n\t* broker gone\n\t* broker gone\n", "broker gone", 3},
 		{"with a head", "[Processor mini-group] Error running/stopping partition processor 7: 1 error occurred:\n\t* write user-0: kafka server: Disk error\n\n",
 			"[Processor mini-group] Error running/stopping partition processor 7: write user-0: kafka server: Disk error", 1},
-		{"only earlier writes", "2 errors occurred:\n\t* an earlier write failed: A\n\t* an earlier write failed: B\n", "an earlier write failed: A", 2},
+		{"only earlier writes", "2 errors occurred:\n\t* an earlier write failed: A\n\t* an earlier write failed: B\n", "an earlier write failed: A; an earlier write failed: B", 2},
+		{"at most three", "4 errors occurred:\n\t* A\n\t* B\n\t* C\n\t* D\n", "A; B; C", 4},
 		{"no tree", "dial tcp 127.0.0.1:9092: connection refused", "dial tcp 127.0.0.1:9092: connection refused", 0},
 		{"an empty tree", "broker gone: 0 errors occurred:", "broker gone", 0},
 	}

@@ -89,7 +89,7 @@ func TestGokaLoggerCondenses(t *testing.T) {
 	g := Goka{L: slog.New(slog.NewTextHandler(&out, nil))}
 	g.Printf("[Processor %s] Error running/stopping partition processor %d: %v", "mini-group", 7,
 		"2 errors occurred:\n\t* write user-0: kafka server: Disk error\n\t* write user-1: kafka server: Disk error\n")
-	want := `msg="[Processor mini-group] Error running/stopping partition processor 7: write user-0: kafka server: Disk error" causes=2`
+	want := `msg="[Processor mini-group] Error running/stopping partition processor 7: write user-0: kafka server: Disk error; write user-1: kafka server: Disk error" causes=2`
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("logged %q, want it to contain %q", out.String(), want)
 	}
