@@ -191,7 +191,11 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	waitForMetric := func(name string, above float64, within time.Duration) {
 		t.Helper()
 		for deadline := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
-			if v, _ := metricstest.Value(metricstest.Scrape(t, get), name); v > above {
+			v, ok := metricstest.Value(metricstest.Scrape(t, get), name)
+			if !ok {
+				t.Fatalf("no %s in /-/metrics", name)
+			}
+			if v > above {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -224,20 +228,34 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	if len(errorLines) > 60 {
 		t.Errorf("%d warnings and errors with the disk full, want each part's once per interval:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 40))
 	}
+	failures := 0
 	for _, line := range errorLines {
-		if strings.Contains(line, " failed; starting it again") && !regexp.MustCompile(`(?i)disk|no space`).MatchString(line) {
-			t.Errorf("a part failed with the disk full, and its line does not name the disk: %s", line)
+		if strings.Contains(line, " failed; starting it again") {
+			failures++
+			if !strings.Contains(line, `disk="the embedded broker's disk is nearly full`) {
+				t.Errorf("a part failed with the disk full, and its line does not say so: %s", line)
+			}
 		}
 		if len(line) > 2000 {
 			t.Errorf("a line of %d bytes: %.300s…", len(line), line)
 		}
+	}
+	if failures == 0 {
+		t.Error("no part failed with the disk full to the last byte: the test tested no failure's line")
+	}
+	// The processor and the view, each once per pause (1, 2, 4, 8, 16 s…).
+	if failures > 12 {
+		t.Errorf("%d lines of failed parts, want each part's once per pause", failures)
 	}
 
 	// Space returns: the clicks are emitted and counted again.
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := metricstest.Value(metricstest.Scrape(t, get), "clicks_served")
+	before, ok := metricstest.Value(metricstest.Scrape(t, get), "clicks_served")
+	if !ok {
+		t.Fatal("no clicks_served in /-/metrics")
+	}
 	waitForMetric("clicks_served", before+1000, 2*time.Minute)
 
 	if err := app.cmd.Process.Signal(syscall.SIGTERM); err != nil {
