@@ -98,7 +98,11 @@ func TestKafkaBrokerDown(t *testing.T) {
 		t.Logf("docker compose %s", strings.Join(args, " "))
 	}
 	// Whatever happens, the broker is back for the tests after this one.
-	t.Cleanup(func() { exec.Command(docker, append(compose, "up", "-d", "--wait", victim)...).Run() })
+	t.Cleanup(func() {
+		if out, err := exec.Command(docker, append(compose, "up", "-d", "--wait", victim)...).CombinedOutput(); err != nil {
+			t.Errorf("start %s again for the tests after this one: %v\n%s", victim, err, out)
+		}
+	})
 	countThroughBrokerDown(t, strings.Split(k, ","),
 		func() { run("kill", victim) },
 		func() { run("up", "-d", "--wait", victim) })

@@ -49,6 +49,10 @@ func (r *roles) chooseReplication(client sarama.Client) error {
 		return err
 	}
 	r.k.Replication, r.k.MinInsync = replication, minInsync
+	if brokers := len(client.Brokers()); r.cfg.replication == 0 && brokers > 1 && replication < defaultReplication {
+		r.logger.Warn("fewer brokers than replicas clicks would choose: topics created now get fewer replicas, and an acknowledged click may be on one broker only; give -replication 3 to refuse instead",
+			"brokers", brokers, "replication", replication, "min_insync", minInsync)
+	}
 	return nil
 }
 
