@@ -4,7 +4,8 @@
 # benchmarks) are in internal/app.
 
 DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
-KAFKA_BROKERS ?= 127.0.0.1:9092
+# The three brokers of docker-compose.yml.
+KAFKA_BROKERS ?= 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
 
 .PHONY: all run run-kafka test test-race test-kafka soak bench start stop restart clean
 
@@ -27,9 +28,12 @@ test:
 test-race:
 	go test -race -count=1 ./...
 
-# The end-to-end test against the cluster from docker-compose.yml.
+# The tests that take a real cluster from KAFKA_BROKERS, against the one
+# from docker-compose.yml: end to end, the crashes of the program and of the
+# processor, and the scale-out (the others start their own embedded broker).
+KAFKA_TESTS = ^Test(EndToEndKafka|KafkaTopicsReplicated|KafkaBrokerDown|CrashesCountEachClickOnce|CrashesOfProcessorAlone|ScaleOut)$$
 test-kafka:
-	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -run EndToEndKafka -v ./internal/app
+	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -timeout 30m -run '$(KAFKA_TESTS)' -v ./internal/app
 
 # The crash and scale-out tests with 100 SIGKILLs each instead of a few.
 soak:
@@ -43,7 +47,7 @@ BENCH ?= .
 bench:
 	bash -o pipefail -c "go test -run '^$$' -bench '$(BENCH)' -benchtime 1x -count 1 -timeout 60m ./internal/app | tee bench.txt"
 
-# Start ZooKeeper and Kafka and return once both pass their healthchecks.
+# Start the three Kafka brokers and return once all pass their healthchecks.
 start:
 	$(DOCKER) compose up -d --wait
 

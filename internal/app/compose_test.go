@@ -1,31 +1,47 @@
 package app
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 )
 
-// composeFile is the part of docker-compose.yml that the README and the
-// Makefile rely on.
+// composeFile is the part of docker-compose.yml that the README, the
+// Makefile and the Kafka CI job rely on.
 type composeFile struct {
-	Services map[string]struct {
-		Image       string         `yaml:"image"`
-		Ports       []string       `yaml:"ports"`
-		Environment map[string]any `yaml:"environment"`
-		DependsOn   map[string]struct {
-			Condition string `yaml:"condition"`
-		} `yaml:"depends_on"`
-		Healthcheck *struct {
-			Test []string `yaml:"test"`
-		} `yaml:"healthcheck"`
-	} `yaml:"services"`
+	Services map[string]composeService `yaml:"services"`
 }
 
-func TestDockerCompose(t *testing.T) {
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Ports       []string          `yaml:"ports"`
+	Environment map[string]string `yaml:"environment"`
+	Healthcheck *struct {
+		Test    []string `yaml:"test"`
+		Retries int      `yaml:"retries"`
+	} `yaml:"healthcheck"`
+}
+
+// kafkaServices are the brokers of docker-compose.yml, as goka's examples
+// name and publish them.
+var kafkaServices = []struct{ name, hostPort string }{
+	{"kafka1", "127.0.0.1:9092"},
+	{"kafka2", "127.0.0.1:9093"},
+	{"kafka3", "127.0.0.1:9094"},
+}
+
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
 	data, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -34,33 +50,88 @@ func TestDockerCompose(t *testing.T) {
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
-	zk, ok := c.Services["zookeeper"]
-	if !ok || !strings.Contains(zk.Image, "zookeeper") {
-		t.Fatalf("no ZooKeeper service: %+v", c.Services)
+	return c
+}
+
+// docker-compose.yml is a KRaft cluster of three brokers, each published
+// on loopback, healthy only when it sees all three, with the replication
+// clicks chooses for three brokers.
+func TestDockerCompose(t *testing.T) {
+	c := readCompose(t)
+	if len(c.Services) != len(kafkaServices) {
+		t.Errorf("services %v, want only the brokers %v", keys(c.Services), kafkaServices)
 	}
-	kafka, ok := c.Services["kafka"]
-	if !ok || !strings.Contains(kafka.Image, "kafka") {
-		t.Fatalf("no Kafka service: %+v", c.Services)
-	}
-	for name, s := range c.Services {
-		if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
-			t.Errorf("service %s has no healthcheck: `docker compose up --wait` could not wait for it", name)
+	nodeIDs := map[string]bool{}
+	var voters, clusterIDs []string
+	for _, want := range kafkaServices {
+		s, ok := c.Services[want.name]
+		if !ok {
+			t.Errorf("no service %s", want.name)
+			continue
+		}
+		env := s.Environment
+		// Pinned: an image without a version tag (or "latest") changes
+		// under the tests.
+		if name, tag, ok := strings.Cut(s.Image, ":"); !ok || !strings.Contains(name, "kafka") || !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(tag) {
+			t.Errorf("%s: image %q is not a Kafka image pinned to a version", want.name, s.Image)
+		}
+		_, port, _ := strings.Cut(want.hostPort, ":")
+		if !slices.Contains(s.Ports, want.hostPort+":"+port) {
+			t.Errorf("%s: ports %v, want %s published on %s", want.name, s.Ports, port, want.hostPort)
+		}
+		if adv := env["KAFKA_ADVERTISED_LISTENERS"]; !strings.Contains(adv, "://"+want.hostPort) {
+			t.Errorf("%s: does not advertise %s to the host: %q", want.name, want.hostPort, adv)
+		}
+		if l := env["KAFKA_LISTENERS"]; !strings.Contains(l, ":"+port) {
+			t.Errorf("%s: listens on %q, not on the published port %s", want.name, l, port)
+		}
+		// KRaft: every broker is a controller too, and no ZooKeeper.
+		if env["KAFKA_PROCESS_ROLES"] != "broker,controller" {
+			t.Errorf("%s: KAFKA_PROCESS_ROLES = %q, want broker,controller", want.name, env["KAFKA_PROCESS_ROLES"])
+		}
+		if z, ok := env["KAFKA_ZOOKEEPER_CONNECT"]; ok {
+			t.Errorf("%s: KAFKA_ZOOKEEPER_CONNECT = %q in a KRaft cluster", want.name, z)
+		}
+		nodeIDs[env["KAFKA_NODE_ID"]] = true
+		voters = append(voters, env["KAFKA_CONTROLLER_QUORUM_VOTERS"])
+		clusterIDs = append(clusterIDs, env["CLUSTER_ID"])
+		for key, value := range map[string]string{
+			"KAFKA_AUTO_CREATE_TOPICS_ENABLE":                "false",
+			"KAFKA_DEFAULT_REPLICATION_FACTOR":               strconv.Itoa(defaultReplication),
+			"KAFKA_MIN_INSYNC_REPLICAS":                      "2",
+			"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         strconv.Itoa(defaultReplication),
+			"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": strconv.Itoa(defaultReplication),
+			"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            "2",
+			"KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE":           "false",
+		} {
+			if env[key] != value {
+				t.Errorf("%s: %s = %q, want %q", want.name, key, env[key], value)
+			}
+		}
+		// `docker compose up --wait` waits for the healthchecks; each
+		// must ask its own broker and want all three brokers listed.
+		if s.Healthcheck == nil || len(s.Healthcheck.Test) < 2 || s.Healthcheck.Retries < 1 {
+			t.Errorf("%s: no healthcheck (with retries): `docker compose up --wait` could not wait for it", want.name)
+		} else if cmd := strings.Join(s.Healthcheck.Test, " "); !strings.Contains(cmd, "--bootstrap-server "+want.name+":") || !strings.Contains(cmd, strconv.Itoa(len(kafkaServices))) {
+			t.Errorf("%s: healthcheck %q does not ask its own broker for all %d brokers", want.name, cmd, len(kafkaServices))
 		}
 	}
-	if !slicesContainsSuffix(kafka.Ports, ":9092:9092") && !slicesContainsSuffix(kafka.Ports, "9092:9092") {
-		t.Errorf("Kafka does not publish 9092: %v", kafka.Ports)
+	if len(nodeIDs) != len(kafkaServices) {
+		t.Errorf("node IDs %v are not distinct", keys(nodeIDs))
 	}
-	if v := kafka.Environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]; v != "false" {
-		t.Errorf("KAFKA_AUTO_CREATE_TOPICS_ENABLE = %v, want \"false\"", v)
+	if len(distinct(voters)) != 1 || strings.Count(voters[0], "@") != len(kafkaServices) {
+		t.Errorf("the controller quorum is not the same three on every broker: %q", voters)
 	}
-	if adv, _ := kafka.Environment["KAFKA_ADVERTISED_LISTENERS"].(string); !strings.Contains(adv, "127.0.0.1:9092") {
-		t.Errorf("Kafka does not advertise 127.0.0.1:9092 to the host: %q", adv)
+	for _, want := range kafkaServices {
+		if !strings.Contains(voters[0], "@"+want.name+":") {
+			t.Errorf("%s is not a controller: %q", want.name, voters[0])
+		}
 	}
-	if kafka.DependsOn["zookeeper"].Condition != "service_healthy" {
-		t.Errorf("Kafka does not wait for a healthy ZooKeeper: %+v", kafka.DependsOn)
+	if len(distinct(clusterIDs)) != 1 || clusterIDs[0] == "" {
+		t.Errorf("the brokers do not share one CLUSTER_ID: %q", clusterIDs)
 	}
 
-	// Where a Docker client is installed, it must accept the file too.
+	// Where Docker Compose is installed, it must accept the file too.
 	if docker, err := exec.LookPath("docker"); err == nil {
 		out, err := exec.Command(docker, "compose", "-f", "../../docker-compose.yml", "config", "--quiet").CombinedOutput()
 		if err != nil && !strings.Contains(string(out), "is not a docker command") && !strings.Contains(string(out), "unknown") {
@@ -69,30 +140,186 @@ func TestDockerCompose(t *testing.T) {
 	}
 }
 
+// distinct returns the different strings of ss, sorted.
+func distinct(ss []string) []string {
+	ss = slices.Clone(ss)
+	slices.Sort(ss)
+	return slices.Compact(ss)
+}
+
+func keys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// makeN returns the commands make would run for target.
+func makeN(t *testing.T, target string) string {
+	t.Helper()
+	if _, err := exec.LookPath("make"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no make found, and CI=true: install it (apt-get install make)")
+		}
+		t.Skipf("no make found: %v", err)
+	}
+	cmd := exec.Command("make", "-n", "-C", "../..", "--no-print-directory", target)
+	// The Makefile's own default, not one from the environment.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "KAFKA_BROKERS=") })
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n %s: %v\n%s", target, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// kafkaTests are the tests that run against the real cluster in the Kafka
+// CI job (make test-kafka).
+var kafkaTests = []string{"TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaBrokerDown", "TestKafkaTopicsReplicated", "TestScaleOut"}
+
 func TestMakefileTargets(t *testing.T) {
 	data, err := os.ReadFile("../../Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := string(data)
-	for _, target := range []string{"start:", "stop:", "restart:", "run:", "run-kafka:", "test:", "bench:", "soak:"} {
-		if !strings.Contains(mk, "\n"+target) {
+	for _, target := range []string{"start", "stop", "restart", "run", "run-kafka", "test", "test-kafka", "bench", "soak", "clean"} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(data) {
 			t.Errorf("Makefile lacks target %s", target)
 		}
 	}
-	if !strings.Contains(mk, "compose up -d --wait") {
-		t.Error("make start does not wait for the healthchecks (docker compose up -d --wait)")
+	var hostPorts []string
+	for _, s := range kafkaServices {
+		hostPorts = append(hostPorts, s.hostPort)
 	}
-	if !strings.Contains(mk, "-brokers $(KAFKA_BROKERS)") {
-		t.Error("make run-kafka does not pass -brokers")
+	brokers := strings.Join(hostPorts, ",")
+
+	if got := makeN(t, "start"); !strings.HasSuffix(got, " compose up -d --wait") {
+		t.Errorf("make start runs %q, want docker compose up -d --wait (it waits for the healthchecks)", got)
+	}
+	if got := strings.Split(makeN(t, "restart"), "\n"); len(got) != 2 || !strings.HasSuffix(got[0], " compose down") || !strings.HasSuffix(got[1], " compose up -d --wait") {
+		t.Errorf("make restart runs %q, want compose down, then compose up -d --wait", got)
+	}
+	if got, want := makeN(t, "run-kafka"), "go run main.go -brokers "+brokers; got != want {
+		t.Errorf("make run-kafka runs %q, want %q", got, want)
+	}
+	got := makeN(t, "test-kafka")
+	if !strings.HasPrefix(got, "KAFKA_BROKERS="+brokers+" go test ") || !strings.HasSuffix(got, " ./internal/app") {
+		t.Fatalf("make test-kafka runs %q, want KAFKA_BROKERS=%s go test ... ./internal/app", got, brokers)
+	}
+	m := regexp.MustCompile(`-run '([^']+)'`).FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("make test-kafka selects no tests with -run: %q", got)
+	}
+	run := regexp.MustCompile(m[1])
+	tests := testFuncs(t)
+	var selected []string
+	for name, body := range tests {
+		if !run.MatchString(name) {
+			continue
+		}
+		selected = append(selected, name)
+		// A test selected that does not read KAFKA_BROKERS would test
+		// the embedded broker again, not the cluster.
+		if !strings.Contains(body, "kafkaBrokers(") && !strings.Contains(body, "clusterForTest(") && !strings.Contains(body, `"KAFKA_BROKERS"`) {
+			t.Errorf("make test-kafka runs %s, which does not take its brokers from KAFKA_BROKERS", name)
+		}
+	}
+	slices.Sort(selected)
+	if !slices.Equal(selected, kafkaTests) {
+		t.Errorf("make test-kafka runs %v, want %v", selected, kafkaTests)
 	}
 }
 
-func slicesContainsSuffix(s []string, suffix string) bool {
-	for _, x := range s {
-		if strings.HasSuffix(x, suffix) {
-			return true
+// testFuncs returns the source of each Test function of this package, by
+// name.
+func testFuncs(t *testing.T) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	funcs := map[string]string{}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(fset, name, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
+				funcs[fn.Name.Name] = string(src[fset.Position(fn.Body.Pos()).Offset:fset.Position(fn.Body.End()).Offset])
+			}
 		}
 	}
-	return false
+	return funcs
+}
+
+// workflow is the part of a GitHub Actions workflow the Kafka job relies
+// on.
+type workflow struct {
+	Jobs map[string]struct {
+		RunsOn string `yaml:"runs-on"`
+		Steps  []struct {
+			Uses string            `yaml:"uses"`
+			Run  string            `yaml:"run"`
+			If   string            `yaml:"if"`
+			With map[string]string `yaml:"with"`
+		} `yaml:"steps"`
+	} `yaml:"jobs"`
+}
+
+// .github/workflows/kafka.yml checks out, sets up Go from go.mod, starts
+// the cluster, runs the Kafka tests and stops the cluster whatever
+// happened.
+func TestKafkaWorkflow(t *testing.T) {
+	data, err := os.ReadFile("../../.github/workflows/kafka.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w workflow
+	if err := yaml.Unmarshal(data, &w); err != nil {
+		t.Fatalf("kafka.yml: %v", err)
+	}
+	if len(w.Jobs) != 1 {
+		t.Fatalf("jobs %v, want one", keys(w.Jobs))
+	}
+	for name, job := range w.Jobs {
+		if !strings.HasPrefix(job.RunsOn, "ubuntu-") {
+			t.Errorf("job %s runs on %q, want an ubuntu runner (it has Docker)", name, job.RunsOn)
+		}
+		var steps []string
+		for _, s := range job.Steps {
+			switch {
+			case strings.HasPrefix(s.Uses, "actions/checkout@"):
+				steps = append(steps, "checkout")
+			case strings.HasPrefix(s.Uses, "actions/setup-go@"):
+				if s.With["go-version-file"] != "go.mod" {
+					t.Errorf("setup-go with %v, want go-version-file: go.mod", s.With)
+				}
+				steps = append(steps, "setup-go")
+			case s.Run != "" && strings.HasPrefix(s.Run, "make "):
+				step := strings.TrimSpace(s.Run)
+				if step == "make stop" && s.If != "always()" {
+					t.Errorf("make stop runs if %q, want always(): a failed test must not leave the brokers running", s.If)
+				}
+				steps = append(steps, step)
+			case s.Run != "":
+				if s.If != "failure()" {
+					t.Errorf("step %q runs if %q: only make targets belong in the job, or diagnostics on failure", s.Run, s.If)
+				}
+			default:
+				t.Errorf("unexpected step %+v", s)
+			}
+		}
+		want := []string{"checkout", "setup-go", "make restart", "make test-kafka", "make stop"}
+		if !slices.Equal(steps, want) {
+			t.Errorf("job %s steps %q, want %q", name, steps, want)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,4 +139,150 @@ func waitForLogWithin(t *testing.T, p *process, re *regexp.Regexp, within time.D
 			t.Fatalf("no log line matching %s within %s:\n%s", re, within, lastLines(p.stderr.String(), 30))
 		}
 	}
+}
+
+// fillUp writes a file in dir until the filesystem has no space left.
+func fillUp(t *testing.T, dir string) string {
+	t.Helper()
+	name := filepath.Join(dir, "filler-all")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	for _, n := range []int{64 << 10, 4 << 10, 512} { // the last bytes too
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				break
+			}
+		}
+	}
+	if err := f.Close(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// The whole program (broker, emitter, processor, view) on a disk that
+// fills up to the last byte under it: the broker's log, the local
+// tables and the groups' offsets all find no space. It does not exit: the
+// parts that fail say why, naming the disk, once per interval, and are
+// run again; when space returns everything resumes by itself, and every
+// acknowledged click is in the topic and counted once.
+func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("disk test skipped with -short")
+	}
+	disk := mountTmpfs(t, 64)
+	bin := buildClicks(t)
+	dataDir := filepath.Join(disk, "data")
+	app := startProcess(t, bin, "-data", dataDir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0",
+		"-interval", "200us", "-quiet", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
+	base := viewURL(t, app)
+	get := (&instance{t: t, url: base}).get
+	waitForMetric := func(name string, above float64, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
+			v, ok := metricstest.Value(metricstest.Scrape(t, get), name)
+			if !ok {
+				t.Fatalf("no %s in /-/metrics", name)
+			}
+			if v > above {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not above %v within %v:\n%s", name, above, within, lastLines(app.stderr.String(), 30))
+			}
+		}
+	}
+	waitForMetric("clicks_served", 1000, time.Minute)
+
+	filler := fillUp(t, disk)
+	fullRE := regexp.MustCompile(`msg="the embedded broker's disk is nearly full[^\n]* repeated=\d+`)
+	waitForLogWithin(t, app, fullRE, 2*time.Minute)
+	// Some seconds more with no byte free, for the local tables to find out.
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-app.exited:
+			t.Fatalf("the program exited with the disk full (%v):\n%s", err, lastLines(app.stderr.String(), 40))
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	logged := app.stderr.String()
+	var errorLines []string
+	for _, line := range strings.Split(logged, "\n") {
+		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+			errorLines = append(errorLines, line)
+		}
+	}
+	t.Logf("with the disk full for 15 s and more, %d warnings and errors; the last:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 15))
+	if len(errorLines) > 60 {
+		t.Errorf("%d warnings and errors with the disk full, want each part's once per interval:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 40))
+	}
+	failures := 0
+	for _, line := range errorLines {
+		if strings.Contains(line, " failed; starting it again") {
+			failures++
+			if !strings.Contains(line, `disk="the embedded broker's disk is nearly full`) {
+				t.Errorf("a part failed with the disk full, and its line does not say so: %s", line)
+			}
+		}
+		if len(line) > 2000 {
+			t.Errorf("a line of %d bytes: %.300s…", len(line), line)
+		}
+	}
+	if failures == 0 {
+		t.Error("no part failed with the disk full to the last byte: the test tested no failure's line")
+	}
+	// The processor and the view, each once per pause (1, 2, 4, 8, 16 s…).
+	if failures > 12 {
+		t.Errorf("%d lines of failed parts, want each part's once per pause", failures)
+	}
+
+	// Space returns: the clicks are emitted and counted again.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	before, ok := metricstest.Value(metricstest.Scrape(t, get), "clicks_served")
+	if !ok {
+		t.Fatal("no clicks_served in /-/metrics")
+	}
+	waitForMetric("clicks_served", before+1000, 2*time.Minute)
+
+	if err := app.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-app.exited:
+		if err != nil {
+			t.Fatalf("stop with SIGTERM: %v\n%s", err, lastLines(app.stderr.String(), 30))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM:\n%s", lastLines(app.stderr.String(), 30))
+	}
+	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.stderr.String())
+	if m == nil {
+		t.Fatalf("no emitter summary:\n%s", lastLines(app.stderr.String(), 30))
+	}
+	sent, _ := strconv.Atoi(m[1])
+	unknown, _ := strconv.Atoi(m[3])
+	in := startClicks(t, nil, "-data", dataDir, "-emit=false", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
+	inTopic := 0
+	for _, n := range recordsPerKey(t, in.brokers, string(clicks.Topic)) {
+		inTopic += n
+	}
+	t.Logf("emitter: sent %d, failed %s, unknown %d; in the topic: %d", sent, m[2], unknown, inTopic)
+	if inTopic < sent || inTopic > sent+unknown {
+		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
+	}
+	matchTopic(t, in.brokers, in)
 }

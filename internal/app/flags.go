@@ -52,7 +52,8 @@ type config struct {
 	emit            bool
 	process         bool
 	serve           bool
-	replication     int
+	replication     int // 0: chosen from the cluster's size (replication.go)
+	minInsync       int // 0: chosen from the replication
 	partitions      int
 	connectTimeout  time.Duration
 	compactInterval time.Duration
@@ -84,7 +85,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.emit, "emit", true, "run the emitter")
 	fs.BoolVar(&cfg.process, "process", true, "run the processor")
 	fs.BoolVar(&cfg.serve, "serve", true, "run the view and its HTTP server")
-	fs.IntVar(&cfg.replication, "replication", 1, "replication factor of the topics clicks creates")
+	fs.IntVar(&cfg.replication, "replication", 0, "replication factor of the topics clicks creates; 0: 3, or as many as the cluster has brokers if fewer")
+	fs.IntVar(&cfg.minInsync, "min-insync", 0, "min.insync.replicas of the topics clicks creates: the replicas that must have a click before it is acknowledged; 0: 2 with 3 or more replicas, else 1")
 	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates, at most 1000 (existing topics keep theirs)")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table and deletes the clicks it keeps no more")
@@ -126,8 +128,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("-partitions must be at least 1, got %d", cfg.partitions)}
 	case cfg.partitions > maxPartitions:
 		return cfg, usageError{fmt.Errorf("-partitions must be at most %d, got %d", maxPartitions, cfg.partitions)}
-	case cfg.replication < 1:
-		return cfg, usageError{fmt.Errorf("-replication must be at least 1, got %d", cfg.replication)}
+	case cfg.replication < 0:
+		return cfg, usageError{fmt.Errorf("-replication must be at least 0, got %d", cfg.replication)}
+	case cfg.minInsync < 0:
+		return cfg, usageError{fmt.Errorf("-min-insync must be at least 0, got %d", cfg.minInsync)}
+	case cfg.replication > 0 && cfg.minInsync > cfg.replication:
+		return cfg, usageError{fmt.Errorf("-min-insync %d is above -replication %d: no write could ever be acknowledged", cfg.minInsync, cfg.replication)}
 	case cfg.brokerCount < 1:
 		return cfg, usageError{fmt.Errorf("-broker-count must be at least 1, got %d", cfg.brokerCount)}
 	case cfg.connectTimeout <= 0:

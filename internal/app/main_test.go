@@ -247,11 +247,11 @@ func TestEndToEndEmbeddedThreeBrokers(t *testing.T) {
 }
 
 // TestEndToEndKafka runs against a real cluster: make restart, then
-// KAFKA_BROKERS=127.0.0.1:9092 go test -run Kafka.
+// make test-kafka (KAFKA_BROKERS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094).
 func TestEndToEndKafka(t *testing.T) {
 	brokers := os.Getenv("KAFKA_BROKERS")
 	if brokers == "" {
-		t.Skip("KAFKA_BROKERS is not set; run `make restart` and set KAFKA_BROKERS=127.0.0.1:9092 to test against real Kafka")
+		t.Skip("KAFKA_BROKERS is not set; run `make restart` and `make test-kafka` to test against real Kafka")
 	}
 	checkCountsSurviveRestart(t, os.Getenv)
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"clicks/internal/logs"
 )
 
 // Pauses before a part that failed is started again: doubling from the
@@ -22,7 +24,12 @@ const (
 // run again after a pause, so the program outlives its brokers; /-/ready
 // says meanwhile that the part is not running. Only ctx ends it, with the
 // error of the last run, if any.
-func keepRunning(ctx context.Context, name string, logger *slog.Logger, run func(context.Context) error, rebuild func() error) error {
+//
+// The line logged for a failure gives goka's tree of errors (a branch per
+// partition and per message) as its first cause and how many there were,
+// and what note (nil: nothing) adds about the program's state, such as a
+// full disk that the cause does not name.
+func keepRunning(ctx context.Context, name string, logger *slog.Logger, run func(context.Context) error, rebuild func() error, note func() []any) error {
 	pause := firstRestartPause
 	for {
 		started := time.Now()
@@ -40,7 +47,16 @@ func keepRunning(ctx context.Context, name string, logger *slog.Logger, run func
 			pause = firstRestartPause
 		}
 		for {
-			logger.Error(name+" failed; starting it again", "err", err, "in", pause)
+			short, causes := logs.Condense(err.Error())
+			args := []any{"err", short}
+			if causes > 1 {
+				args = append(args, "causes", causes)
+			}
+			args = append(args, "in", pause)
+			if note != nil {
+				args = append(args, note()...)
+			}
+			logger.Error(name+" failed; starting it again", args...)
 			select {
 			case <-ctx.Done():
 				return nil

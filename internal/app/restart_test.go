@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"clicks/internal/logs"
 )
 
 // A part that fails is built again and run again, each time after a
@@ -27,7 +30,9 @@ func TestKeepRunningRestartsAFailedPart(t *testing.T) {
 	}
 	rebuild := func() error { rebuilds.Add(1); return nil }
 	done := make(chan error, 1)
-	go func() { done <- keepRunning(ctx, "part", slog.New(slog.NewTextHandler(io.Discard, nil)), run, rebuild) }()
+	go func() {
+		done <- keepRunning(ctx, "part", slog.New(slog.NewTextHandler(io.Discard, nil)), run, rebuild, nil)
+	}()
 	var at []time.Time
 	for range 3 {
 		select {
@@ -48,5 +53,38 @@ func TestKeepRunningRestartsAFailedPart(t *testing.T) {
 	}
 	if rebuilds.Load() != 2 {
 		t.Errorf("%d rebuilds, want 2", rebuilds.Load())
+	}
+}
+
+// The line of a failure gives goka's tree of errors condensed, and what
+// the note says of the program's state.
+func TestKeepRunningSaysWhyOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := logs.Lock(new(strings.Builder))
+	logger := slog.New(slog.NewTextHandler(out, nil))
+	var runs atomic.Int32
+	run := func(ctx context.Context) error {
+		if runs.Add(1) == 1 {
+			return errors.New("2 errors occurred:\n\t* write user-1: Disk error\n\t* write user-2: Disk error\n")
+		}
+		<-ctx.Done()
+		return nil
+	}
+	note := func() []any { return []any{"disk", "nearly full"} }
+	done := make(chan error, 1)
+	go func() { done <- keepRunning(ctx, "part", logger, run, func() error { return nil }, note) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "failed; starting it again"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no line of the failure in 10 s:\n%s", out.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := `level=ERROR msg="part failed; starting it again" err="write user-1: Disk error; write user-2: Disk error" causes=2 in=1s disk="nearly full"`
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("logged:\n%s\nwant a line with:\n%s", out.String(), want)
 	}
 }

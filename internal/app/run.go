@@ -170,9 +170,12 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 		return err
 	}
 	defer client.Close()
+	if err := r.chooseReplication(client); err != nil {
+		return err
+	}
 	partitions, err := r.k.EnsureTopics(client, kafka.Topics{Stream: string(clicks.Topic), Table: string(clicks.Table), Loop: string(clicks.Loop)})
 	if err != nil {
-		return err
+		return tooFewBrokers(err, r.k.Replication, client)
 	}
 	if len(r.cfg.brokers) == 0 {
 		if err := r.k.LimitRetention(client, int64(r.cfg.brokerKeepMiB)<<20, string(clicks.Topic), string(clicks.Loop)); err != nil {
@@ -212,6 +215,20 @@ func (r *roles) startEmitter(ctx context.Context) error {
 	return nil
 }
 
+// failureNote is what the line of a failed part adds about the program:
+// that the embedded broker's disk is nearly full, which goka's error does
+// not always say (a write that found no space is "an unexpected server
+// error" to the client).
+func (r *roles) failureNote() []any {
+	if r.broker == nil {
+		return nil
+	}
+	if full, free := r.broker.DiskFull(); full {
+		return []any{"disk", fmt.Sprintf("the embedded broker's disk is nearly full (%d MiB free): it refuses writes until space returns", free)}
+	}
+	return nil
+}
+
 func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 	var out io.Writer = r.stdout
 	if r.cfg.quiet {
@@ -243,7 +260,7 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 			}
 			return err
 		}
-		return keepRunning(ctx, "processor", r.logger, run, rebuild)
+		return keepRunning(ctx, "processor", r.logger, run, rebuild, r.failureNote)
 	})
 	r.g.Go(func() error {
 		status.LogRecovery(ctx, "processor", string(clicks.Table), func() map[int32]*goka.TableStats { return status.ProcessorTables(current.Load()) },
@@ -262,7 +279,7 @@ func (r *roles) startView(ctx context.Context, httpListener net.Listener) error 
 		return err
 	}
 	r.parts = append(r.parts, status.ViewPart(view))
-	r.g.Go(func() error { return keepRunning(ctx, "view", r.logger, view.Run, view.Rebuild) })
+	r.g.Go(func() error { return keepRunning(ctx, "view", r.logger, view.Run, view.Rebuild, r.failureNote) })
 	r.g.Go(func() error {
 		status.LogRecovery(ctx, "view", string(clicks.Table), func() map[int32]*goka.TableStats { return view.Stats(ctx).Partitions }, view.Recovered, r.cfg.progressEvery, r.logger)
 		return nil

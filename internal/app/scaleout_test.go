@@ -80,14 +80,13 @@ func TestScaleOut(t *testing.T) {
 		t.Skip("scale-out test skipped with -short")
 	}
 	bin := buildClicks(t)
-	broker := startProcess(t, bin, "-data", t.TempDir(), "-broker-listen", "127.0.0.1:0", "-emit=false", "-process=false", "-serve=false")
-	addr := waitForLog(t, broker, brokersRE)
+	addr, _ := clusterForTest(t, bin)
 	emitter := startProcess(t, bin, "-data", t.TempDir(), "-brokers", addr, "-process=false", "-serve=false", "-interval", "2ms")
 	startProc := func() *process {
 		return startProcess(t, bin, "-data", t.TempDir(), "-brokers", addr, "-emit=false", "-listen", "127.0.0.1:0", "-quiet")
 	}
 	// Another client writes too, into partitions of its own choosing.
-	stopWriter := startForeignWriter(t, []string{addr})
+	stopWriter := startForeignWriter(t, strings.Split(addr, ","))
 	procs := []*process{startProc(), startProc(), startProc()}
 	gen := waitForSplit(t, procs, -1)
 
@@ -124,7 +123,7 @@ func TestScaleOut(t *testing.T) {
 	for _, p := range procs {
 		views = append(views, &instance{t: t, url: viewURL(t, p), stderr: p.stderr})
 	}
-	matchTopic(t, []string{addr}, views...)
+	matchTopic(t, strings.Split(addr, ","), views...)
 }
 
 // viewURL waits for the address a process's view opened at.

@@ -10,7 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
+
+	"clicks/internal/logs"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -44,6 +47,8 @@ type Embedded struct {
 	logger   *slog.Logger
 	sessions *sessionWatch
 	disk     *diskGuard // nil without a floor
+	nodes    *nodes     // for StopNode
+	addrs    []string   // of the brokers at start, by kfake node ID
 }
 
 // Start starts the cluster and reloads its log from cfg.Dir. It has no
@@ -54,10 +59,11 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded broker address: %w", err)
 	}
 	sessions := newSessionWatch()
+	nodes := newNodes()
 	opts := []kfake.Opt{
 		kfake.NumBrokers(cfg.Count),
 		kfake.DataDir(cfg.Dir),
-		kfake.WithLogger(kfakeLogger{logger.With("part", "broker")}),
+		kfake.WithLogger(newKfakeLogger(logger.With("part", "broker"))),
 		// kfake asks for 127.0.0.1:<port>; listen on the host asked for.
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
 			_, p, err := net.SplitHostPort(addr)
@@ -68,7 +74,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 			if err != nil {
 				return nil, err
 			}
-			return sessions.listen(ln), nil
+			return nodes.track(sessions.listen(ln)), nil
 		}),
 		kfake.BrokerConfigs(map[string]string{
 			// kfake's own compaction timer would compact without the
@@ -104,7 +110,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.Listen, cfg.Dir, err)
 	}
-	b := &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions}
+	b := &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions, nodes: nodes, addrs: c.ListenAddrs()}
 	if cfg.MinFree > 0 {
 		b.disk = newDiskGuard(cfg.Dir, cfg.MinFree, logger.With("part", "broker"))
 		b.disk.install(c)
@@ -119,6 +125,17 @@ func (b *Embedded) WritesRefused() int64 {
 		return 0
 	}
 	return b.disk.refused.Load()
+}
+
+// DiskFull tells whether the disk of the broker's log has less free than
+// the floor (-broker-min-free-mib), so that the broker refuses writes,
+// and how many MiB it had free when last asked.
+func (b *Embedded) DiskFull() (full bool, freeMiB uint64) {
+	if b.disk == nil {
+		return false, 0
+	}
+	full = b.disk.isFull()
+	return full, b.disk.freeNow() >> 20
 }
 
 // Dir is where the broker keeps its log.
@@ -159,8 +176,11 @@ func (b *Embedded) CompactPeriodically(ctx context.Context) error {
 			b.ApplyRetention()
 		case <-t.C:
 			if b.disk != nil {
-				if ok, err := b.disk.roomToCompact(b.cfg.Dir, b.cfg.Table); err != nil || !ok {
-					b.disk.repeat.Warn("compaction skipped: the disk has no room for a copy of the table", "err", err)
+				if ok, err := b.disk.roomToCompact(b.cfg.Dir, b.cfg.Table); err != nil {
+					b.disk.repeat.Warn("compaction skipped: cannot tell whether the disk has room for a copy of the table", "err", err)
+					continue
+				} else if !ok {
+					b.disk.repeat.Warn("compaction skipped: the disk has no room for a copy of the table")
 					continue
 				}
 			}
@@ -193,14 +213,34 @@ func SplitHostPort(addr string) (string, int, error) {
 	return host, p, nil
 }
 
-// kfakeLogger passes the broker's warnings and errors to slog.
-type kfakeLogger struct{ l *slog.Logger }
+// kfakeLogger passes the broker's warnings and errors to slog. kfake
+// says one for every write to its files that fails ("persist batch
+// user-clicks-3: ... no space left on device"): with the disk full, a line
+// per click; those are logged once per interval for each kind, with how
+// many there were. Every other line (a corrupt segment truncated at
+// start, one per partition) is logged as it comes.
+type kfakeLogger struct {
+	l      *slog.Logger
+	writes *logs.Repeat
+}
+
+func newKfakeLogger(l *slog.Logger) kfakeLogger {
+	return kfakeLogger{l: l, writes: logs.NewRepeat(l, 10*time.Second)}
+}
 
 func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	var lv slog.Level
 	switch level {
 	case kfake.LogLevelError:
-		k.l.Error(fmt.Sprintf(format, args...))
+		lv = slog.LevelError
 	case kfake.LogLevelWarn:
-		k.l.Warn(fmt.Sprintf(format, args...))
+		lv = slog.LevelWarn
+	default:
+		return
 	}
+	if strings.HasPrefix(format, "persist ") {
+		k.writes.Log(lv, format, fmt.Sprintf(format, args...))
+		return
+	}
+	k.l.Log(context.Background(), lv, fmt.Sprintf(format, args...))
 }

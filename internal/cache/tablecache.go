@@ -120,10 +120,15 @@ func (c *tableCache) put(key string, value []byte) error {
 }
 
 // SetOffset records that the values reach offset; it reaches LevelDB with
-// them.
+// them. goka sets it once for every write the changelog acknowledged, and
+// the processor's record cache acknowledges the writes it merged with the
+// one record that carried them: the same offset again changes nothing.
 func (c *tableCache) SetOffset(offset int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.known && offset == c.offset {
+		return nil
+	}
 	c.offset, c.known, c.dirty = offset, true, true
 	if time.Since(c.written) >= offsetWriteInterval {
 		return c.writeLocked()

@@ -28,7 +28,9 @@ const (
 
 // FillerHeader marks the records clicks writes into a partition of the
 // click topic whose log lost its end, up to the offsets already counted,
-// so that no offset is given to a second click (see app's repair).
+// so that no offset is given to a second click (see app's repair). They
+// have no key: the headers are looked at only for records without one,
+// as goka builds a map of them for every message asked.
 const FillerHeader = "clicks-filler"
 
 // SkipReasons lists every reason, for metrics that show them all from the

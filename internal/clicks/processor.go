@@ -40,6 +40,7 @@ type Counter struct {
 	home    func(key string) int32
 	events  Events
 	skipLog *logs.Repeat // clicks not counted, logged once per interval
+	recent  *recentUsers // the users last written, decoded
 }
 
 // NewCounter makes the callbacks for a processor of topicID's clicks in
@@ -55,6 +56,7 @@ func NewCounter(out io.Writer, topicID string, partitions int32, events Events, 
 		home:    func(key string) int32 { return KeyPartition(key, partitions) },
 		events:  events,
 		skipLog: logs.NewRepeat(logger, 10*time.Second),
+		recent:  newRecentUsers(partitions),
 	}
 }
 
@@ -62,11 +64,11 @@ func NewCounter(out io.Writer, topicID string, partitions int32, events Events, 
 // partition and forwards any other.
 func (c *Counter) click(ctx goka.Context, msg any) {
 	key := ctx.Key()
-	if _, ok := ctx.Headers()[FillerHeader]; ok {
-		c.events.Skipped(SkipFiller) // not a click: no log line either
-		return
-	}
 	if key == "" {
+		if _, ok := ctx.Headers()[FillerHeader]; ok {
+			c.events.Skipped(SkipFiller) // not a click: no log line either
+			return
+		}
 		// A click with a null or empty key (another client may write
 		// one) belongs to no user: it is skipped, not counted.
 		c.skip(ctx, SkipNoKey, "click without a user key skipped")
@@ -88,9 +90,12 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 // forwarded is the callback for the loop topic: it counts a click that the
 // click callback forwarded from another partition.
 func (c *Counter) forwarded(ctx goka.Context, msg any) {
-	if _, ok := ctx.Headers()[FillerHeader]; ok {
-		c.events.Skipped(SkipFiller) // what a damaged loop topic lost, filled
-		return
+	if ctx.Key() == "" {
+		// Fillers have no key; asking for headers costs a map.
+		if _, ok := ctx.Headers()[FillerHeader]; ok {
+			c.events.Skipped(SkipFiller) // what a damaged loop topic lost, filled
+			return
+		}
 	}
 	var f *forward
 	switch v := msg.(type) {
@@ -123,19 +128,24 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 // partition) of the topic incarnation topicID to the key's count, unless
 // it was counted already.
 func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, topicID string) {
-	u := &User{Offset: -1}
-	switch v := ctx.Value().(type) {
-	case nil:
-	case *User:
-		u = v
-	case unreadable:
-		// Written by another client. Counting on top of it would restart
-		// the user at one; stopping would stop every other user.
-		c.skip(ctx, SkipUnreadableValue, "click for a user whose table value cannot be read skipped; write {\"Clicks\":N} for the key and restart the processor", "err", v.err)
-		return
-	default:
-		ctx.Fail(fmt.Errorf("table value for %q is %T, want *clicks.User", ctx.Key(), v))
-		return // not reached: Fail stops the processor
+	recent := c.recent.of(ctx)
+	u, kept := recent.get(ctx.Key())
+	if !kept {
+		switch v := ctx.Value().(type) {
+		case nil:
+			u = &User{Offset: -1}
+		case *User:
+			u = v
+		case unreadable:
+			// Written by another client. Counting on top of it would
+			// restart the user at one; stopping would stop every other
+			// user.
+			c.skip(ctx, SkipUnreadableValue, "click for a user whose table value cannot be read skipped; write {\"Clicks\":N} for the key and restart the processor", "err", v.err)
+			return
+		default:
+			ctx.Fail(fmt.Errorf("table value for %q is %T, want *clicks.User", ctx.Key(), v))
+			return // not reached: Fail stops the processor
+		}
 	}
 	if u.TopicID != topicID {
 		// A topic deleted and created again starts its offsets at zero:
@@ -148,12 +158,18 @@ func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, top
 		// got, and the changelog must hold it before goka commits
 		// this offset.
 		ctx.SetValue(u)
+		if !kept {
+			recent.put(ctx.Key(), u, c.recent.perPartition)
+		}
 		c.events.Skipped(SkipDuplicate)
 		return
 	}
 	u.Clicks++
 	u.setCounted(from, offset)
 	ctx.SetValue(u)
+	if !kept { // a kept user is changed in place
+		recent.put(ctx.Key(), u, c.recent.perPartition)
+	}
 	c.events.Counted()
 	if c.out != nil {
 		fmt.Fprintf(c.out, "[proc] key: %s clicks: %d, msg: %s\n", ctx.Key(), u.Clicks, truncate(fmt.Appendf(nil, "%v", msg), 100))

@@ -139,6 +139,7 @@ type gokaContext = goka.Context
 type fakeContext struct {
 	gokaContext        // nil: calling anything not defined below panics the test
 	key         string // "" is user-1
+	noKey       bool   // the record has no key
 	partition   int32
 	value       any
 	offset      int64
@@ -146,6 +147,15 @@ type fakeContext struct {
 	set         any
 	looped      any // the value of a Loopback
 	headers     goka.Headers
+	run         context.Context // the partition processor's run; nil: context.Background()
+	reads       int             // calls of Value
+}
+
+func (c *fakeContext) Context() context.Context {
+	if c.run == nil {
+		return context.Background()
+	}
+	return c.run
 }
 
 func (c *fakeContext) Headers() goka.Headers { return c.headers }
@@ -153,12 +163,15 @@ func (c *fakeContext) Headers() goka.Headers { return c.headers }
 func (c *fakeContext) Partition() int32 { return c.partition }
 func (c *fakeContext) Offset() int64    { return c.offset }
 func (c *fakeContext) Key() string {
+	if c.noKey {
+		return ""
+	}
 	if c.key == "" {
 		return "user-1"
 	}
 	return c.key
 }
-func (c *fakeContext) Value() any                              { return c.value }
+func (c *fakeContext) Value() any                              { c.reads++; return c.value }
 func (c *fakeContext) SetValue(v any, _ ...goka.ContextOption) { c.set = v }
 func (c *fakeContext) Fail(err error)                          { c.failed = err }
 func (c *fakeContext) Loopback(key string, v any, _ ...goka.ContextOption) {
@@ -199,9 +212,9 @@ func TestProcessorSkipsClicksWithoutKeyAndShortensLongValues(t *testing.T) {
 	}
 }
 
-// A filler record (written by clicks into offsets a damaged log lost) is
-// not a click: skipped as such, nothing stored, in user-clicks and in the
-// loop topic (where it is no forward either).
+// A filler record (written by clicks into offsets a damaged log lost,
+// without a key) is not a click: skipped as such, nothing stored, in
+// user-clicks and in the loop topic (where it is no forward either).
 func TestFillerIsNotAClick(t *testing.T) {
 	for _, tc := range []struct {
 		topic string
@@ -210,7 +223,7 @@ func TestFillerIsNotAClick(t *testing.T) {
 		{"user-clicks", func(c *Counter, ctx goka.Context) { c.click(ctx, "") }},
 		{"loop", func(c *Counter, ctx goka.Context) { c.forwarded(ctx, unreadable{errors.New("empty")}) }},
 	} {
-		ctx := &fakeContext{key: "", headers: goka.Headers{FillerHeader: nil}}
+		ctx := &fakeContext{noKey: true, headers: goka.Headers{FillerHeader: nil}}
 		events := &recordedEvents{skipped: map[string]int{}}
 		tc.call(NewCounter(nil, "", 1, events, slog.New(slog.DiscardHandler)), ctx)
 		if ctx.set != nil || events.counted != 0 {

@@ -28,6 +28,7 @@ const StreamRetention = 7 * 24 * time.Hour
 type Cluster struct {
 	Brokers     []string
 	Replication int // of the topics clicks creates
+	MinInsync   int // their min.insync.replicas; 0: the brokers' default
 	Partitions  int // of the topics clicks creates
 	base        sarama.Config
 	logger      *slog.Logger
@@ -174,7 +175,13 @@ func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, erro
 			if d.NumPartitions != npar {
 				return 0, fmt.Errorf("topic %s has %d partitions, but %s has %d: goka needs them equal", t.name, d.NumPartitions, topics.Stream, npar)
 			}
+			if int(d.ReplicationFactor) < k.Replication {
+				k.logger.Warn("topic has fewer replicas than asked: clicks does not change the replication of an existing topic", "topic", t.name, "replication", d.ReplicationFactor, "asked", k.Replication)
+			}
 			continue
+		}
+		if k.MinInsync > 0 {
+			t.configs["min.insync.replicas"] = strconv.Itoa(k.MinInsync)
 		}
 		detail := &sarama.TopicDetail{
 			NumPartitions:     npar,
@@ -191,7 +198,7 @@ func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, erro
 		case err != nil:
 			return 0, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", t.name, npar, k.Replication, err)
 		default:
-			k.logger.Info("created topic", "topic", t.name, "partitions", npar, "replication", k.Replication)
+			k.logger.Info("created topic", "topic", t.name, "partitions", npar, "replication", k.Replication, "min_insync", t.configs["min.insync.replicas"])
 		}
 	}
 	if err := waitForTopics(client, []string{topics.Stream, topics.Table, topics.Loop}); err != nil {

@@ -10,8 +10,18 @@ import (
 // Print, Println and Printf.
 type Goka struct{ L *slog.Logger }
 
-func (g Goka) Print(v ...any)   { g.L.Info(strings.TrimSpace(fmt.Sprint(v...))) }
-func (g Goka) Println(v ...any) { g.L.Info(strings.TrimSpace(fmt.Sprintln(v...))) }
+func (g Goka) Print(v ...any)   { g.info(fmt.Sprint(v...)) }
+func (g Goka) Println(v ...any) { g.info(fmt.Sprintln(v...)) }
 func (g Goka) Printf(format string, v ...any) {
-	g.L.Info(strings.TrimSpace(fmt.Sprintf(format, v...)))
+	g.info(fmt.Sprintf(format, v...))
+}
+
+// info logs text, its trees of errors condensed to their first cause.
+func (g Goka) info(text string) {
+	short, causes := Condense(strings.TrimSpace(text))
+	if causes > 1 {
+		g.L.Info(short, "causes", causes)
+		return
+	}
+	g.L.Info(short)
 }

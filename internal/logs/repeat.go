@@ -37,12 +37,20 @@ func NewRepeat(logger *slog.Logger, every time.Duration) *Repeat {
 // Warn logs msg with args, unless msg was logged less than the interval
 // ago; then it is only counted, and reported with the next line.
 func (r *Repeat) Warn(msg string, args ...any) {
+	r.Log(slog.LevelWarn, msg, msg, args...)
+}
+
+// Log logs msg at level with args, unless a line of the same key was
+// logged less than the interval ago; then it is only counted, and
+// reported with the next line of that key. Lines that differ only in a
+// detail (a partition, a path) share a key.
+func (r *Repeat) Log(level slog.Level, key, msg string, args ...any) {
 	r.mu.Lock()
 	now := r.now()
-	rep, ok := r.texts[msg]
+	rep, ok := r.texts[key]
 	if !ok {
 		rep = &repeats{}
-		r.texts[msg] = rep
+		r.texts[key] = rep
 	}
 	rep.since++
 	if ok && now.Sub(rep.logged) < r.every {
@@ -55,5 +63,5 @@ func (r *Repeat) Warn(msg string, args ...any) {
 	if n > 1 {
 		args = append(args, "repeated", n)
 	}
-	r.logger.Log(context.Background(), slog.LevelWarn, msg, args...)
+	r.logger.Log(context.Background(), level, msg, args...)
 }

@@ -67,3 +67,30 @@ func TestLockedWritesWhole(t *testing.T) {
 		t.Errorf("With saw %d bytes (%v), want %d", n, err, 800*len("line from 0\n"))
 	}
 }
+
+// Lines of one key (the broker's "persist batch %s: %v" for every
+// partition) share the interval, at the level asked for.
+func TestRepeatSharesAKey(t *testing.T) {
+	var out strings.Builder
+	r := NewRepeat(slog.New(slog.NewTextHandler(&out, nil)), 10*time.Second)
+	for p := range 10 {
+		r.Log(slog.LevelError, "persist batch %s: %v", fmt.Sprintf("persist batch user-clicks-%d: no space left on device", p))
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "level=ERROR") || !strings.Contains(lines[0], "user-clicks-0") {
+		t.Fatalf("want one ERROR line, of the first partition:\n%s", out.String())
+	}
+}
+
+// goka's trees of errors are logged as their first cause and how many
+// there were.
+func TestGokaLoggerCondenses(t *testing.T) {
+	var out strings.Builder
+	g := Goka{L: slog.New(slog.NewTextHandler(&out, nil))}
+	g.Printf("[Processor %s] Error running/stopping partition processor %d: %v", "mini-group", 7,
+		"2 errors occurred:\n\t* write user-0: kafka server: Disk error\n\t* write user-1: kafka server: Disk error\n")
+	want := `msg="[Processor mini-group] Error running/stopping partition processor 7: write user-0: kafka server: Disk error; write user-1: kafka server: Disk error" causes=2`
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("logged %q, want it to contain %q", out.String(), want)
+	}
+}

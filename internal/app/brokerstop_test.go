@@ -1,0 +1,154 @@
+package app
+
+import (
+	"log/slog"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"clicks/internal/broker"
+	"clicks/internal/clicks"
+)
+
+// One of three embedded brokers stops while clicks are written and
+// counted, leading partitions of the clicks and of the table, and starts
+// again later. The program carries on without a restart, counting while
+// the broker is down, and in the end every click in the topic is counted
+// once. kfake keeps one log for all replicas of a partition, so this tests
+// the clients' side of a broker going down (connections lost, leaders
+// moved, requests retried), not replicas falling out of sync: see
+// internal/broker/stopnode.go and docs/operations.md.
+func TestEmbeddedBrokerStoppedUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("broker stop test skipped with -short")
+	}
+	brokerLog := newSyncBuffer()
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Count: 3, Dir: t.TempDir(), Table: string(clicks.Table), CompactInterval: time.Minute},
+		slog.New(slog.NewTextHandler(brokerLog, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	addrs := b.ListenAddrs()
+	victim := addrs[0]
+	stop := func() {
+		// The broker to stop leads half the partitions of the clicks and
+		// of the table (kfake chose leaders at random).
+		for p := range int32(clicks.DefaultPartitions / 2) {
+			for _, topic := range []string{string(clicks.Topic), string(clicks.Table)} {
+				if err := b.MoveTopicPartition(topic, p, 0); err != nil {
+					t.Fatalf("move %s/%d to the broker to stop: %v", topic, p, err)
+				}
+			}
+		}
+		if err := b.StopNode(victim); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := net.DialTimeout("tcp", victim, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("the stopped broker %s still accepts connections", victim)
+		}
+		for p := range int32(clicks.DefaultPartitions) {
+			if l := b.LeaderFor(string(clicks.Topic), p); l == 0 {
+				t.Fatalf("%s/%d is still led by the stopped broker", clicks.Topic, p)
+			}
+		}
+	}
+	start := func() {
+		if err := b.StartNode(victim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	countThroughBrokerDown(t, addrs, stop, start)
+	checkReplication(t, addrs, 3, 2)
+	if !strings.Contains(brokerLog.String(), "embedded broker stopped") {
+		t.Errorf("the broker did not say it stopped:\n%s", brokerLog)
+	}
+}
+
+// On the cluster of docker-compose.yml, one broker is killed (SIGKILL)
+// while clicks are written and counted, and started again: the program
+// carries on, and every click in the topic is counted once. With 3
+// replicas and min.insync.replicas=2 the writes go on while it is down.
+func TestKafkaBrokerDown(t *testing.T) {
+	k := kafkaBrokers(t)
+	if k == "" {
+		t.Skip("KAFKA_BROKERS is not set; run `make restart` and `make test-kafka` to test against real Kafka")
+	}
+	var compose []string
+	for _, s := range kafkaServices {
+		compose = append(compose, s.hostPort)
+	}
+	if k != strings.Join(compose, ",") {
+		t.Skipf("KAFKA_BROKERS=%s is not the cluster of docker-compose.yml (%s), whose brokers this test kills", k, strings.Join(compose, ","))
+	}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Fatalf("KAFKA_BROKERS is docker-compose.yml's cluster, but there is no docker to stop a broker with: %v", err)
+	}
+	victim := kafkaServices[1].name
+	compose = []string{"compose", "-f", "../../docker-compose.yml"}
+	run := func(args ...string) {
+		out, err := exec.Command(docker, append(compose, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		t.Logf("docker compose %s", strings.Join(args, " "))
+	}
+	// Whatever happens, the broker is back for the tests after this one.
+	t.Cleanup(func() {
+		if out, err := exec.Command(docker, append(compose, "up", "-d", "--wait", victim)...).CombinedOutput(); err != nil {
+			t.Errorf("start %s again for the tests after this one: %v\n%s", victim, err, out)
+		}
+	})
+	countThroughBrokerDown(t, strings.Split(k, ","),
+		func() { run("kill", victim) },
+		func() { run("up", "-d", "--wait", victim) })
+}
+
+// countThroughBrokerDown runs an emitter (every 2 ms), another client's
+// writes and a processor with its view against brokers, calls stop once
+// clicks are counted, checks that counting goes on, calls start, checks
+// that it goes on still, and then that every click in the topic is counted
+// once by the same, never restarted, instance.
+func countThroughBrokerDown(t *testing.T, brokers []string, stop, start func()) {
+	t.Helper()
+	all := strings.Join(brokers, ",")
+	counter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-emit=false")
+	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-process=false", "-serve=false", "-interval", "2ms")
+	stopWriter := startForeignWriter(t, brokers)
+
+	waitForGrowth(t, counter, "user-0", 0, 30*time.Second)
+	stop()
+	atStop := counter.clicks("user-0")
+	// Counting goes on with the broker down (for some 5 s: 50 clicks of
+	// user-0 a second), and after it is back.
+	down := waitForGrowth(t, counter, "user-0", atStop+250, 90*time.Second)
+	start()
+	waitForGrowth(t, counter, "user-0", down+100, 90*time.Second)
+
+	emitter.stop() // the topic must stop growing before it is compared
+	stopWriter()
+	matchTopic(t, brokers, counter)
+	if code, body, err := counter.get("/-/ready"); err != nil || code != 200 {
+		t.Errorf("/-/ready: %d %s (%v), want 200 once the brokers are back\n%s", code, body, err, lastLines(counter.stderr.String(), 30))
+	}
+}
+
+// waitForGrowth polls the count of key until it is above from and
+// returns it.
+func waitForGrowth(t *testing.T, in *instance, key string, from int, within time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	n := -1
+	for time.Now().Before(deadline) {
+		if n = in.clicks(key); n > from {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s counted %d, not above %d within %v:\n%s", key, n, from, within, lastLines(in.stderr.String(), 40))
+	return n
+}
