@@ -52,7 +52,11 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) er
 		// covers it, not the next round of retention.
 		r.broker.ApplyRetention()
 	}
-	deleted, _, err := r.k.Unread(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	if err != nil {
+		return err
+	}
+	deleted, err := kafka.Deleted(client, committed, string(clicks.Topic), string(clicks.Loop))
 	if err != nil {
 		return err
 	}
@@ -60,10 +64,6 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) er
 		r.metrics.DeletedUncounted(d.To - d.From)
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
 			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
-	}
-	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
-	if err != nil {
-		return err
 	}
 	counted, err := r.readCounted(client)
 	if err != nil {

@@ -61,43 +61,30 @@ type Gap struct {
 	From, To  int64
 }
 
-// Unread finds, for each partition of topics, what group will not read:
-// records deleted (the log now starts after the offset the group
-// committed) and records lost (the log now ends before it: a damaged or
-// truncated log, whose next offsets will be given again to new records).
-// A consumer goes on at the log start or end without a word (sarama's
-// ResetInvalidOffsets), so this is the only place either can be seen. A
-// group that never committed has lost nothing it knew of.
-func (k *Cluster) Unread(client sarama.Client, group string, topics ...string) (deleted, lost []Gap, err error) {
-	committed, err := k.Committed(client, group, topics...)
-	if err != nil {
-		return nil, nil, err
-	}
+// Deleted finds, for each partition of topics, the records a group will
+// not read because they were deleted: the log now starts after the offset
+// the group committed (committed, as Committed returns it). A consumer
+// goes on at the log start without a word (sarama's ResetInvalidOffsets),
+// so this is the only place it can be seen. A log that now ends before
+// the committed offset (a damaged log) is the start-up repair's.
+func Deleted(client sarama.Client, committed map[string]map[int32]int64, topics ...string) ([]Gap, error) {
+	var deleted []Gap
 	for _, topic := range topics {
 		if len(committed[topic]) == 0 {
 			continue
 		}
 		starts, err := Offsets(client, topic, sarama.OffsetOldest)
 		if err != nil {
-			return nil, nil, err
-		}
-		ends, err := Offsets(client, topic, sarama.OffsetNewest)
-		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for p, c := range committed[topic] {
-			start, end := starts[p], ends[p]
-			switch {
-			case end < c:
-				lost = append(lost, Gap{Topic: topic, Partition: p, From: end, To: c})
-			case start > c:
+			if start := starts[p]; start > c {
 				deleted = append(deleted, Gap{Topic: topic, Partition: p, From: c, To: start})
 			}
 		}
 	}
-	slices.SortFunc(lost, compareGaps)
 	slices.SortFunc(deleted, compareGaps)
-	return deleted, lost, nil
+	return deleted, nil
 }
 
 func compareGaps(a, b Gap) int {
