@@ -28,7 +28,7 @@ var lostForwardsRE = regexp.MustCompile(`msg="clicks forwarded through the loop 
 
 // countAgainRE matches the start-up line of a table changelog that lost
 // counts, which the processor then makes again: its partition.
-var countAgainRE = regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* topic=\S+ partition=(\d+)`)
+var countAgainRE = regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* topic=\S+ partition=(\d+)[^\n]*`)
 
 // damageSegment damages the last segment file of partition p of topic in
 // the embedded broker's log under dir, as a disk or a careless hand
