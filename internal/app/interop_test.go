@@ -106,8 +106,8 @@ func TestKcatTalksToEmbeddedBroker(t *testing.T) {
 }
 
 // Clicks that other clients may write: a null key and an empty key are
-// skipped, a 1 MB value and a key that is not UTF-8 are counted; the
-// processor keeps running through all of them.
+// skipped, a 1 MB value, a null value and a key that is not UTF-8 are
+// counted; the processor keeps running through all of them.
 func TestKcatOddClicks(t *testing.T) {
 	kcat := needKcat(t)
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
@@ -121,9 +121,10 @@ func TestKcatOddClicks(t *testing.T) {
 			t.Fatalf("kcat %v: %v\n%s", args, err, out)
 		}
 	}
-	keys := testKeys(2)
+	keys := testKeys(3)
 	notUTF8 := keys[0] + "\xff\xfe"
 	big := keys[1]
+	nullValue := keys[2]
 	sentinel := testKeys(1)[0]
 	p := gokaPartition(t, sentinel)
 
@@ -131,6 +132,7 @@ func TestKcatOddClicks(t *testing.T) {
 	produce(":click with an empty key\n", "-p", fmt.Sprint(p), "-K", ":")
 	produce("click\n", "-p", fmt.Sprint(gokaPartition(t, notUTF8)), "-k", notUTF8)
 	produce(strings.Repeat("v", 1_000_000)+"\n", "-p", fmt.Sprint(gokaPartition(t, big)), "-k", big)
+	produce(nullValue+":\n", "-p", fmt.Sprint(gokaPartition(t, nullValue)), "-K", ":", "-Z") // -Z: the empty value as null
 	// Behind the keyless clicks in their partition: once it is counted,
 	// they have been processed.
 	produce("click\n", "-p", fmt.Sprint(p), "-k", sentinel)
@@ -138,6 +140,7 @@ func TestKcatOddClicks(t *testing.T) {
 	in.waitForBody("/"+sentinel, `{"Clicks":1}`, 30*time.Second)
 	in.waitForBody("/"+url.PathEscape(notUTF8), `{"Clicks":1}`, 30*time.Second)
 	in.waitForBody("/"+big, `{"Clicks":1}`, 30*time.Second)
+	in.waitForBody("/"+nullValue, `{"Clicks":1}`, 30*time.Second)
 	if n, _ := metricstest.Value(metricstest.Scrape(t, in.get), "clicks_skipped_total", "reason", "no_key"); n != 2 {
 		t.Errorf("clicks_skipped_total{reason=\"no_key\"} = %v, want 2", n)
 	}

@@ -105,6 +105,11 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		// Not written by click: another client wrote to the loop topic.
 		c.skip(ctx, SkipUnreadableForward, "record in the loop topic that is not a forwarded click skipped", "err", v.err)
 		return
+	case nil:
+		// No value (the processor is given null values, which clicks may
+		// be): not written by click either.
+		c.skip(ctx, SkipUnreadableForward, "record in the loop topic that is not a forwarded click skipped", "err", "no value")
+		return
 	default:
 		ctx.Fail(fmt.Errorf("loop message for %q is %T, want *clicks.forward", ctx.Key(), v))
 		return // not reached: Fail stops the processor

@@ -234,3 +234,17 @@ func TestFillerIsNotAClick(t *testing.T) {
 		}
 	}
 }
+
+// A click without a value (null, as another client may send it) is a
+// click: its key is the user.
+func TestNullValueIsAClick(t *testing.T) {
+	ctx := &fakeContext{key: "user-1", offset: 7}
+	events := &recordedEvents{skipped: map[string]int{}}
+	NewCounter(nil, "t1", 1, events, slog.New(slog.DiscardHandler)).click(ctx, nil)
+	if ctx.failed != nil {
+		t.Fatal(ctx.failed)
+	}
+	if u, ok := ctx.set.(*User); !ok || u.Clicks != 1 || events.counted != 1 {
+		t.Errorf("stored %v, counted %d; want one click", ctx.set, events.counted)
+	}
+}

@@ -147,10 +147,12 @@ func TestForeignRecordsDoNotStopTheProcessor(t *testing.T) {
 	c.forwarded(fwd, &forward{Partition: 2, Offset: 5})
 	loop := &fakeContext{}
 	c.forwarded(loop, badFwd)
+	nullLoop := &fakeContext{}
+	c.forwarded(nullLoop, nil)
 	elsewhere := &fakeContext{partition: 7}
 	c.forwarded(elsewhere, &forward{Partition: 2, Offset: 5})
 
-	for i, ctx := range []*fakeContext{click, fwd, loop, elsewhere} {
+	for i, ctx := range []*fakeContext{click, fwd, loop, nullLoop, elsewhere} {
 		if ctx.failed != nil || ctx.set != nil {
 			t.Errorf("case %d: failed %v, wrote %v; want neither", i, ctx.failed, ctx.set)
 		}
@@ -158,7 +160,7 @@ func TestForeignRecordsDoNotStopTheProcessor(t *testing.T) {
 	if want := (&forward{Partition: 2, Offset: 5}); !reflect.DeepEqual(elsewhere.looped, want) {
 		t.Errorf("a forward in the wrong partition was sent on as %+v, want %+v", elsewhere.looped, want)
 	}
-	if want := map[string]int{SkipUnreadableValue: 2, SkipUnreadableForward: 1}; !reflect.DeepEqual(events.skipped, want) {
+	if want := map[string]int{SkipUnreadableValue: 2, SkipUnreadableForward: 2}; !reflect.DeepEqual(events.skipped, want) {
 		t.Errorf("skipped %v, want %v", events.skipped, want)
 	}
 	if events.forwarded != 1 || events.counted != 0 {

@@ -36,6 +36,10 @@ func (k *Cluster) ProcessorOptions(local storage.Builder, table string, cacheBat
 		goka.WithProducerBuilder(producer),
 		goka.WithTopicManagerBuilder(k.TopicManagerBuilder()),
 		goka.WithLogger(logs.Goka{L: k.logger.With("part", "processor")}),
+		// A click is a key: another client may send it without a value
+		// (null), which goka would drop unseen by default (NilIgnore),
+		// though it is a click in the topic all the same.
+		goka.WithNilHandling(goka.NilProcess),
 	}
 }
 
