@@ -27,13 +27,15 @@ func kafkaBrokers(t testing.TB) string {
 
 // clusterForTest returns the brokers a test's programs use,
 // comma-separated: the real cluster of KAFKA_BROKERS, or else an embedded
-// broker in a process of its own, started here and returned.
+// broker in a process of its own, started here and returned. It keeps
+// every click (-broker-keep-mib 0): the tests compare the counts with all
+// that was written, and a soak writes more than the default keeps.
 func clusterForTest(t *testing.T, bin string) (string, *process) {
 	t.Helper()
 	if k := kafkaBrokers(t); k != "" {
 		return k, nil
 	}
-	p := startProcess(t, bin, "-data", t.TempDir(), "-broker-listen", "127.0.0.1:0", "-emit=false", "-process=false", "-serve=false")
+	p := startProcess(t, bin, "-data", t.TempDir(), "-broker-listen", "127.0.0.1:0", "-broker-keep-mib", "0", "-emit=false", "-process=false", "-serve=false")
 	return waitForLog(t, p, brokersRE), p
 }
 

@@ -137,9 +137,10 @@ func TestCrashesCountEachClickOnce(t *testing.T) {
 	dir := t.TempDir()
 	// The broker keeps its address across restarts, for the other writer.
 	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	args := []string{"-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", brokerAddr, "-quiet", "-compact-interval", "1s"}
+	// It keeps every click: the check compares with all that was written.
+	args := []string{"-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", brokerAddr, "-broker-keep-mib", "0", "-quiet", "-compact-interval", "1s"}
 	writeTo := []string{brokerAddr}
-	var final []string // what the check adds to -data
+	final := []string{"-broker-keep-mib", "0"} // what the check adds to -data
 	if k := kafkaBrokers(t); k != "" {
 		// On a real cluster only the program is killed, not its brokers.
 		args = append(args, "-brokers", k)
@@ -173,7 +174,9 @@ func TestCrashesOfBrokerAlone(t *testing.T) {
 	}
 	bin := buildClicks(t)
 	brokerDir, appDir := t.TempDir(), t.TempDir()
-	broker := startProcess(t, bin, "-data", brokerDir, "-broker-listen", "127.0.0.1:0", "-emit=false", "-process=false", "-serve=false")
+	// Keeping every click: the check compares with all that was written.
+	brokerArgs := []string{"-data", brokerDir, "-broker-keep-mib", "0", "-emit=false", "-process=false", "-serve=false"}
+	broker := startProcess(t, bin, append(brokerArgs, "-broker-listen", "127.0.0.1:0")...)
 	addr := waitForLog(t, broker, brokersRE)
 	app := startProcess(t, bin, "-data", appDir, "-brokers", addr, "-listen", "127.0.0.1:0", "-interval", "2ms", "-quiet")
 	n := crashes(t, 3)
@@ -184,7 +187,7 @@ func TestCrashesOfBrokerAlone(t *testing.T) {
 		case <-time.After(time.Duration(1000+rand.IntN(2000)) * time.Millisecond):
 		}
 		broker.kill()
-		broker = startProcess(t, bin, "-data", brokerDir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
+		broker = startProcess(t, bin, append(brokerArgs, "-broker-listen", addr)...)
 		waitForLog(t, broker, brokersRE)
 	}
 	// Still running, and counting again.
