@@ -47,7 +47,7 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 					return false
 				}
 			}
-			err := readPartition(consumer, topic, p, start, ends[p], func(p int32, key, value []byte) {
+			err := readPartition(client, consumer, topic, p, start, ends[p], func(p int32, key, value []byte) {
 				batch = append(batch, record{p, key, value})
 				if len(batch) == 1000 {
 					flush()
@@ -84,12 +84,12 @@ func (k *Cluster) ReadPartition(client sarama.Client, topic string, partition in
 		return fmt.Errorf("consumer of %s: %w", topic, err)
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
-	return readPartition(consumer, topic, partition, start, end, fn)
+	return readPartition(client, consumer, topic, partition, start, end, fn)
 }
 
 // readPartition calls fn with the records of topic/p from start to end.
-func readPartition(consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
-	return scanPartition(consumer, topic, p, start, end, func(m *sarama.ConsumerMessage) bool {
+func readPartition(client sarama.Client, consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
+	return scanPartition(client, consumer, topic, p, start, end, func(m *sarama.ConsumerMessage) bool {
 		fn(p, m.Key, m.Value)
 		return true
 	})
@@ -99,9 +99,15 @@ func readPartition(consumer sarama.Consumer, topic string, p int32, start, end i
 // before it gives up (a broker that stalls), instead of hanging the start.
 const scanIdle = 30 * time.Second
 
+// scanProbe is how long a read waits for the next record before it asks
+// the broker whether only control records (a transaction's commit or
+// abort markers, which sarama never delivers) are left before the end.
+const scanProbe = 100 * time.Millisecond
+
 // scanPartition calls fn with the records of topic/p from start up to
-// (not including) end, until fn returns false.
-func scanPartition(consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
+// (not including) end, until fn returns false. Control records are not
+// records to fn: where only they are left before end, the read is done.
+func scanPartition(client sarama.Client, consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
 	if start >= end {
 		return nil
 	}
@@ -122,20 +128,106 @@ func scanPartition(consumer sarama.Consumer, topic string, p int32, start, end i
 	}()
 	idle := time.NewTimer(scanIdle)
 	defer idle.Stop()
+	probe := time.NewTicker(scanProbe)
+	defer probe.Stop()
+	next, moved := start, false
+	var prober *sarama.Broker
 	for {
 		select {
-		case m := <-pc.Messages():
+		case m, ok := <-pc.Messages():
+			if !ok {
+				// sarama closes both channels after an error it sent
+				// (an offset out of range: retention deleted records
+				// meanwhile): the caller's fallback handles it.
+				return fmt.Errorf("read %s/%d: consumer stopped at %d: %w", topic, p, next, sarama.ErrOffsetOutOfRange)
+			}
 			if m.Offset >= end || !fn(m) || m.Offset == end-1 {
 				return nil
 			}
+			next, moved = m.Offset+1, true
 			idle.Reset(scanIdle)
-		case cerr := <-pc.Errors():
+		case cerr, ok := <-pc.Errors():
+			if !ok {
+				return fmt.Errorf("read %s/%d: consumer stopped at %d: %w", topic, p, next, sarama.ErrOffsetOutOfRange)
+			}
 			return fmt.Errorf("read %s/%d: %w", topic, p, cerr)
+		case <-probe.C:
+			if moved {
+				moved = false
+				continue
+			}
+			if prober == nil {
+				if prober, err = probeConn(client, topic, p); err != nil {
+					return err
+				}
+				defer prober.Close()
+			}
+			done, err := onlyControlLeft(prober, topic, p, next, end)
+			if err != nil {
+				return err
+			}
+			if done {
+				return nil
+			}
 		case <-idle.C:
 			stalled = true
 			return fmt.Errorf("read %s/%d: no record for %v before offset %d", topic, p, scanIdle, end)
 		}
 	}
+}
+
+// probeConn opens a connection of its own to the leader of topic/p: on
+// the client's, a request waits behind the consumer's long fetches.
+func probeConn(client sarama.Client, topic string, p int32) (*sarama.Broker, error) {
+	leader, err := client.Leader(topic, p)
+	if err != nil {
+		return nil, fmt.Errorf("leader of %s/%d: %w", topic, p, err)
+	}
+	b := sarama.NewBroker(leader.Addr())
+	if err := b.Open(client.Config()); err != nil {
+		return nil, fmt.Errorf("connect to %s to look past %s/%d: %w", leader.Addr(), topic, p, err)
+	}
+	return b, nil
+}
+
+// onlyControlLeft asks the partition's leader whether the records of
+// topic/p from next up to end are all control records (or none are
+// left), which sarama's consumer reads past without a word.
+func onlyControlLeft(leader *sarama.Broker, topic string, p int32, next, end int64) (bool, error) {
+	// Version 4 (Kafka 0.11): record batches, which mark control records.
+	req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: 1 << 20, Isolation: sarama.ReadUncommitted}
+	req.AddBlock(topic, p, next, 1<<20, -1)
+	resp, err := leader.Fetch(req)
+	if err != nil {
+		return false, fmt.Errorf("look past %s/%d@%d: %w", topic, p, next, err)
+	}
+	block := resp.GetBlock(topic, p)
+	if block == nil {
+		return false, nil
+	}
+	if !errors.Is(block.Err, sarama.ErrNoError) {
+		// The consumer meets the same error and says so.
+		return false, nil
+	}
+	if block.HighWaterMarkOffset <= next {
+		return true, nil // nothing left: the end moved down (deleted)
+	}
+	covered := next
+	for _, rs := range block.RecordsSet {
+		b := rs.RecordBatch
+		if b == nil {
+			return false, nil // a legacy message set: no control records
+		}
+		last := b.FirstOffset + int64(b.LastOffsetDelta)
+		if last < next || b.FirstOffset >= end {
+			continue
+		}
+		if !b.Control || b.PartialTrailingRecord {
+			return false, nil
+		}
+		covered = max(covered, last+1)
+	}
+	return covered >= end, nil
 }
 
 // Append writes the records (key, value) to partition of topic, in their
@@ -218,13 +310,13 @@ func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from
 		return fmt.Errorf("consumer of %s: %w", topic, err)
 	}
 	defer func() { err = errors.Join(err, consumer.Close()) }()
-	err = scanPartition(consumer, topic, partition, from, to, fn)
+	err = scanPartition(client, consumer, topic, partition, from, to, fn)
 	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
 		start, serr := client.GetOffset(topic, partition, sarama.OffsetOldest)
 		if serr != nil {
 			return errors.Join(err, fmt.Errorf("log start of %s/%d: %w", topic, partition, serr))
 		}
-		return scanPartition(consumer, topic, partition, max(from, start), to, fn)
+		return scanPartition(client, consumer, topic, partition, max(from, start), to, fn)
 	}
 	return err
 }
