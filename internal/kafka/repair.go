@@ -22,11 +22,6 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 	if err != nil {
 		return err
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("consumer of %s: %w", topic, err)
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
 	type record struct {
 		p          int32
 		key, value []byte
@@ -47,7 +42,7 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 					return false
 				}
 			}
-			err := readPartition(client, consumer, topic, p, start, ends[p], func(p int32, key, value []byte) {
+			err := readPartition(client, topic, p, start, ends[p], func(p int32, key, value []byte) {
 				batch = append(batch, record{p, key, value})
 				if len(batch) == 1000 {
 					flush()
@@ -79,17 +74,12 @@ func (k *Cluster) ReadPartition(client sarama.Client, topic string, partition in
 	if err != nil {
 		return fmt.Errorf("log end of %s/%d: %w", topic, partition, err)
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("consumer of %s: %w", topic, err)
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
-	return readPartition(client, consumer, topic, partition, start, end, fn)
+	return readPartition(client, topic, partition, start, end, fn)
 }
 
 // readPartition calls fn with the records of topic/p from start to end.
-func readPartition(client sarama.Client, consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
-	return scanPartition(client, consumer, topic, p, start, end, func(m *sarama.ConsumerMessage) bool {
+func readPartition(client sarama.Client, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
+	return scanPartition(client, topic, p, start, end, func(m *sarama.ConsumerMessage) bool {
 		fn(p, m.Key, m.Value)
 		return true
 	})
@@ -99,135 +89,113 @@ func readPartition(client sarama.Client, consumer sarama.Consumer, topic string,
 // before it gives up (a broker that stalls), instead of hanging the start.
 const scanIdle = 30 * time.Second
 
-// scanProbe is how long a read waits for the next record before it asks
-// the broker whether only control records (a transaction's commit or
-// abort markers, which sarama never delivers) are left before the end.
-const scanProbe = 100 * time.Millisecond
+// scanFetchBytes is the most a fetch of a scan returns (Kafka returns a
+// larger first batch whole).
+const scanFetchBytes = 1 << 20
 
 // scanPartition calls fn with the records of topic/p from start up to
-// (not including) end, until fn returns false. Control records are not
-// records to fn: where only they are left before end, the read is done.
-func scanPartition(client sarama.Client, consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
-	if start >= end {
-		return nil
-	}
-	pc, err := consumer.ConsumePartition(topic, p, start)
-	if err != nil {
-		return fmt.Errorf("read %s/%d from %d: %w", topic, p, start, err)
-	}
-	stalled := false
-	defer func() {
-		if stalled {
-			// Not Close: sarama's Close waits for the stalled fetch.
-			pc.AsyncClose()
-			return
+// (not including) end, until fn returns false.
+//
+// It fetches itself rather than with sarama's consumer, which cost
+// 100-600 ms a partition at every start (it gathers subscriptions for
+// 100 ms, and a closed consumer's long poll held the client's one
+// connection for Consumer.MaxWaitTime), and which never delivers control
+// records (a transaction's commit markers): a read up to a log ending in
+// one waited for it until it gave up. Control records are read past, not
+// given to fn. A fetch below the log start (retention deleted records
+// meanwhile) returns sarama.ErrOffsetOutOfRange.
+func scanPartition(client sarama.Client, topic string, p int32, start, end int64, fn func(*sarama.ConsumerMessage) bool) error {
+	next := start
+	idleSince := time.Now()
+	for next < end {
+		leader, err := client.Leader(topic, p)
+		if err != nil {
+			return fmt.Errorf("leader of %s/%d: %w", topic, p, err)
 		}
-		if cerr := pc.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("read %s/%d: %w", topic, p, cerr)
+		// Version 4 (Kafka 0.11): record batches, which mark control
+		// records; no long poll: the records are there.
+		req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: scanFetchBytes, Isolation: sarama.ReadUncommitted}
+		req.AddBlock(topic, p, next, scanFetchBytes, -1)
+		resp, err := leader.Fetch(req)
+		if err != nil {
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, next, err)
 		}
-	}()
-	idle := time.NewTimer(scanIdle)
-	defer idle.Stop()
-	probe := time.NewTicker(scanProbe)
-	defer probe.Stop()
-	next, moved := start, false
-	var prober *sarama.Broker
-	for {
-		select {
-		case m, ok := <-pc.Messages():
-			if !ok {
-				// sarama closes both channels after an error it sent
-				// (an offset out of range: retention deleted records
-				// meanwhile): the caller's fallback handles it.
-				return fmt.Errorf("read %s/%d: consumer stopped at %d: %w", topic, p, next, sarama.ErrOffsetOutOfRange)
+		block := resp.GetBlock(topic, p)
+		if block == nil {
+			return fmt.Errorf("read %s/%d at %d: no answer for the partition", topic, p, next)
+		}
+		switch {
+		case errors.Is(block.Err, sarama.ErrNoError):
+		case errors.Is(block.Err, sarama.ErrNotLeaderForPartition), errors.Is(block.Err, sarama.ErrLeaderNotAvailable):
+			if err := client.RefreshMetadata(topic); err != nil {
+				return fmt.Errorf("read %s/%d at %d: %w", topic, p, next, errors.Join(block.Err, err))
 			}
-			if m.Offset >= end || !fn(m) || m.Offset == end-1 {
+			if time.Since(idleSince) > scanIdle {
+				return fmt.Errorf("read %s/%d at %d: no leader for %v: %w", topic, p, next, scanIdle, block.Err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		default:
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, next, block.Err)
+		}
+		if block.HighWaterMarkOffset <= next {
+			return nil // the log ends before end now (it was cut)
+		}
+		from := next
+		for _, rs := range block.RecordsSet {
+			more, at := scanRecords(rs, topic, p, next, end, fn)
+			next = max(next, at)
+			if !more {
 				return nil
 			}
-			next, moved = m.Offset+1, true
-			idle.Reset(scanIdle)
-		case cerr, ok := <-pc.Errors():
-			if !ok {
-				return fmt.Errorf("read %s/%d: consumer stopped at %d: %w", topic, p, next, sarama.ErrOffsetOutOfRange)
-			}
-			return fmt.Errorf("read %s/%d: %w", topic, p, cerr)
-		case <-probe.C:
-			if moved {
-				moved = false
-				continue
-			}
-			if prober == nil {
-				if prober, err = probeConn(client, topic, p); err != nil {
-					return err
-				}
-				defer prober.Close()
-			}
-			done, err := onlyControlLeft(prober, topic, p, next, end)
-			if err != nil {
-				return err
-			}
-			if done {
-				return nil
-			}
-		case <-idle.C:
-			stalled = true
-			return fmt.Errorf("read %s/%d: no record for %v before offset %d", topic, p, scanIdle, end)
 		}
-	}
-}
-
-// probeConn opens a connection of its own to the leader of topic/p: on
-// the client's, a request waits behind the consumer's long fetches.
-func probeConn(client sarama.Client, topic string, p int32) (*sarama.Broker, error) {
-	leader, err := client.Leader(topic, p)
-	if err != nil {
-		return nil, fmt.Errorf("leader of %s/%d: %w", topic, p, err)
-	}
-	b := sarama.NewBroker(leader.Addr())
-	if err := b.Open(client.Config()); err != nil {
-		return nil, fmt.Errorf("connect to %s to look past %s/%d: %w", leader.Addr(), topic, p, err)
-	}
-	return b, nil
-}
-
-// onlyControlLeft asks the partition's leader whether the records of
-// topic/p from next up to end are all control records (or none are
-// left), which sarama's consumer reads past without a word.
-func onlyControlLeft(leader *sarama.Broker, topic string, p int32, next, end int64) (bool, error) {
-	// Version 4 (Kafka 0.11): record batches, which mark control records.
-	req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: 1 << 20, Isolation: sarama.ReadUncommitted}
-	req.AddBlock(topic, p, next, 1<<20, -1)
-	resp, err := leader.Fetch(req)
-	if err != nil {
-		return false, fmt.Errorf("look past %s/%d@%d: %w", topic, p, next, err)
-	}
-	block := resp.GetBlock(topic, p)
-	if block == nil {
-		return false, nil
-	}
-	if !errors.Is(block.Err, sarama.ErrNoError) {
-		// The consumer meets the same error and says so.
-		return false, nil
-	}
-	if block.HighWaterMarkOffset <= next {
-		return true, nil // nothing left: the end moved down (deleted)
-	}
-	covered := next
-	for _, rs := range block.RecordsSet {
-		b := rs.RecordBatch
-		if b == nil {
-			return false, nil // a legacy message set: no control records
-		}
-		last := b.FirstOffset + int64(b.LastOffsetDelta)
-		if last < next || b.FirstOffset >= end {
+		if next > from {
+			idleSince = time.Now()
 			continue
 		}
-		if !b.Control || b.PartialTrailingRecord {
-			return false, nil
+		if time.Since(idleSince) > scanIdle {
+			return fmt.Errorf("read %s/%d: no record for %v before offset %d", topic, p, scanIdle, end)
 		}
-		covered = max(covered, last+1)
+		time.Sleep(100 * time.Millisecond)
 	}
-	return covered >= end, nil
+	return nil
+}
+
+// scanRecords calls fn with the records of rs from next up to end. It
+// returns whether to read on and the offset after what it read.
+func scanRecords(rs *sarama.Records, topic string, p int32, next, end int64, fn func(*sarama.ConsumerMessage) bool) (bool, int64) {
+	give := func(offset int64, key, value []byte, headers []*sarama.RecordHeader) bool {
+		if offset < next {
+			return true
+		}
+		if offset >= end {
+			return false
+		}
+		next = offset + 1
+		return fn(&sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: offset, Key: key, Value: value, Headers: headers})
+	}
+	if b := rs.RecordBatch; b != nil {
+		if b.PartialTrailingRecord {
+			return true, next
+		}
+		if !b.Control {
+			for _, r := range b.Records {
+				if !give(b.FirstOffset+r.OffsetDelta, r.Key, r.Value, r.Headers) {
+					return false, next
+				}
+			}
+		}
+		// Past records compaction removed, and control records.
+		return true, max(next, b.FirstOffset+int64(b.LastOffsetDelta)+1)
+	}
+	if ms := rs.MsgSet; ms != nil {
+		for _, m := range ms.Messages {
+			if m.Msg != nil && !give(m.Offset, m.Msg.Key, m.Msg.Value, nil) {
+				return false, next
+			}
+		}
+	}
+	return true, next
 }
 
 // Append writes the records (key, value) to partition of topic, in their
@@ -305,18 +273,13 @@ func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from
 	if from >= to {
 		return nil
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("consumer of %s: %w", topic, err)
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
-	err = scanPartition(client, consumer, topic, partition, from, to, fn)
+	err = scanPartition(client, topic, partition, from, to, fn)
 	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
 		start, serr := client.GetOffset(topic, partition, sarama.OffsetOldest)
 		if serr != nil {
 			return errors.Join(err, fmt.Errorf("log start of %s/%d: %w", topic, partition, serr))
 		}
-		return scanPartition(client, consumer, topic, partition, max(from, start), to, fn)
+		return scanPartition(client, topic, partition, max(from, start), to, fn)
 	}
 	return err
 }
