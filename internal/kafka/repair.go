@@ -310,3 +310,28 @@ func (k *Cluster) Rewind(client sarama.Client, group, topic string, partition in
 	}
 	return nil
 }
+
+// GroupMembers returns how many members group has and its state as the
+// coordinator tells it ("Empty" or "Dead" without members: a group that
+// never existed is "Dead").
+func (k *Cluster) GroupMembers(client sarama.Client, group string) (members int, state string, err error) {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return 0, "", fmt.Errorf("create cluster admin: %w", err)
+	}
+	// Not admin.Close: that would close the shared client.
+	groups, err := admin.DescribeConsumerGroups([]string{group})
+	if err != nil {
+		return 0, "", fmt.Errorf("describe group %s: %w", group, err)
+	}
+	for _, g := range groups {
+		if g.GroupId != group {
+			continue
+		}
+		if !errors.Is(g.Err, sarama.ErrNoError) {
+			return 0, "", fmt.Errorf("describe group %s: %w", group, g.Err)
+		}
+		return len(g.Members), g.State, nil
+	}
+	return 0, "", fmt.Errorf("describe group %s: no answer for the group", group)
+}
