@@ -1,9 +1,11 @@
 package app
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
@@ -90,19 +92,71 @@ func (rw rewinds) add(topic string, p int32, offset int64) {
 }
 
 // rewind sets the group's committed offsets back as rw asks, where it
-// committed more. The coordinator refuses while other members of the
-// group run (processors of other instances): that is said, and the
-// program goes on with the counts short by what was reported.
+// committed more. The coordinator refuses while the group has members:
+// a processor killed with its broker running stays a member until its
+// session times out, so rewind waits for the group to empty, up to the
+// session timeout and a margin. Members that stay (processors of other
+// instances) keep the records from being counted again, for good: an
+// error line says which, and clicks_not_counted_again_total counts them.
 func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int64, rw rewinds) {
+	type back struct {
+		topic     string
+		p         int32
+		offset, c int64
+	}
+	var backs []back
 	for topic, parts := range rw {
 		for p, offset := range parts {
 			if c, ok := committed[topic][p]; ok && offset < c {
-				if err := r.k.Rewind(client, string(clicks.Group), topic, p, offset); err != nil {
-					r.logger.Error("cannot make the processor group read those clicks again (do other processors of the group run? stop them all and start one): their counts stay lost",
-						"topic", topic, "partition", p, "from", offset, "err", err)
-				}
+				backs = append(backs, back{topic, p, offset, c})
 			}
 		}
+	}
+	if len(backs) == 0 {
+		return
+	}
+	slices.SortFunc(backs, func(a, b back) int {
+		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.p, b.p))
+	})
+	wait := r.k.Config().Consumer.Group.Session.Timeout + rewindMargin
+	members, state, err := r.waitForEmptyGroup(client, wait)
+	for _, b := range backs {
+		if err == nil && members == 0 {
+			err = r.k.Rewind(client, string(clicks.Group), b.topic, b.p, b.offset)
+			if err == nil {
+				continue
+			}
+		}
+		why := fmt.Sprintf("the processor group still has %d members (state %s) after %v: do other processors of the group run? stop them all and start one", members, state, wait)
+		if err != nil {
+			why = err.Error()
+		}
+		r.metrics.NotCountedAgain(b.c - b.offset)
+		r.logger.Error("cannot make the processor group read those records again: their counts stay lost",
+			"topic", b.topic, "partition", b.p, "offsets", fmt.Sprintf("%d-%d", b.offset, b.c-1), "records_not_counted_again", b.c-b.offset, "why", why)
+	}
+}
+
+// rewindMargin is how long past the group's session timeout rewind waits
+// for a killed member to leave.
+const rewindMargin = 5 * time.Second
+
+// waitForEmptyGroup polls the processor group until it has no members or
+// wait has passed, and returns its members and state then.
+func (r *roles) waitForEmptyGroup(client sarama.Client, wait time.Duration) (members int, state string, err error) {
+	deadline := time.Now().Add(wait)
+	logged := false
+	for {
+		members, state, err = r.k.GroupMembers(client, string(clicks.Group))
+		if err == nil && members == 0 || time.Now().After(deadline) {
+			return members, state, err
+		}
+		if !logged && err == nil {
+			logged = true
+			r.logger.Warn("waiting for the processor group to empty before it reads records again (a killed processor stays a member until its session times out)",
+				"group", clicks.Group, "members", members, "state", state, "up_to", wait)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
