@@ -119,16 +119,19 @@ func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int6
 		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.p, b.p))
 	})
 	wait := r.k.Config().Consumer.Group.Session.Timeout + rewindMargin
-	members, state, err := r.waitForEmptyGroup(client, wait)
+	members, state, werr := r.waitForEmptyGroup(client, wait)
 	for _, b := range backs {
-		if err == nil && members == 0 {
-			err = r.k.Rewind(client, string(clicks.Group), b.topic, b.p, b.offset)
+		var why string
+		switch {
+		case werr != nil:
+			why = werr.Error()
+		case members > 0:
+			why = fmt.Sprintf("the processor group still has %d members (state %s) after %v: do other processors of the group run? stop them all and start one", members, state, wait)
+		default:
+			err := r.k.Rewind(client, string(clicks.Group), b.topic, b.p, b.offset)
 			if err == nil {
 				continue
 			}
-		}
-		why := fmt.Sprintf("the processor group still has %d members (state %s) after %v: do other processors of the group run? stop them all and start one", members, state, wait)
-		if err != nil {
 			why = err.Error()
 		}
 		r.metrics.NotCountedAgain(b.c - b.offset)
