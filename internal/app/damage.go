@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -24,7 +25,7 @@ func (r *roles) repairLogs(client sarama.Client) error {
 	if r.cfg.serve {
 		dirs["view"] = r.cacheDir("view")
 	}
-	writtenBack, err := cache.Reconcile(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, r.logger)
+	writtenBack, err := cache.Reconcile(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, func() error { return r.mayWriteBack(client) }, r.logger)
 	if err != nil {
 		return err
 	}
@@ -38,6 +39,25 @@ func (r *roles) repairLogs(client sarama.Client) error {
 		r.logger.Info("checked the logs for damage", "took", time.Since(start).Round(10*time.Millisecond))
 	}()
 	return r.reportUnreadClicks(client, writtenBack)
+}
+
+// mayWriteBack returns why this instance must not write a local table's
+// values back to the table's changelog, nil if it may: only the
+// processor writes the table, and only while no other processor of the
+// group runs, which may have written newer counts meanwhile (a stale
+// value written back would become the key's last record).
+func (r *roles) mayWriteBack(client sarama.Client) error {
+	if !r.cfg.process {
+		return errors.New("this instance runs no processor (-process=false): a processor elsewhere may have counted on since")
+	}
+	members, state, err := r.k.GroupMembers(client, string(clicks.Group))
+	if err != nil {
+		return fmt.Errorf("cannot tell whether other processors run: %w", err)
+	}
+	if members > 0 {
+		return fmt.Errorf("the processor group %s has %d members (state %s): processors of other instances run and may have counted on since; stop them all and start one", clicks.Group, members, state)
+	}
+	return nil
 }
 
 // reportUnreadClicks says which clicks the processor group will never

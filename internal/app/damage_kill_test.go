@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -234,9 +235,7 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 
 	// served = in the topic + reported lost, exactly: per user where
 	// nothing was lost, per partition where it was.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		served := servedPerUser(in, keys)
+	differences := func(served, inTopic map[string]int) []string {
 		var diffs []string
 		sums := map[int32][2]int{}
 		for _, k := range keys {
@@ -266,23 +265,41 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 		if total != want {
 			diffs = append(diffs, fmt.Sprintf("all users: served %d, in topic + reported lost %d", total, want))
 		}
-		if len(diffs) == 0 {
-			t.Logf("%d users, %d clicks served = in the topic + %v reported lost", len(keys), total, lost)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("counts differ:\n%s\nstderr:\n%s", strings.Join(diffs, "\n"), lastLines(p.stderr.String(), 40))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return diffs
 	}
+	waitForExact := func(inTopic map[string]int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			served := servedPerUser(in, keys)
+			diffs := differences(served, inTopic)
+			if len(diffs) == 0 {
+				total := 0
+				for _, n := range served {
+					total += n
+				}
+				t.Logf("%s: %d users, %d clicks served = in the topic + %v reported lost", what, len(keys), total, lost)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: counts differ:\n%s\nstderr:\n%s", what, strings.Join(diffs, "\n"), lastLines(p.stderr.String(), 40))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitForExact(inTopic, "after the start")
 
-	// New clicks are all counted, none taken for one counted before.
-	before := 0
-	for _, n := range servedPerUser(in, keys) {
-		before += n
-	}
+	// New clicks are all counted, none taken for one counted before:
+	// every user served what the topic holds now.
 	writeOneClickBatches(t, addr, 1000)
-	waitForSummary(t, in.url, time.Minute, fmt.Sprintf("%d clicks", before+1000), func(st servedSummary) bool { return st.Total == int64(before+1000) })
+	after := recordsPerKey(t, []string{addr}, string(clicks.Topic))
+	delete(after, "")
+	for k := range after {
+		if !slices.Contains(keys, k) {
+			t.Errorf("new clicks of a user %q the test did not write", k)
+		}
+	}
+	waitForExact(after, "after 1,000 new clicks")
 }
 
 // BenchmarkDamageCheck: the processor's start-up check for damaged logs
@@ -304,4 +321,62 @@ func BenchmarkDamageCheck(b *testing.B) {
 		p.kill()
 	}
 	b.ReportMetric(median(took), "check-s")
+}
+
+// A plain SIGKILL under load, with no log damaged: the next start finds
+// nothing to repair. None of the damage lines is logged, no filler is
+// written, and every user is served exactly the clicks in the topic.
+func TestDamageNoneAfterPlainKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"-data", dir, "-broker-listen", brokerAddr, "-listen", "127.0.0.1:0", "-quiet"}
+	p := startProcess(t, bin, append(args, "-interval", "1ms")...)
+	waitForLog(t, p, brokersRE)
+	stopWriter := startForeignWriter(t, []string{brokerAddr})
+	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForSummary(t, in.url, time.Minute, "3000 clicks", func(st servedSummary) bool { return st.Total >= 3000 })
+	stopWriter()
+	p.kill()
+
+	p = startProcess(t, bin, append(args, "-emit=false")...)
+	addr := waitForLog(t, p, brokersRE)
+	waitForLogLine(t, p, regexp.MustCompile(`msg="checked the logs for damage" took=\S+`))
+	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	inTopic := recordsPerKey(t, []string{addr}, string(clicks.Topic))
+	if inTopic[""] != 0 {
+		t.Errorf("%d records without a key in %s: fillers written after a plain kill", inTopic[""], clicks.Topic)
+	}
+	keys := slices.Sorted(maps.Keys(inTopic))
+	deadline := time.Now().Add(time.Minute)
+	for {
+		served := servedPerUser(in, keys)
+		var diffs []string
+		total := 0
+		for _, k := range keys {
+			total += served[k]
+			if served[k] != inTopic[k] {
+				diffs = append(diffs, fmt.Sprintf("%s: served %d, in topic %d", k, served[k], inTopic[k]))
+			}
+		}
+		if len(diffs) == 0 {
+			t.Logf("%d users, %d clicks served = in the topic", len(keys), total)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts differ:\n%s", strings.Join(diffs, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	log := p.stderr.String()
+	for _, re := range []*regexp.Regexp{lostLineRE, writtenBackRE, countAgainRE, lostForwardsRE, notWrittenBackRE,
+		regexp.MustCompile(`filled the offsets|cannot make the processor group read|waiting for the processor group to empty`)} {
+		if m := re.FindString(log); m != "" {
+			t.Errorf("a start after a plain kill logged: %s", m)
+		}
+	}
+	stopWithSIGTERM(t, p)
 }

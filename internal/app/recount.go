@@ -1,9 +1,11 @@
 package app
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
@@ -67,6 +69,13 @@ func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
 	return counted, nil
 }
 
+// recentForwards is how many clicks below the group's commit of each
+// partition of user-clicks the start-up check reads for forwards a cut
+// loop partition lost, where it knows of no damage: the clicks of about
+// four seconds at the program's top counting rate (12,000 a second a
+// partition), two fetches of a few MiB.
+const recentForwards = 50_000
+
 // rewinds are the offsets the group's committed offsets are to go back
 // to, by topic and partition.
 type rewinds map[string]map[int32]int64
@@ -83,19 +92,74 @@ func (rw rewinds) add(topic string, p int32, offset int64) {
 }
 
 // rewind sets the group's committed offsets back as rw asks, where it
-// committed more. The coordinator refuses while other members of the
-// group run (processors of other instances): that is said, and the
-// program goes on with the counts short by what was reported.
+// committed more. The coordinator refuses while the group has members:
+// a processor killed with its broker running stays a member until its
+// session times out, so rewind waits for the group to empty, up to the
+// session timeout and a margin. Members that stay (processors of other
+// instances) keep the records from being counted again, for good: an
+// error line says which, and clicks_not_counted_again_total counts them.
 func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int64, rw rewinds) {
+	type back struct {
+		topic     string
+		p         int32
+		offset, c int64
+	}
+	var backs []back
 	for topic, parts := range rw {
 		for p, offset := range parts {
 			if c, ok := committed[topic][p]; ok && offset < c {
-				if err := r.k.Rewind(client, string(clicks.Group), topic, p, offset); err != nil {
-					r.logger.Error("cannot make the processor group read those clicks again (do other processors of the group run? stop them all and start one): their counts stay lost",
-						"topic", topic, "partition", p, "from", offset, "err", err)
-				}
+				backs = append(backs, back{topic, p, offset, c})
 			}
 		}
+	}
+	if len(backs) == 0 {
+		return
+	}
+	slices.SortFunc(backs, func(a, b back) int {
+		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.p, b.p))
+	})
+	wait := r.k.Config().Consumer.Group.Session.Timeout + rewindMargin
+	members, state, werr := r.waitForEmptyGroup(client, wait)
+	for _, b := range backs {
+		var why string
+		switch {
+		case werr != nil:
+			why = werr.Error()
+		case members > 0:
+			why = fmt.Sprintf("the processor group still has %d members (state %s) after %v: do other processors of the group run? stop them all and start one", members, state, wait)
+		default:
+			err := r.k.Rewind(client, string(clicks.Group), b.topic, b.p, b.offset)
+			if err == nil {
+				continue
+			}
+			why = err.Error()
+		}
+		r.metrics.NotCountedAgain(b.c - b.offset)
+		r.logger.Error("cannot make the processor group read those records again: their counts stay lost",
+			"topic", b.topic, "partition", b.p, "offsets", fmt.Sprintf("%d-%d", b.offset, b.c-1), "records_not_counted_again", b.c-b.offset, "why", why)
+	}
+}
+
+// rewindMargin is how long past the group's session timeout rewind waits
+// for a killed member to leave.
+const rewindMargin = 5 * time.Second
+
+// waitForEmptyGroup polls the processor group until it has no members or
+// wait has passed, and returns its members and state then.
+func (r *roles) waitForEmptyGroup(client sarama.Client, wait time.Duration) (members int, state string, err error) {
+	deadline := time.Now().Add(wait)
+	logged := false
+	for {
+		members, state, err = r.k.GroupMembers(client, string(clicks.Group))
+		if err == nil && members == 0 || time.Now().After(deadline) {
+			return members, state, err
+		}
+		if !logged && err == nil {
+			logged = true
+			r.logger.Warn("waiting for the processor group to empty before it reads records again (a killed processor stays a member until its session times out)",
+				"group", clicks.Group, "members", members, "state", state, "up_to", wait)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -186,13 +250,16 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 // so one past the last counted or waiting is all to look from. The
 // processor is made to read those clicks again, and forwards them again.
 //
-// Where no forward from a partition to a partition of the loop topic was
-// counted or waits, there is nothing to look from but the start of the
-// partition: that is read only for a loop partition known to be damaged
-// (its log ends before what the group read, in lost) or read again
-// (its table partition lost counts), not at every start. Each partition
-// of user-clicks is read once, from the lowest offset to look from; with
-// the emitter's clicks alone (none forwarded) nothing is read.
+// A loop partition known to be damaged (its log ends before what the
+// group read, in lost) or read again (its table partition lost counts)
+// is looked at from there, or from the start of the partition where no
+// forward to it is known. For the others, at every start, only the last
+// recentForwards clicks below the commit of each partition of user-clicks
+// are looked at: a healthy log holds the forwards of all of them, and a
+// tail cut above the loop's commit loses only forwards written since that
+// commit, whose clicks lie just below user-clicks' own commit (both are
+// committed every second). With the emitter's clicks alone (none
+// forwarded) nothing is read.
 func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, rw rewinds) error {
 	damaged := map[int32]bool{}
 	for _, l := range lost {
@@ -278,6 +345,9 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 		from, any := c, false
 		for p := range parts {
 			if l, ok := last[p][s]; ok {
+				if !damaged[p] {
+					l = max(l, c-recentForwards-1)
+				}
 				from, any = min(from, l+1), true
 			}
 		}
@@ -290,7 +360,11 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 				return true
 			}
 			p := clicks.KeyPartition(string(m.Key), parts)
-			if l, ok := last[p][s]; ok && m.Offset > l && clickOf(m, p, parts, counted) {
+			l, ok := last[p][s]
+			if ok && !damaged[p] {
+				l = max(l, c-recentForwards-1)
+			}
+			if ok && m.Offset > l && clickOf(m, p, parts, counted) {
 				if _, seen := first[p]; !seen {
 					first[p] = m.Offset
 					rw.add(string(clicks.Topic), s, m.Offset)

@@ -39,11 +39,18 @@ import (
 //     cache is removed if it is ahead, and goka rebuilds it; one of another
 //     incarnation is removed in any case, as its counts are not the table's.
 //
+// Writing back is for the processor alone: mayWriteBack, asked only where
+// a cache is ahead, returns why this instance must not (it runs no
+// processor, or processors of other instances run and may have written
+// newer counts, which a stale value written back would hide for good).
+// Then an error line says what was not written back and why, the cache is
+// kept, and goka reads on from the changelog's end.
+//
 // A cache LevelDB cannot read (a kill while it created its files) is
 // removed and rebuilt. It returns the partitions whose changelog lost
-// records a cache held. dirs maps a name (processor, view) to a storage
-// directory as used with Builder.
-func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs map[string]string, newer func(cached, logged []byte) bool, logger *slog.Logger) (writtenBack []int32, err error) {
+// records a cache held and that were written back. dirs maps a name
+// (processor, view) to a storage directory as used with Builder.
+func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs map[string]string, newer func(cached, logged []byte) bool, mayWriteBack func() error, logger *slog.Logger) (writtenBack []int32, err error) {
 	id, err := k.TopicID(tableTopic)
 	if err != nil {
 		return nil, err
@@ -116,8 +123,19 @@ func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs m
 	if len(removed) > 0 {
 		logger.Warn("local table cache was unreadable, ahead of the broker's changelog, or of another incarnation of the table (was the broker's data removed?): rebuilding it from the changelog", "removed", strings.Join(removed, ", "))
 	}
+	var refused error
+	if len(ahead) > 0 {
+		refused = mayWriteBack()
+	}
 	for _, p := range ps {
-		if caches := ahead[p]; len(caches) > 0 {
+		caches := ahead[p]
+		if len(caches) > 0 && refused != nil {
+			if err := keepAhead(tableTopic, p, ends[p], caches, refused, logger); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if len(caches) > 0 {
 			if err := writeBack(k, client, tableTopic, p, ends[p], caches, newer, logger); err != nil {
 				return nil, err
 			}
@@ -187,6 +205,26 @@ func writeBack(k *kafka.Cluster, client sarama.Client, topic string, p int32, en
 	logger.Warn("the table's changelog ends before what a local table had read: it lost records (a damaged or truncated log?); wrote back the values the local table holds",
 		"topic", topic, "partition", p, "log_end", end, "cache", src.role, "cache_read_up_to", src.offset+1,
 		"records_lost", src.offset+1-end, "values_written_back", len(records))
+	return nil
+}
+
+// keepAhead leaves the caches of partition p, which hold more than the
+// changelog (ending at end), as they are, says that what they hold more
+// was not written back and why (refused), and sets their offsets so that
+// goka reads on from the changelog's end instead of refusing the cache.
+func keepAhead(topic string, p int32, end int64, caches []aheadCache, refused error, logger *slog.Logger) error {
+	var roles []string
+	furthest := caches[0].offset
+	for _, c := range caches {
+		roles = append(roles, c.role)
+		furthest = max(furthest, c.offset)
+		if err := withCache(c.path, func(db *leveldb.DB) error { return setOffset(db, end-1) }); err != nil {
+			return fmt.Errorf("table cache %s: %w", c.path, err)
+		}
+	}
+	logger.Error("the table's changelog ends before what a local table had read: it lost records (a damaged or truncated log?); NOT written back, the counts of those records stay lost in the changelog unless the processor counts them again",
+		"topic", topic, "partition", p, "log_end", end, "cache", strings.Join(roles, ","), "cache_read_up_to", furthest+1,
+		"records_lost", furthest+1-end, "why", refused.Error())
 	return nil
 }
 

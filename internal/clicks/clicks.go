@@ -24,6 +24,7 @@ const (
 	SkipUnreadableValue   = "unreadable_value"   // the user's table value cannot be read
 	SkipUnreadableForward = "unreadable_forward" // a record in the loop topic that clicks did not write
 	SkipFiller            = "filler"             // written by clicks to fill offsets a damaged log lost (FillerHeader)
+	SkipStaleForward      = "stale_forward"      // a forward of an earlier incarnation of the click topic
 )
 
 // FillerHeader marks the records clicks writes into a partition of the
@@ -36,7 +37,7 @@ const FillerHeader = "clicks-filler"
 // SkipReasons lists every reason, for metrics that show them all from the
 // start.
 func SkipReasons() []string {
-	return []string{SkipDuplicate, SkipNoKey, SkipUnreadableValue, SkipUnreadableForward, SkipFiller}
+	return []string{SkipDuplicate, SkipNoKey, SkipUnreadableValue, SkipUnreadableForward, SkipFiller, SkipStaleForward}
 }
 
 // Events is told what the emitter and the processor do; the program's

@@ -115,6 +115,12 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		return // not reached: Fail stops the processor
 	}
 	switch {
+	case c.topicID != "" && f.TopicID != "" && f.TopicID != c.topicID:
+		// The click topic was deleted and created again; the loop topic
+		// kept forwards of the old one, which a read of the loop topic
+		// from its start (the start-up repair) would count again.
+		c.skip(ctx, SkipStaleForward, "forward of an earlier incarnation of the click topic skipped", "topic_id", f.TopicID, "now", c.topicID)
+		return
 	case ctx.Key() == "":
 		c.skip(ctx, SkipNoKey, "click without a user key skipped")
 		return

@@ -79,8 +79,8 @@ func TestForwardedClickCountedOnce(t *testing.T) {
 			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17, 5: 2}}},
 		{"not held back by the own partition's offset", &User{Clicks: 5, Offset: 40, TopicID: "t1"}, forward{Partition: 3, Offset: 2, TopicID: "t1"}, 6,
 			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 2}}},
-		{"topic created again", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}, forward{Partition: 3, Offset: 0, TopicID: "t2"}, 6,
-			&User{Clicks: 6, Offset: -1, TopicID: "t2", Forwarded: map[int32]int64{3: 0}}},
+		{"topic created again", &User{Clicks: 5, Offset: 40, TopicID: "t0", Forwarded: map[int32]int64{3: 17}}, forward{Partition: 3, Offset: 0, TopicID: "t1"}, 6,
+			&User{Clicks: 6, Offset: -1, TopicID: "t1", Forwarded: map[int32]int64{3: 0}}},
 		{"table of the previous version", &User{Clicks: 5, Offset: 40, TopicID: "t1"}, forward{Partition: 1, Offset: 0, TopicID: "t1"}, 6,
 			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{1: 0}}},
 		{"table of the original", &User{Clicks: 152, Offset: -1}, forward{Partition: 1, Offset: 9}, 153,
@@ -110,6 +110,53 @@ func TestForwardedClickCountedOnce(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("wrote %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// After user-clicks was deleted and created again, the loop topic may
+// still hold forwards of the old incarnation; a read of it from its start
+// (the start-up repair) must not count them again, nor reset the user's
+// offsets to the old incarnation's, nor forward them on. Forwards without
+// a topic ID (an older clicks) and a counter that knows none still count.
+func TestStaleForwardIsSkipped(t *testing.T) {
+	stored := &User{Clicks: 5, Offset: 40, TopicID: "t2", Forwarded: map[int32]int64{3: 17}}
+	for _, tc := range []struct {
+		name, counter, fwd string
+		partition          int32
+		wantSkip           bool
+	}{
+		{"old incarnation", "t2", "t1", 0, true},
+		{"old incarnation, outside its partition", "t2", "t1", 1, true},
+		{"this incarnation", "t2", "t2", 0, false},
+		{"forward without topic ID", "t2", "", 0, false},
+		{"counter without topic ID", "", "t1", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events := &recordedEvents{skipped: map[string]int{}}
+			c := NewCounter(nil, tc.counter, 2, events, slog.New(slog.DiscardHandler))
+			value := *stored
+			value.Forwarded = map[int32]int64{3: 17}
+			ctx := &fakeContext{value: &value, partition: tc.partition}
+			c.forwarded(ctx, &forward{Partition: 3, Offset: 18, TopicID: tc.fwd})
+			if ctx.failed != nil {
+				t.Fatal(ctx.failed)
+			}
+			if !tc.wantSkip {
+				if events.skipped[SkipStaleForward] != 0 {
+					t.Errorf("skipped as stale: %v", events.skipped)
+				}
+				return
+			}
+			if events.skipped[SkipStaleForward] != 1 || events.counted != 0 || events.forwarded != 0 {
+				t.Errorf("events %+v, want one %s skip and nothing counted or forwarded", events, SkipStaleForward)
+			}
+			if ctx.set != nil || ctx.looped != nil {
+				t.Errorf("wrote %+v, looped %+v; want nothing", ctx.set, ctx.looped)
+			}
+			if !reflect.DeepEqual(&value, stored) {
+				t.Errorf("user changed to %+v", value)
 			}
 		})
 	}

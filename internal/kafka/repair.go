@@ -22,11 +22,6 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 	if err != nil {
 		return err
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("consumer of %s: %w", topic, err)
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
 	type record struct {
 		p          int32
 		key, value []byte
@@ -47,7 +42,7 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 					return false
 				}
 			}
-			err := readPartition(consumer, topic, p, start, ends[p], func(p int32, key, value []byte) {
+			err := readPartition(client, topic, p, start, ends[p], func(p int32, key, value []byte) {
 				batch = append(batch, record{p, key, value})
 				if len(batch) == 1000 {
 					flush()
@@ -79,17 +74,12 @@ func (k *Cluster) ReadPartition(client sarama.Client, topic string, partition in
 	if err != nil {
 		return fmt.Errorf("log end of %s/%d: %w", topic, partition, err)
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("consumer of %s: %w", topic, err)
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
-	return readPartition(consumer, topic, partition, start, end, fn)
+	return readPartition(client, topic, partition, start, end, fn)
 }
 
 // readPartition calls fn with the records of topic/p from start to end.
-func readPartition(consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
-	return scanPartition(consumer, topic, p, start, end, func(m *sarama.ConsumerMessage) bool {
+func readPartition(client sarama.Client, topic string, p int32, start, end int64, fn func(partition int32, key, value []byte)) error {
+	return scanPartition(client, topic, p, start, end, func(m *sarama.ConsumerMessage) bool {
 		fn(p, m.Key, m.Value)
 		return true
 	})
@@ -99,43 +89,113 @@ func readPartition(consumer sarama.Consumer, topic string, p int32, start, end i
 // before it gives up (a broker that stalls), instead of hanging the start.
 const scanIdle = 30 * time.Second
 
+// scanFetchBytes is the most a fetch of a scan returns (Kafka returns a
+// larger first batch whole).
+const scanFetchBytes = 1 << 20
+
 // scanPartition calls fn with the records of topic/p from start up to
 // (not including) end, until fn returns false.
-func scanPartition(consumer sarama.Consumer, topic string, p int32, start, end int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
-	if start >= end {
-		return nil
-	}
-	pc, err := consumer.ConsumePartition(topic, p, start)
-	if err != nil {
-		return fmt.Errorf("read %s/%d from %d: %w", topic, p, start, err)
-	}
-	stalled := false
-	defer func() {
-		if stalled {
-			// Not Close: sarama's Close waits for the stalled fetch.
-			pc.AsyncClose()
-			return
+//
+// It fetches itself rather than with sarama's consumer, which cost
+// 100-600 ms a partition at every start (it gathers subscriptions for
+// 100 ms, and a closed consumer's long poll held the client's one
+// connection for Consumer.MaxWaitTime), and which never delivers control
+// records (a transaction's commit markers): a read up to a log ending in
+// one waited for it until it gave up. Control records are read past, not
+// given to fn. A fetch below the log start (retention deleted records
+// meanwhile) returns sarama.ErrOffsetOutOfRange.
+func scanPartition(client sarama.Client, topic string, p int32, start, end int64, fn func(*sarama.ConsumerMessage) bool) error {
+	next := start
+	idleSince := time.Now()
+	for next < end {
+		leader, err := client.Leader(topic, p)
+		if err != nil {
+			return fmt.Errorf("leader of %s/%d: %w", topic, p, err)
 		}
-		if cerr := pc.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("read %s/%d: %w", topic, p, cerr)
+		// Version 4 (Kafka 0.11): record batches, which mark control
+		// records; no long poll: the records are there.
+		req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: scanFetchBytes, Isolation: sarama.ReadUncommitted}
+		req.AddBlock(topic, p, next, scanFetchBytes, -1)
+		resp, err := leader.Fetch(req)
+		if err != nil {
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, next, err)
 		}
-	}()
-	idle := time.NewTimer(scanIdle)
-	defer idle.Stop()
-	for {
-		select {
-		case m := <-pc.Messages():
-			if m.Offset >= end || !fn(m) || m.Offset == end-1 {
+		block := resp.GetBlock(topic, p)
+		if block == nil {
+			return fmt.Errorf("read %s/%d at %d: no answer for the partition", topic, p, next)
+		}
+		switch {
+		case errors.Is(block.Err, sarama.ErrNoError):
+		case errors.Is(block.Err, sarama.ErrNotLeaderForPartition), errors.Is(block.Err, sarama.ErrLeaderNotAvailable):
+			if err := client.RefreshMetadata(topic); err != nil {
+				return fmt.Errorf("read %s/%d at %d: %w", topic, p, next, errors.Join(block.Err, err))
+			}
+			if time.Since(idleSince) > scanIdle {
+				return fmt.Errorf("read %s/%d at %d: no leader for %v: %w", topic, p, next, scanIdle, block.Err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		default:
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, next, block.Err)
+		}
+		if block.HighWaterMarkOffset <= next {
+			return nil // the log ends before end now (it was cut)
+		}
+		from := next
+		for _, rs := range block.RecordsSet {
+			more, at := scanRecords(rs, topic, p, next, end, fn)
+			next = max(next, at)
+			if !more {
 				return nil
 			}
-			idle.Reset(scanIdle)
-		case cerr := <-pc.Errors():
-			return fmt.Errorf("read %s/%d: %w", topic, p, cerr)
-		case <-idle.C:
-			stalled = true
+		}
+		if next > from {
+			idleSince = time.Now()
+			continue
+		}
+		if time.Since(idleSince) > scanIdle {
 			return fmt.Errorf("read %s/%d: no record for %v before offset %d", topic, p, scanIdle, end)
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	return nil
+}
+
+// scanRecords calls fn with the records of rs from next up to end. It
+// returns whether to read on and the offset after what it read.
+func scanRecords(rs *sarama.Records, topic string, p int32, next, end int64, fn func(*sarama.ConsumerMessage) bool) (bool, int64) {
+	give := func(offset int64, key, value []byte, headers []*sarama.RecordHeader) bool {
+		if offset < next {
+			return true
+		}
+		if offset >= end {
+			return false
+		}
+		next = offset + 1
+		return fn(&sarama.ConsumerMessage{Topic: topic, Partition: p, Offset: offset, Key: key, Value: value, Headers: headers})
+	}
+	if b := rs.RecordBatch; b != nil {
+		if b.PartialTrailingRecord {
+			return true, next
+		}
+		if !b.Control {
+			for _, r := range b.Records {
+				if !give(b.FirstOffset+r.OffsetDelta, r.Key, r.Value, r.Headers) {
+					return false, next
+				}
+			}
+		}
+		// Past records compaction removed, and control records.
+		return true, max(next, b.FirstOffset+int64(b.LastOffsetDelta)+1)
+	}
+	if ms := rs.MsgSet; ms != nil {
+		for _, m := range ms.Messages {
+			if m.Msg != nil && !give(m.Offset, m.Msg.Key, m.Msg.Value, nil) {
+				return false, next
+			}
+		}
+	}
+	return true, next
 }
 
 // Append writes the records (key, value) to partition of topic, in their
@@ -213,18 +273,13 @@ func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from
 	if from >= to {
 		return nil
 	}
-	consumer, err := sarama.NewConsumerFromClient(client)
-	if err != nil {
-		return fmt.Errorf("consumer of %s: %w", topic, err)
-	}
-	defer func() { err = errors.Join(err, consumer.Close()) }()
-	err = scanPartition(consumer, topic, partition, from, to, fn)
+	err = scanPartition(client, topic, partition, from, to, fn)
 	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
 		start, serr := client.GetOffset(topic, partition, sarama.OffsetOldest)
 		if serr != nil {
 			return errors.Join(err, fmt.Errorf("log start of %s/%d: %w", topic, partition, serr))
 		}
-		return scanPartition(consumer, topic, partition, max(from, start), to, fn)
+		return scanPartition(client, topic, partition, max(from, start), to, fn)
 	}
 	return err
 }
@@ -254,4 +309,29 @@ func (k *Cluster) Rewind(client sarama.Client, group, topic string, partition in
 		return fmt.Errorf("rewind %s in %s/%d to %d: %w", group, topic, partition, offset, err)
 	}
 	return nil
+}
+
+// GroupMembers returns how many members group has and its state as the
+// coordinator tells it ("Empty" or "Dead" without members: a group that
+// never existed is "Dead").
+func (k *Cluster) GroupMembers(client sarama.Client, group string) (members int, state string, err error) {
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		return 0, "", fmt.Errorf("create cluster admin: %w", err)
+	}
+	// Not admin.Close: that would close the shared client.
+	groups, err := admin.DescribeConsumerGroups([]string{group})
+	if err != nil {
+		return 0, "", fmt.Errorf("describe group %s: %w", group, err)
+	}
+	for _, g := range groups {
+		if g.GroupId != group {
+			continue
+		}
+		if !errors.Is(g.Err, sarama.ErrNoError) {
+			return 0, "", fmt.Errorf("describe group %s: %w", group, g.Err)
+		}
+		return len(g.Members), g.State, nil
+	}
+	return 0, "", fmt.Errorf("describe group %s: no answer for the group", group)
 }

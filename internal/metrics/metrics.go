@@ -30,6 +30,7 @@ type Metrics struct {
 	forwarded  prometheus.Counter
 	skipped    *prometheus.CounterVec
 	deleted    prometheus.Counter
+	notAgain   prometheus.Counter
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	routes     sync.Map // route template -> *routeMetrics
@@ -67,6 +68,9 @@ func New() *Metrics {
 		deleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clicks_deleted_uncounted_total", Help: "Clicks the brokers deleted (retention) before the processor group counted them, as found when this instance's processor started.",
 		}),
+		notAgain: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "clicks_not_counted_again_total", Help: "Records of user-clicks and the loop topic that the start-up repair of a damaged log had to have counted again but could not (the processor group kept members): their counts are lost.",
+		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clicks_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -75,7 +79,7 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.emitted, m.emitFailed, m.emitMaybe, m.processed, m.forwarded, m.skipped, m.deleted, m.requests, m.latency,
+	m.reg.MustRegister(m.emitted, m.emitFailed, m.emitMaybe, m.processed, m.forwarded, m.skipped, m.deleted, m.notAgain, m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason shows from the start, at zero.
 	for _, reason := range clicks.SkipReasons() {
@@ -135,6 +139,10 @@ func (m *Metrics) Skipped(reason string) { m.skipped.WithLabelValues(reason).Inc
 // DeletedUncounted adds n clicks the brokers deleted before they were
 // counted.
 func (m *Metrics) DeletedUncounted(n int64) { m.deleted.Add(float64(n)) }
+
+// NotCountedAgain adds n records the start-up repair could not have
+// counted again.
+func (m *Metrics) NotCountedAgain(n int64) { m.notAgain.Add(float64(n)) }
 
 // gauge registers a gauge whose value is read at each scrape.
 func (m *Metrics) gauge(name, help string, f func() float64) {

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+	"clicks/internal/metrics/metricstest"
+
+	"github.com/IBM/sarama"
+)
+
+// rewindSetup runs a broker process and, with it, an instance that
+// counts n clicks; then the table's changelog loses user-0's partition
+// and the instance its local tables, so that its next start must have
+// the processor group read those clicks again. It returns the broker's
+// address, the partition and the instance's arguments.
+func rewindSetup(t *testing.T, bin string, n int) (addr string, part int32, args []string) {
+	t.Helper()
+	dir := t.TempDir()
+	addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
+	broker := startProcess(t, bin, brokerArgs...)
+	waitForLog(t, broker, brokersRE)
+	args = []string{"-brokers", addr, "-data", filepath.Join(dir, "x"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
+	x := startProcess(t, bin, args...)
+	writeOneClickBatches(t, addr, n)
+	waitForUserTotal(t, &instance{t: t, url: viewURL(t, x), stderr: x.stderr}, n)
+	stopWithSIGTERM(t, x)
+	stopWithSIGTERM(t, broker)
+	part = clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Table), part, 0)
+	if err := os.RemoveAll(filepath.Join(dir, "x")); err != nil {
+		t.Fatal(err)
+	}
+	broker = startProcess(t, bin, brokerArgs...)
+	waitForLog(t, broker, brokersRE)
+	t.Cleanup(func() { stopWithSIGTERM(t, broker) })
+	return addr, part, args
+}
+
+// joinAndDie makes a member join group and never heartbeat, as a
+// processor killed while its broker runs: the coordinator keeps it until
+// its session times out.
+func joinAndDie(t *testing.T, k *kafka.Cluster, client sarama.Client, group string, session time.Duration) {
+	t.Helper()
+	coordinator, err := client.Coordinator(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := &sarama.JoinGroupRequest{Version: 1, GroupId: group, SessionTimeout: int32(session.Milliseconds()),
+		RebalanceTimeout: int32(session.Milliseconds()), ProtocolType: "consumer"}
+	if err := join.AddGroupProtocolMetadata("range", &sarama.ConsumerGroupMemberMetadata{Topics: []string{string(clicks.Topic)}}); err != nil {
+		t.Fatal(err)
+	}
+	joined, err := coordinator.JoinGroup(join)
+	if err != nil || !errors.Is(joined.Err, sarama.ErrNoError) {
+		t.Fatalf("join %s: %v %v", group, err, joined)
+	}
+	sync := &sarama.SyncGroupRequest{GroupId: group, GenerationId: joined.GenerationId, MemberId: joined.MemberId}
+	sync.AddGroupAssignment(joined.MemberId, nil)
+	if synced, err := coordinator.SyncGroup(sync); err != nil || !errors.Is(synced.Err, sarama.ErrNoError) {
+		t.Fatalf("sync %s: %v %v", group, err, synced)
+	}
+	members, state, err := k.GroupMembers(client, group)
+	if err != nil || members != 1 {
+		t.Fatalf("group %s after the join: %d members, %s, %v", group, members, state, err)
+	}
+}
+
+// A processor killed while its broker runs stays a member of the group
+// until its session times out, and the coordinator refuses the rewind
+// the next start's repair needs meanwhile: the repair waits for the
+// group to empty, then has the lost counts made again.
+func TestDamageRewindWaitsForKilledMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	const n = 1000
+	addr, part, args := rewindSetup(t, bin, n)
+	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	client, err := sarama.NewClient([]string{addr}, k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	joinAndDie(t, k, client, string(clicks.Group), 6*time.Second)
+
+	start := time.Now()
+	x := startProcess(t, bin, args...)
+	waitForLogLine(t, x, regexp.MustCompile(`msg="waiting for the processor group to empty[^\n]* members=1`))
+	re := regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* partition=` + strconv.Itoa(int(part)))
+	waitForLogLine(t, x, re)
+	waitForLogLine(t, x, regexp.MustCompile(`msg="checked the logs for damage"`))
+	t.Logf("repair done %v after the start", time.Since(start).Round(100*time.Millisecond))
+	if m := regexp.MustCompile(`level=ERROR[^\n]*`).FindString(x.stderr.String()); m != "" {
+		t.Errorf("an error: %s", m)
+	}
+	waitForUserTotal(t, &instance{t: t, url: viewURL(t, x), stderr: x.stderr}, n)
+	stopWithSIGTERM(t, x)
+}
+
+// Where the group keeps a member (another instance's processor), the
+// counts the repair needed made again stay lost: an error line says
+// which records, and clicks_not_counted_again_total counts them.
+func TestDamageRewindRefusedIsReported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	const n = 1000
+	addr, part, args := rewindSetup(t, bin, n)
+	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	consumed := make(chan error, 1)
+	go func() { consumed <- group.Consume(ctx, []string{string(clicks.Topic)}, holdPartitions{}) }()
+	defer func() {
+		cancel()
+		if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("other member: %v", err)
+		}
+		if err := group.Close(); err != nil {
+			t.Errorf("close the other member: %v", err)
+		}
+	}()
+	client, err := sarama.NewClient([]string{addr}, k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		members, state, err := k.GroupMembers(client, string(clicks.Group))
+		if err == nil && members > 0 && state == "Stable" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other member did not join the group within a minute: %d members, %s, %v", members, state, err)
+		}
+	}
+
+	x := startProcess(t, bin, args...)
+	re := regexp.MustCompile(`level=ERROR msg="cannot make the processor group read those records again[^\n]* topic=user-clicks partition=` +
+		strconv.Itoa(int(part)) + ` offsets=0-(\d+) records_not_counted_again=(\d+)`)
+	m := re.FindStringSubmatch(waitForLogLine(t, x, re))
+	t.Logf("reported: %s", m[0])
+	records, _ := strconv.Atoi(m[2])
+	if records != n/10 {
+		t.Errorf("reported %d records not counted again, want user-0's partition's %d", records, n/10)
+	}
+	in := &instance{t: t, url: viewURL(t, x), stderr: x.stderr}
+	var total float64
+	for _, line := range regexp.MustCompile(`records_not_counted_again=(\d+)`).FindAllStringSubmatch(x.stderr.String(), -1) {
+		v, _ := strconv.Atoi(line[1])
+		total += float64(v)
+	}
+	if got, _ := metricstest.Value(metricstest.Scrape(t, in.get), "clicks_not_counted_again_total"); got != total {
+		t.Errorf("clicks_not_counted_again_total = %v, want the %v reported", got, total)
+	}
+	// Killed: its processor cannot join while the other member holds
+	// the partitions, and a SIGTERM then exits 1.
+	x.kill()
+}
