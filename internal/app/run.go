@@ -252,7 +252,7 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 	r.proc = proc
 	r.parts = append(r.parts, status.ProcessorPart(current.Load))
 	r.g.Go(func() error {
-		run := func(ctx context.Context) error { return current.Load().Run(ctx) }
+		run := func(ctx context.Context) error { return stoppedDuringStartup(ctx, current.Load().Run(ctx)) }
 		rebuild := func() error {
 			p, err := build()
 			if err == nil {
