@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"clicks/internal/clicks"
 	"clicks/internal/metrics"
 	"clicks/internal/status"
 	"clicks/internal/web/webtest"
@@ -190,7 +191,13 @@ func TestSummaryHasProcessorCounts(t *testing.T) {
 	f := NewFeed(NewSummary(), table, nil, nil, m.ProcessorCounts, time.Millisecond, slog.New(slog.DiscardHandler))
 	h := NewRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler), Page(f))
 	_, st := getSummary(t, h, "")
-	want := &metrics.ProcessorCounts{Counted: 1, Forwarded: 1, Skipped: map[string]int64{"duplicate": 0, "no_key": 1, "unreadable_value": 0, "unreadable_forward": 0, "filler": 0}}
+	// Every reason is shown from the start, the one that happened with 1.
+	skipped := map[string]int64{}
+	for _, r := range clicks.SkipReasons() {
+		skipped[r] = 0
+	}
+	skipped[clicks.SkipNoKey] = 1
+	want := &metrics.ProcessorCounts{Counted: 1, Forwarded: 1, Skipped: skipped}
 	if !reflect.DeepEqual(st.Processor, want) {
 		t.Errorf("processor in the summary: %+v, want %+v", st.Processor, want)
 	}
