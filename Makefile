@@ -1,6 +1,6 @@
 # Targets as in goka's examples (start, stop, restart) plus run and test.
 # The two commands that matter work without make: `go run main.go` and
-# `go test -count=1 ./...`. The program's own tests (end to end, crashes,
+# `go test -count=1 -timeout 30m ./...`. The program's own tests (end to end, crashes,
 # benchmarks) are in internal/app.
 
 DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
@@ -22,11 +22,11 @@ run-kafka:
 
 # The test command from the README (and .ci/run).
 test:
-	go test -count=1 ./...
+	go test -count=1 -timeout 30m ./...
 
 # The same with the race detector, which needs a C compiler.
 test-race:
-	go test -race -count=1 ./...
+	go test -race -count=1 -timeout 30m ./...
 
 # The tests that take a real cluster from KAFKA_BROKERS, against the one
 # from docker-compose.yml: end to end, the crashes of the program and of the

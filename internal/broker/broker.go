@@ -129,12 +129,13 @@ func (b *Embedded) WritesRefused() int64 {
 
 // DiskFull tells whether the disk of the broker's log has less free than
 // the floor (-broker-min-free-mib), so that the broker refuses writes,
-// and how many MiB it had free when last asked.
+// and how many MiB it has free. It asks the filesystem now: a part that
+// just failed may have met the full disk before the guard's last look.
 func (b *Embedded) DiskFull() (full bool, freeMiB uint64) {
 	if b.disk == nil {
 		return false, 0
 	}
-	full = b.disk.isFull()
+	full = b.disk.check(true)
 	return full, b.disk.freeNow() >> 20
 }
 

@@ -74,9 +74,16 @@ func (g *diskGuard) install(c *kfake.Cluster) {
 // isFull tells whether the free space is below the floor, asking the
 // filesystem at most every diskCheckEvery.
 func (g *diskGuard) isFull() bool {
+	return g.check(false)
+}
+
+// check asks the filesystem, unless it was asked less than
+// diskCheckEvery ago and now is false, and tells whether the free space
+// is below the floor.
+func (g *diskGuard) check(now bool) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if time.Since(g.checked) < diskCheckEvery {
+	if !now && time.Since(g.checked) < diskCheckEvery {
 		return g.full
 	}
 	g.checked = time.Now()
