@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,17 +31,7 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
 	waitForUserTotal(t, in, n)
 	perKey := recordsPerKey(t, []string{addr}, string(clicks.Topic))
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("stop with SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("still running 30 s after SIGTERM")
-	}
+	stopWithSIGTERM(t, p)
 
 	// user-0's partition loses its log.
 	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
@@ -101,17 +90,7 @@ func TestTruncatedTableIsWrittenBack(t *testing.T) {
 	writeOneClickBatches(t, addr, n)
 	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
 	waitForUserTotal(t, in, n)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("stop with SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("still running 30 s after SIGTERM")
-	}
+	stopWithSIGTERM(t, p)
 
 	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	var users int
