@@ -18,6 +18,10 @@ import (
 // to it); then, where the processor runs, what its group will never read
 // is reported, and the offsets a damaged click log lost are filled.
 func (r *roles) repairLogs(client sarama.Client) error {
+	holes, err := r.reportHoles(client)
+	if err != nil {
+		return err
+	}
 	dirs := map[string]string{}
 	if r.cfg.process {
 		dirs["processor"] = r.cacheDir("processor")
@@ -38,7 +42,7 @@ func (r *roles) repairLogs(client sarama.Client) error {
 		// second or two (BenchmarkDamageCheck), which a slow start shows.
 		r.logger.Info("checked the logs for damage", "took", time.Since(start).Round(10*time.Millisecond))
 	}()
-	return r.reportUnreadClicks(client, writtenBack)
+	return r.reportUnreadClicks(client, writtenBack, holes)
 }
 
 // mayWriteBack returns why this instance must not write a local table's
@@ -60,18 +64,57 @@ func (r *roles) mayWriteBack(client sarama.Client) error {
 	return nil
 }
 
+// reportHoles says which records the embedded broker's logs of
+// user-clicks and the loop topic lost from their middle (a segment file
+// lost or cut short), one line per hole; the readers go on past a hole
+// without a word. It looks only where the broker runs in this process,
+// which knows its segment files. A hole needs no filling (its offsets
+// are never given again), but forwards a loop partition lost there may
+// not have been counted: the loop partitions with holes are returned,
+// for lostForwards.
+func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
+	if r.broker == nil {
+		return nil, nil
+	}
+	// Delete now what the settings keep no more, so that the reports
+	// cover it, not the next round of retention.
+	r.broker.ApplyRetention()
+	var loopHoles []kafka.Gap
+	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
+		partitions, err := client.Partitions(topic)
+		if err != nil {
+			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+		}
+		for _, p := range partitions {
+			starts, err := r.broker.SegmentStarts(topic, p)
+			if err != nil {
+				return nil, err
+			}
+			holes, err := kafka.Holes(client, topic, p, starts)
+			if err != nil {
+				return nil, fmt.Errorf("look for records lost from the middle of the log: %w", err)
+			}
+			for _, h := range holes {
+				r.metrics.RecordsLost(topic, h.To-h.From)
+				r.logger.Warn("the broker's log lacks records in its middle: a segment file was lost or cut short (a damaged disk?); those records are gone, the counts keep what was counted of them",
+					"topic", topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", h.From, h.To-1), "records_lost", h.To-h.From)
+			}
+			if topic == string(clicks.Loop) {
+				loopHoles = append(loopHoles, holes...)
+			}
+		}
+	}
+	return loopHoles, nil
+}
+
 // reportUnreadClicks says which clicks the processor group will never
 // read: deleted by the brokers before it counted them, or lost from a
 // damaged log, and counts the table's changelog lost (count them again).
 // The group goes on after them without a word, so the loss shows only
 // here. writtenBack are the partitions of the table whose changelog lost
-// records a local table held.
-func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) error {
-	if r.broker != nil {
-		// Delete now what the settings keep no more, so the report
-		// covers it, not the next round of retention.
-		r.broker.ApplyRetention()
-	}
+// records a local table held; loopHoles, the holes found in the loop
+// topic.
+func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32, loopHoles []kafka.Gap) error {
 	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
 	if err != nil {
 		return err
@@ -94,6 +137,7 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) er
 		return err
 	}
 	for _, l := range lost {
+		r.metrics.RecordsLost(l.Topic, l.To-l.From)
 		args := []any{"topic", l.Topic, "partition", l.Partition, "log_end", l.From, "read_up_to", l.committed}
 		if l.Topic == string(clicks.Topic) {
 			args = append(args, "counted_up_to", l.counted)
@@ -105,7 +149,7 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32) er
 	if err := r.countAgain(client, committed, counted, writtenBack, rw); err != nil {
 		return err
 	}
-	if err := r.lostForwards(client, committed, counted, lost, rw); err != nil {
+	if err := r.lostForwards(client, committed, counted, lost, loopHoles, rw); err != nil {
 		return err
 	}
 	r.rewind(client, committed, rw)

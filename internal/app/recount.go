@@ -251,7 +251,7 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 // processor is made to read those clicks again, and forwards them again.
 //
 // A loop partition known to be damaged (its log ends before what the
-// group read, in lost) or read again (its table partition lost counts)
+// group read, in lost, or has a hole, in loopHoles) or read again (its table partition lost counts)
 // is looked at from there, or from the start of the partition where no
 // forward to it is known. For the others, at every start, only the last
 // recentForwards clicks below the commit of each partition of user-clicks
@@ -260,12 +260,15 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 // commit, whose clicks lie just below user-clicks' own commit (both are
 // committed every second). With the emitter's clicks alone (none
 // forwarded) nothing is read.
-func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, rw rewinds) error {
+func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, rw rewinds) error {
 	damaged := map[int32]bool{}
 	for _, l := range lost {
 		if l.Topic == string(clicks.Loop) {
 			damaged[l.Partition] = true
 		}
+	}
+	for _, h := range loopHoles {
+		damaged[h.Partition] = true
 	}
 	for p := range rw[string(clicks.Loop)] {
 		damaged[p] = true

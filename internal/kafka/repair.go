@@ -108,21 +108,9 @@ func scanPartition(client sarama.Client, topic string, p int32, start, end int64
 	next := start
 	idleSince := time.Now()
 	for next < end {
-		leader, err := client.Leader(topic, p)
+		block, err := fetchBlock(client, topic, p, next)
 		if err != nil {
-			return fmt.Errorf("leader of %s/%d: %w", topic, p, err)
-		}
-		// Version 4 (Kafka 0.11): record batches, which mark control
-		// records; no long poll: the records are there.
-		req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: scanFetchBytes, Isolation: sarama.ReadUncommitted}
-		req.AddBlock(topic, p, next, scanFetchBytes, -1)
-		resp, err := leader.Fetch(req)
-		if err != nil {
-			return fmt.Errorf("read %s/%d at %d: %w", topic, p, next, err)
-		}
-		block := resp.GetBlock(topic, p)
-		if block == nil {
-			return fmt.Errorf("read %s/%d at %d: no answer for the partition", topic, p, next)
+			return err
 		}
 		switch {
 		case errors.Is(block.Err, sarama.ErrNoError):
@@ -159,6 +147,29 @@ func scanPartition(client sarama.Client, topic string, p int32, start, end int64
 		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
+}
+
+// fetchBlock fetches what partition p of topic holds from offset on, up
+// to scanFetchBytes (and the first batch whole), from its leader. The
+// block's error is the caller's to look at.
+func fetchBlock(client sarama.Client, topic string, p int32, offset int64) (*sarama.FetchResponseBlock, error) {
+	leader, err := client.Leader(topic, p)
+	if err != nil {
+		return nil, fmt.Errorf("leader of %s/%d: %w", topic, p, err)
+	}
+	// Version 4 (Kafka 0.11): record batches, which mark control
+	// records; no long poll: the records are there.
+	req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: scanFetchBytes, Isolation: sarama.ReadUncommitted}
+	req.AddBlock(topic, p, offset, scanFetchBytes, -1)
+	resp, err := leader.Fetch(req)
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%d at %d: %w", topic, p, offset, err)
+	}
+	block := resp.GetBlock(topic, p)
+	if block == nil {
+		return nil, fmt.Errorf("read %s/%d at %d: no answer for the partition", topic, p, offset)
+	}
+	return block, nil
 }
 
 // scanRecords calls fn with the records of rs from next up to end. It

@@ -31,6 +31,7 @@ type Metrics struct {
 	skipped    *prometheus.CounterVec
 	deleted    prometheus.Counter
 	notAgain   prometheus.Counter
+	lost       *prometheus.CounterVec
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	routes     sync.Map // route template -> *routeMetrics
@@ -71,6 +72,9 @@ func New() *Metrics {
 		notAgain: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clicks_not_counted_again_total", Help: "Records of user-clicks and the loop topic that the start-up repair of a damaged log had to have counted again but could not (the processor group kept members): their counts are lost.",
 		}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clicks_records_lost_total", Help: "Records the brokers' logs of user-clicks and the loop topic lost (a damaged or truncated log), by topic, as found when this instance started: a log that ends before what the processor group had read or counted, or (embedded broker) a hole in its middle.",
+		}, []string{"topic"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clicks_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -79,7 +83,7 @@ func New() *Metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.emitted, m.emitFailed, m.emitMaybe, m.processed, m.forwarded, m.skipped, m.deleted, m.notAgain, m.requests, m.latency,
+	m.reg.MustRegister(m.emitted, m.emitFailed, m.emitMaybe, m.processed, m.forwarded, m.skipped, m.deleted, m.notAgain, m.lost, m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every reason shows from the start, at zero.
 	for _, reason := range clicks.SkipReasons() {
@@ -143,6 +147,9 @@ func (m *Metrics) DeletedUncounted(n int64) { m.deleted.Add(float64(n)) }
 // NotCountedAgain adds n records the start-up repair could not have
 // counted again.
 func (m *Metrics) NotCountedAgain(n int64) { m.notAgain.Add(float64(n)) }
+
+// RecordsLost adds n records a damaged log of topic lost.
+func (m *Metrics) RecordsLost(topic string, n int64) { m.lost.WithLabelValues(topic).Add(float64(n)) }
 
 // gauge registers a gauge whose value is read at each scrape.
 func (m *Metrics) gauge(name, help string, f func() float64) {

@@ -1,0 +1,118 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
+
+// Holes finds the records missing from the middle of partition p of
+// topic, a topic that is not compacted: a segment file lost or cut
+// short (a damaged disk, a file system check) takes records from the
+// middle of a log, and the broker serves on from the next record it
+// has, as it does after compaction, so that no reader notices.
+//
+// segmentStarts are the offsets at which the partition's segment files
+// begin, in order (the embedded broker names each after its first
+// record). A log without compaction has no gap between a segment's last
+// record and the next segment's first, so one small fetch of the offset
+// just before each segment start tells whether the record there is
+// present; where it is not, the broker answers with the next record it
+// has, where the hole ends, and the segment before is read for where
+// the hole begins. Records the log start has passed (retention) are not
+// looked at.
+func Holes(client sarama.Client, topic string, p int32, segmentStarts []int64) ([]Gap, error) {
+	if len(segmentStarts) < 2 {
+		return nil, nil
+	}
+	logStart, err := client.GetOffset(topic, p, sarama.OffsetOldest)
+	if err != nil {
+		return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+	}
+	var holes []Gap
+	for i := 1; i < len(segmentStarts); i++ {
+		last := segmentStarts[i] - 1 // the last offset of the segment before
+		if last < logStart {
+			continue
+		}
+		next, err := firstBatchFrom(client, topic, p, last)
+		if err != nil {
+			return nil, err
+		}
+		if next <= last {
+			continue // present
+		}
+		from, err := endBefore(client, topic, p, max(segmentStarts[i-1], logStart), last)
+		if err != nil {
+			return nil, err
+		}
+		holes = append(holes, Gap{Topic: topic, Partition: p, From: from, To: next})
+	}
+	return holes, nil
+}
+
+// batchSpan is the offsets of one record batch, first to last.
+type batchSpan struct{ first, last int64 }
+
+// fetchSpans returns the whole record batches partition p of topic holds
+// from offset on (the first of them may begin before it), as far as a
+// fetch returns, with the log's high watermark then.
+func fetchSpans(client sarama.Client, topic string, p int32, offset int64) ([]batchSpan, int64, error) {
+	block, err := fetchBlock(client, topic, p, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !errors.Is(block.Err, sarama.ErrNoError) {
+		return nil, 0, fmt.Errorf("read %s/%d at %d: %w", topic, p, offset, block.Err)
+	}
+	var spans []batchSpan
+	for _, rs := range block.RecordsSet {
+		if b := rs.RecordBatch; b != nil && !b.PartialTrailingRecord {
+			spans = append(spans, batchSpan{b.FirstOffset, b.FirstOffset + int64(b.LastOffsetDelta)})
+		}
+	}
+	return spans, block.HighWaterMarkOffset, nil
+}
+
+// firstBatchFrom returns the lowest offset at or after offset that the
+// log holds a record at: offset itself where a batch holds it, the first
+// offset of the next batch where the log has none there, and the high
+// watermark where it holds nothing after.
+func firstBatchFrom(client sarama.Client, topic string, p int32, offset int64) (int64, error) {
+	spans, hwm, err := fetchSpans(client, topic, p, offset)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range spans {
+		if s.last >= offset {
+			return max(s.first, offset), nil
+		}
+	}
+	return hwm, nil
+}
+
+// endBefore returns the offset after the last record the log holds from
+// from up to (not including) before: from where it holds none there.
+func endBefore(client sarama.Client, topic string, p int32, from, before int64) (int64, error) {
+	end := from
+	for end < before {
+		spans, _, err := fetchSpans(client, topic, p, end)
+		if err != nil {
+			return 0, err
+		}
+		moved := false
+		for _, s := range spans {
+			if s.first >= before {
+				return end, nil
+			}
+			if s.last+1 > end {
+				end, moved = s.last+1, true
+			}
+		}
+		if !moved {
+			return end, nil
+		}
+	}
+	return min(end, before), nil
+}
