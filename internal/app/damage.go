@@ -145,7 +145,7 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32, lo
 		r.logger.Warn("the broker's log ends before what the processor had read or counted: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
 			append(args, "records_lost", l.To-l.From)...)
 	}
-	rw := rewinds{}
+	rw := newRewinds()
 	if err := r.countAgain(client, committed, counted, writtenBack, rw); err != nil {
 		return err
 	}

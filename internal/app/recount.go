@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"clicks/internal/clicks"
@@ -76,23 +75,36 @@ func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
 // partition), two fetches of a few MiB.
 const recentForwards = 50_000
 
-// rewinds are the offsets the group's committed offsets are to go back
-// to, by topic and partition.
-type rewinds map[string]map[int32]int64
+// rewinds are how the group's committed offsets are to change, by topic
+// and partition: back, to read records again; or, for a loop partition
+// with a hole whose forwards are made again from user-clicks, on to its
+// end (see lostForwards).
+type rewinds struct {
+	back map[string]map[int32]int64
+	skip map[int32]skipLoop
+}
+
+// skipLoop: the group reads the loop partition on from to, not what it
+// holds below; forwardsLost are lost if it cannot.
+type skipLoop struct{ to, forwardsLost int64 }
+
+func newRewinds() rewinds {
+	return rewinds{back: map[string]map[int32]int64{}, skip: map[int32]skipLoop{}}
+}
 
 // add asks for topic/p to be read again from offset; the lowest asked
 // wins.
 func (rw rewinds) add(topic string, p int32, offset int64) {
-	if rw[topic] == nil {
-		rw[topic] = map[int32]int64{}
+	if rw.back[topic] == nil {
+		rw.back[topic] = map[int32]int64{}
 	}
-	if cur, ok := rw[topic][p]; !ok || offset < cur {
-		rw[topic][p] = offset
+	if cur, ok := rw.back[topic][p]; !ok || offset < cur {
+		rw.back[topic][p] = offset
 	}
 }
 
 // rewind sets the group's committed offsets back as rw asks, where it
-// committed more. The coordinator refuses while the group has members:
+// committed more, and on past the loop partitions rw skips. The coordinator refuses while the group has members:
 // a processor killed with its broker running stays a member until its
 // session times out, so rewind waits for the group to empty, up to the
 // session timeout and a margin. Members that stay (processors of other
@@ -103,13 +115,24 @@ func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int6
 		topic     string
 		p         int32
 		offset, c int64
+		lost      int64 // if it cannot be done
 	}
 	var backs []back
-	for topic, parts := range rw {
+	for topic, parts := range rw.back {
 		for p, offset := range parts {
-			if c, ok := committed[topic][p]; ok && offset < c {
-				backs = append(backs, back{topic, p, offset, c})
+			if _, skip := rw.skip[p]; skip && topic == string(clicks.Loop) {
+				continue
 			}
+			if c, ok := committed[topic][p]; ok && offset < c {
+				backs = append(backs, back{topic, p, offset, c, c - offset})
+			}
+		}
+	}
+	for p, s := range rw.skip {
+		// Also where the group never committed it: it would read the
+		// partition from its start.
+		if c, ok := committed[string(clicks.Loop)][p]; !ok || c != s.to {
+			backs = append(backs, back{string(clicks.Loop), p, s.to, c, s.forwardsLost})
 		}
 	}
 	if len(backs) == 0 {
@@ -134,9 +157,14 @@ func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int6
 			}
 			why = err.Error()
 		}
-		r.metrics.NotCountedAgain(b.c - b.offset)
+		r.metrics.NotCountedAgain(b.lost)
+		if b.offset > b.c {
+			r.logger.Error("cannot make the processor group skip a loop partition with a hole, whose forwards are made again: the forwards lost in the hole stay uncounted",
+				"topic", b.topic, "partition", b.p, "read_on_from", b.offset, "records_not_counted_again", b.lost, "why", why)
+			continue
+		}
 		r.logger.Error("cannot make the processor group read those records again: their counts stay lost",
-			"topic", b.topic, "partition", b.p, "offsets", fmt.Sprintf("%d-%d", b.offset, b.c-1), "records_not_counted_again", b.c-b.offset, "why", why)
+			"topic", b.topic, "partition", b.p, "offsets", fmt.Sprintf("%d-%d", b.offset, b.c-1), "records_not_counted_again", b.lost, "why", why)
 	}
 }
 
@@ -235,158 +263,6 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 		if home+1 < starts[p] {
 			r.logger.Warn("the broker deleted clicks that what the table's changelog lost may have counted: the counts of those are lost",
 				"topic", clicks.Topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
-		}
-	}
-	return nil
-}
-
-// lostForwards finds clicks forwarded through the loop topic whose
-// forward is lost: a click outside its user's partition, below the
-// group's committed offset of its partition (so it was forwarded), but
-// neither counted (the table) nor waiting in the loop topic. A damaged
-// loop topic loses such forwards, also above the group's committed
-// offset of the loop topic, where nothing else would notice. Forwards of
-// one partition reach the loop topic, and are counted, in their order,
-// so one past the last counted or waiting is all to look from. The
-// processor is made to read those clicks again, and forwards them again.
-//
-// A loop partition known to be damaged (its log ends before what the
-// group read, in lost, or has a hole, in loopHoles) or read again (its table partition lost counts)
-// is looked at from there, or from the start of the partition where no
-// forward to it is known. For the others, at every start, only the last
-// recentForwards clicks below the commit of each partition of user-clicks
-// are looked at: a healthy log holds the forwards of all of them, and a
-// tail cut above the loop's commit loses only forwards written since that
-// commit, whose clicks lie just below user-clicks' own commit (both are
-// committed every second). With the emitter's clicks alone (none
-// forwarded) nothing is read.
-func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, rw rewinds) error {
-	damaged := map[int32]bool{}
-	for _, l := range lost {
-		if l.Topic == string(clicks.Loop) {
-			damaged[l.Partition] = true
-		}
-	}
-	for _, h := range loopHoles {
-		damaged[h.Partition] = true
-	}
-	for p := range rw[string(clicks.Loop)] {
-		damaged[p] = true
-	}
-	id, err := r.k.TopicID(string(clicks.Topic))
-	if err != nil {
-		return err
-	}
-	n, err := client.Partitions(string(clicks.Topic))
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
-	}
-	parts := int32(len(n))
-	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	ends, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetNewest)
-	if err != nil {
-		return err
-	}
-	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	loopEnds, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetNewest)
-	if err != nil {
-		return err
-	}
-	// last[p][s]: the last click of partition s forwarded to loop
-	// partition p that was counted or waits there; -1 where none is
-	// known and p is damaged (look from the start); absent: do not look.
-	last := map[int32]map[int32]int64{}
-	for p := range parts {
-		// What waits in the loop topic, by the partition it came from:
-		// from where the processor will read (it reads the rest again).
-		from, ok := committed[string(clicks.Loop)][p]
-		if !ok {
-			from = loopStarts[p]
-		}
-		if again, ok := rw[string(clicks.Loop)][p]; ok {
-			from = min(from, again)
-		}
-		waiting := map[int32]int64{}
-		err := r.k.Scan(client, string(clicks.Loop), p, max(from, loopStarts[p]), loopEnds[p], func(m *sarama.ConsumerMessage) bool {
-			if s, o, ok := clicks.ForwardedFrom(m.Value, id); ok {
-				waiting[s] = max(waiting[s], o)
-			}
-			return true
-		})
-		if err != nil {
-			return fmt.Errorf("read what waits in the loop topic: %w", err)
-		}
-		last[p] = map[int32]int64{}
-		for s := range parts {
-			l, known := int64(-1), false
-			if o, ok := counted.forwarded[p][s]; ok {
-				l, known = o, true
-			}
-			if o, ok := waiting[s]; ok {
-				l, known = max(l, o), true
-			}
-			if s != p && (known || damaged[p]) {
-				last[p][s] = l
-			}
-		}
-	}
-	// One read of each partition of user-clicks, from the lowest of
-	// what is to be looked at, for all partitions of the loop topic.
-	notCounted := map[int32]int{}
-	again := map[int32][]string{}
-	for s := range parts {
-		c, read := committed[string(clicks.Topic)][s]
-		if !read {
-			continue
-		}
-		from, any := c, false
-		for p := range parts {
-			if l, ok := last[p][s]; ok {
-				if !damaged[p] {
-					l = max(l, c-recentForwards-1)
-				}
-				from, any = min(from, l+1), true
-			}
-		}
-		if !any {
-			continue
-		}
-		first := map[int32]int64{}
-		err := r.k.Scan(client, string(clicks.Topic), s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
-			if len(m.Key) == 0 {
-				return true
-			}
-			p := clicks.KeyPartition(string(m.Key), parts)
-			l, ok := last[p][s]
-			if ok && !damaged[p] {
-				l = max(l, c-recentForwards-1)
-			}
-			if ok && m.Offset > l && clickOf(m, p, parts, counted) {
-				if _, seen := first[p]; !seen {
-					first[p] = m.Offset
-					rw.add(string(clicks.Topic), s, m.Offset)
-				}
-				notCounted[p]++
-			}
-			return true
-		})
-		if err != nil {
-			return fmt.Errorf("look for forwards the loop topic lost: %w", err)
-		}
-		for p, o := range first {
-			again[p] = append(again[p], fmt.Sprintf("%s/%d@%d", clicks.Topic, s, o))
-		}
-	}
-	for p := range parts {
-		if notCounted[p] > 0 {
-			r.logger.Warn("clicks forwarded through the loop topic were lost before they were counted (a damaged or truncated log?): the processor reads them again",
-				"topic", clicks.Loop, "partition", p, "log_end", loopEnds[p], "clicks_not_counted", notCounted[p], "count_again_from", strings.Join(again[p], ","))
 		}
 	}
 	return nil

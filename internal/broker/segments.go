@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +20,9 @@ import (
 func (b *Embedded) SegmentStarts(topic string, p int32) ([]int64, error) {
 	dir := filepath.Join(b.cfg.Dir, "partitions", fmt.Sprintf("%s-%d", url.PathEscape(topic), p))
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // nothing written to it yet
+	}
 	if err != nil {
 		return nil, fmt.Errorf("segment files of %s/%d: %w", topic, p, err)
 	}

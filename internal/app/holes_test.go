@@ -1,0 +1,174 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+	"clicks/internal/metrics/metricstest"
+
+	"github.com/IBM/sarama"
+)
+
+var (
+	holeRE          = regexp.MustCompile(`msg="the broker's log lacks records in its middle[^"]*" topic=(\S+) partition=(\d+) offsets=(\d+)-(\d+) records_lost=(\d+)`)
+	holedForwardsRE = regexp.MustCompile(`msg="a hole in the loop topic lost forwards before they were counted[^"]*" topic=\S+ partition=(\d+) clicks_not_counted=(\d+)`)
+)
+
+// setSegmentBytes makes the broker at addr start a new segment file of
+// each of topics every size bytes.
+func setSegmentBytes(t *testing.T, addr string, size int, topics ...string) {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V2_8_0_0
+	admin, err := sarama.NewClusterAdmin([]string{addr}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	v := strconv.Itoa(size)
+	for _, topic := range topics {
+		entries := map[string]sarama.IncrementalAlterConfigsEntry{
+			"segment.bytes": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &v},
+		}
+		if err := admin.IncrementalAlterConfig(sarama.TopicResource, topic, entries, false); err != nil {
+			t.Fatalf("set segment.bytes of %s: %v", topic, err)
+		}
+	}
+}
+
+// removeSegment removes the first segment file of topic/p under the
+// data directory dir that begins at or after from and is not the last,
+// and returns the offsets it held, [base, next base).
+func removeSegment(t *testing.T, dir, topic string, p int32, from int64) (int64, int64) {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "broker", "partitions", fmt.Sprintf("%s-%d", topic, p), "*.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bases []int64
+	for _, path := range paths {
+		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), ".dat"), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bases = append(bases, n)
+	}
+	slices.Sort(bases)
+	for i, b := range bases[:max(len(bases)-1, 0)] {
+		if b >= from {
+			if err := os.Remove(filepath.Join(dir, "broker", "partitions", fmt.Sprintf("%s-%d", topic, p), fmt.Sprintf("%d.dat", b))); err != nil {
+				t.Fatal(err)
+			}
+			return b, bases[i+1]
+		}
+	}
+	t.Fatalf("%s/%d has no segment from offset %d on but its last: %v", topic, p, from, bases)
+	return 0, 0
+}
+
+// A segment file lost from the middle of a log: of user-clicks, where
+// its clicks were counted, and of the loop topic, where its forwards
+// waited to be counted, forwards after them too. The broker serves on
+// past the hole as if nothing were missing; at start each hole is
+// reported, and the lost forwards are made again, in order, so that the
+// forwards waiting after the hole do not make them look counted.
+func TestHolesInTheMiddleOfTheLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"-data", dir, "-broker-listen", addr, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
+	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	other := (home + 1) % clicks.DefaultPartitions
+	click := func(i int) string { return fmt.Sprintf("click %d", i) }
+
+	p := startProcess(t, bin, args...)
+	waitForLog(t, p, brokersRE)
+	waitForLogLine(t, p, regexp.MustCompile(`msg="checked the logs for damage"`))
+	// Segments of 2 KiB: a dozen one-record batches each.
+	setSegmentBytes(t, addr, 2<<10, string(clicks.Topic), string(clicks.Loop))
+	produceTo(t, addr, string(clicks.Topic), home, "user-0", 200, click)
+	produceTo(t, addr, string(clicks.Topic), other, "user-0", 50, click)
+	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForUserTotal(t, in, 250)
+	stopWithSIGTERM(t, p)
+
+	// The broker alone: 150 more clicks of user-0 outside its
+	// partition, forwarded and not counted yet, as at a crash.
+	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
+	waitForLog(t, broker, brokersRE)
+	produceTo(t, addr, string(clicks.Topic), other, "user-0", 150, click)
+	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	id, err := k.TopicID(string(clicks.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceTo(t, addr, string(clicks.Loop), home, "user-0", 150, func(i int) string {
+		return fmt.Sprintf(`{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, 50+i, id)
+	})
+	client, err := sarama.NewClient([]string{addr}, k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 200); err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	stopWithSIGTERM(t, broker)
+
+	// Counted clicks of user-clicks, and forwards not counted yet (the
+	// loop partition's first 50 were counted).
+	clickFrom, clickTo := removeSegment(t, dir, string(clicks.Topic), home, 50)
+	fwdFrom, fwdTo := removeSegment(t, dir, string(clicks.Loop), home, 80)
+	t.Logf("removed %s/%d offsets %d-%d and %s/%d offsets %d-%d", clicks.Topic, home, clickFrom, clickTo-1, clicks.Loop, home, fwdFrom, fwdTo-1)
+
+	p = startProcess(t, bin, args...)
+	waitForLogLine(t, p, regexp.MustCompile(`msg="checked the logs for damage"`))
+	holes := map[string]string{}
+	for _, m := range holeRE.FindAllStringSubmatch(p.stderr.String(), -1) {
+		holes[m[1]+"/"+m[2]] = m[3] + "-" + m[4] + " " + m[5]
+	}
+	want := map[string]string{
+		fmt.Sprintf("%s/%d", clicks.Topic, home): fmt.Sprintf("%d-%d %d", clickFrom, clickTo-1, clickTo-clickFrom),
+		fmt.Sprintf("%s/%d", clicks.Loop, home):  fmt.Sprintf("%d-%d %d", fwdFrom, fwdTo-1, fwdTo-fwdFrom),
+	}
+	if !maps.Equal(holes, want) {
+		t.Errorf("holes reported %v, want %v:\n%s", holes, want, p.stderr)
+	}
+	m := holedForwardsRE.FindStringSubmatch(p.stderr.String())
+	if m == nil || m[1] != strconv.Itoa(int(home)) || m[2] != strconv.FormatInt(fwdTo-fwdFrom, 10) {
+		t.Errorf("forwards lost in the hole reported as %q, want %d in partition %d:\n%s", m, fwdTo-fwdFrom, home, p.stderr)
+	}
+	// Every click counted once: those the hole took from user-clicks
+	// stay counted, the forwards lost are counted now, and none of
+	// those that waited after the hole twice.
+	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForUserTotal(t, in, 400)
+	if n := recordsPerKey(t, []string{addr}, string(clicks.Topic))["user-0"]; n != 400-int(clickTo-clickFrom) {
+		t.Errorf("user-clicks holds %d clicks of user-0, want 400 - the %d lost", n, clickTo-clickFrom)
+	}
+	families := metricstest.Scrape(t, in.get)
+	for topic, n := range map[string]int64{string(clicks.Topic): clickTo - clickFrom, string(clicks.Loop): fwdTo - fwdFrom} {
+		if got, ok := metricstest.Value(families, "clicks_records_lost_total", "topic", topic); !ok || got != float64(n) {
+			t.Errorf("clicks_records_lost_total{topic=%q} = %v (found %v), want %d", topic, got, ok, n)
+		}
+	}
+	// New clicks, in and outside user-0's partition: all counted.
+	produceTo(t, addr, string(clicks.Topic), other, "user-0", 20, click)
+	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, click)
+	waitForUserTotal(t, in, 430)
+	stopWithSIGTERM(t, p)
+}

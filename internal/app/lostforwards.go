@@ -1,0 +1,209 @@
+package app
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+
+	"github.com/IBM/sarama"
+)
+
+// lostForwards finds clicks forwarded through the loop topic whose
+// forward is lost: a click outside its user's partition, below the
+// group's committed offset of its partition (so it was forwarded), but
+// neither counted (the table) nor waiting in the loop topic. A damaged
+// loop topic loses such forwards, also above the group's committed
+// offset of the loop topic, where nothing else would notice. Forwards of
+// one partition reach the loop topic, and are counted, in their order,
+// so one past the last counted or waiting is all to look from. The
+// processor is made to read those clicks again, and forwards them again.
+//
+// A loop partition known to be damaged (its log ends before what the
+// group read, in lost, or has a hole, in loopHoles) or read again (its table partition lost counts)
+// is looked at from there, or from the start of the partition where no
+// forward to it is known. For the others, at every start, only the last
+// recentForwards clicks below the commit of each partition of user-clicks
+// are looked at: a healthy log holds the forwards of all of them, and a
+// tail cut above the loop's commit loses only forwards written since that
+// commit, whose clicks lie just below user-clicks' own commit (both are
+// committed every second). With the emitter's clicks alone (none
+// forwarded) nothing is read.
+func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, rw rewinds) error {
+	damaged := map[int32]bool{}
+	for _, l := range lost {
+		if l.Topic == string(clicks.Loop) {
+			damaged[l.Partition] = true
+		}
+	}
+	// A hole loses forwards from the middle of what waits in a loop
+	// partition: the forwards after it have higher offsets of the same
+	// partitions than those lost, and once counted they would make the
+	// lost ones, forwarded again, look like ones counted before. So
+	// where a hole lost forwards, the group skips what waits in the
+	// loop partition, and all its forwards not counted are made again,
+	// in order, from user-clicks.
+	holed := map[int32]bool{}
+	for _, h := range loopHoles {
+		damaged[h.Partition] = true
+		holed[h.Partition] = true
+	}
+	for p := range rw.back[string(clicks.Loop)] {
+		damaged[p] = true
+	}
+	id, err := r.k.TopicID(string(clicks.Topic))
+	if err != nil {
+		return err
+	}
+	n, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	parts := int32(len(n))
+	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	ends, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
+	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
+	if err != nil {
+		return err
+	}
+	loopEnds, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
+	// last[p][s]: the last click of partition s forwarded to loop
+	// partition p that was counted or waits there (holed: counted); -1
+	// where none is known and p is damaged (look from the start);
+	// absent: do not look. waitingAt[p][s], holed p only: the clicks of
+	// s whose forwards wait in p.
+	last := map[int32]map[int32]int64{}
+	waitingAt := map[int32]map[int32]map[int64]bool{}
+	for p := range parts {
+		// What waits in the loop topic, by the partition it came from:
+		// from where the processor will read (it reads the rest again).
+		from, ok := committed[string(clicks.Loop)][p]
+		if !ok {
+			from = loopStarts[p]
+		}
+		if again, ok := rw.back[string(clicks.Loop)][p]; ok {
+			from = min(from, again)
+		}
+		waiting := map[int32]int64{}
+		err := r.k.Scan(client, string(clicks.Loop), p, max(from, loopStarts[p]), loopEnds[p], func(m *sarama.ConsumerMessage) bool {
+			if s, o, ok := clicks.ForwardedFrom(m.Value, id); ok {
+				waiting[s] = max(waiting[s], o)
+				if holed[p] {
+					if waitingAt[p] == nil {
+						waitingAt[p] = map[int32]map[int64]bool{}
+					}
+					if waitingAt[p][s] == nil {
+						waitingAt[p][s] = map[int64]bool{}
+					}
+					waitingAt[p][s][o] = true
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("read what waits in the loop topic: %w", err)
+		}
+		last[p] = map[int32]int64{}
+		for s := range parts {
+			l, known := int64(-1), false
+			if o, ok := counted.forwarded[p][s]; ok {
+				l, known = o, true
+			}
+			if o, ok := waiting[s]; ok && !holed[p] {
+				l, known = max(l, o), true
+			}
+			if s != p && (known || damaged[p]) {
+				last[p][s] = l
+			}
+		}
+	}
+	// One read of each partition of user-clicks, from the lowest of
+	// what is to be looked at, for all partitions of the loop topic.
+	notCounted := map[int32]int{}
+	again := map[int32][]string{}
+	firstUncounted := map[int32]map[int32]int64{} // holed p only, by s
+	for s := range parts {
+		c, read := committed[string(clicks.Topic)][s]
+		if !read {
+			continue
+		}
+		from, any := c, false
+		for p := range parts {
+			if l, ok := last[p][s]; ok {
+				if !damaged[p] {
+					l = max(l, c-recentForwards-1)
+				}
+				from, any = min(from, l+1), true
+			}
+		}
+		if !any {
+			continue
+		}
+		first := map[int32]int64{}
+		err := r.k.Scan(client, string(clicks.Topic), s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
+			if len(m.Key) == 0 {
+				return true
+			}
+			p := clicks.KeyPartition(string(m.Key), parts)
+			l, ok := last[p][s]
+			if ok && !damaged[p] {
+				l = max(l, c-recentForwards-1)
+			}
+			if ok && m.Offset > l && clickOf(m, p, parts, counted) {
+				if holed[p] {
+					if firstUncounted[p] == nil {
+						firstUncounted[p] = map[int32]int64{}
+					}
+					if _, seen := firstUncounted[p][s]; !seen {
+						firstUncounted[p][s] = m.Offset
+					}
+					if waitingAt[p][s][m.Offset] {
+						return true
+					}
+				}
+				if _, seen := first[p]; !seen {
+					first[p] = m.Offset
+					rw.add(string(clicks.Topic), s, m.Offset)
+				}
+				notCounted[p]++
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("look for forwards the loop topic lost: %w", err)
+		}
+		for p, o := range first {
+			again[p] = append(again[p], fmt.Sprintf("%s/%d@%d", clicks.Topic, s, o))
+		}
+	}
+	for p := range parts {
+		if notCounted[p] > 0 && holed[p] {
+			var from []string
+			for s, o := range firstUncounted[p] {
+				rw.add(string(clicks.Topic), s, o)
+				from = append(from, fmt.Sprintf("%s/%d@%d", clicks.Topic, s, o))
+			}
+			slices.Sort(from)
+			rw.skip[p] = skipLoop{to: loopEnds[p], forwardsLost: int64(notCounted[p])}
+			r.logger.Warn("a hole in the loop topic lost forwards before they were counted: the processor skips what waits there and forwards again, in order, every click not counted yet",
+				"topic", clicks.Loop, "partition", p, "clicks_not_counted", notCounted[p], "skip_to", loopEnds[p], "count_again_from", strings.Join(from, ","))
+			continue
+		}
+		if notCounted[p] > 0 {
+			r.logger.Warn("clicks forwarded through the loop topic were lost before they were counted (a damaged or truncated log?): the processor reads them again",
+				"topic", clicks.Loop, "partition", p, "log_end", loopEnds[p], "clicks_not_counted", notCounted[p], "count_again_from", strings.Join(again[p], ","))
+		}
+	}
+	return nil
+}
