@@ -115,3 +115,66 @@ func TestLostForwardsAreForwardedAgain(t *testing.T) {
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", 20, click)
 	waitForUserTotal(t, in, 100)
 }
+
+// The first forwards ever from one partition to another, not counted
+// yet, lost with the end of a loop partition whose log ends no lower
+// than the group's commit (nothing had been read from it): the loop
+// partition does not look damaged, and nothing counted or waiting says
+// where to look from. The start-up check's look at the last clicks below
+// each commit finds them.
+func TestFirstForwardsLostFromTheLoopAreForwardedAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := []string{"-data", dir, "-broker-listen", addr, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
+	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	other := (home + 1) % clicks.DefaultPartitions
+	click := func(i int) string { return fmt.Sprintf("click %d", i) }
+
+	// user-0's own clicks only: nothing forwarded yet.
+	p := startProcess(t, bin, args...)
+	waitForLog(t, p, brokersRE)
+	produceTo(t, addr, string(clicks.Topic), home, "user-0", 40, click)
+	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForUserTotal(t, in, 40)
+	stopWithSIGTERM(t, p)
+
+	// The broker alone: 30 clicks outside user-0's partition, forwarded,
+	// not counted yet.
+	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
+	waitForLog(t, broker, brokersRE)
+	produceTo(t, addr, string(clicks.Topic), other, "user-0", 30, click)
+	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	id, err := k.TopicID(string(clicks.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceTo(t, addr, string(clicks.Loop), home, "user-0", 30, func(i int) string {
+		return fmt.Sprintf(`{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, i, id)
+	})
+	client, err := sarama.NewClient([]string{addr}, k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 30); err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	stopWithSIGTERM(t, broker)
+
+	damageSegment(t, dir, string(clicks.Loop), home, 0)
+	p = startProcess(t, bin, args...)
+	m := lostForwardsRE.FindStringSubmatch(waitForLogLine(t, p, lostForwardsRE))
+	if m[1] != strconv.Itoa(int(home)) || m[2] != "30" {
+		t.Errorf("reported %s forwards lost in partition %s, want the 30 of partition %d:\n%s", m[2], m[1], home, p.stderr)
+	}
+	if lostLineRE.MatchString(p.stderr.String()) {
+		t.Errorf("the loop partition was found damaged by its end, which is not what this tests:\n%s", p.stderr)
+	}
+	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
+	waitForUserTotal(t, in, 70)
+	stopWithSIGTERM(t, p)
+}

@@ -116,14 +116,14 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 		}
 		last[p] = map[int32]int64{}
 		for s := range parts {
-			l, known := int64(-1), false
+			l := int64(-1)
 			if o, ok := counted.forwarded[p][s]; ok {
-				l, known = o, true
+				l = o
 			}
 			if o, ok := waiting[s]; ok && !holed[p] {
-				l, known = max(l, o), true
+				l = max(l, o)
 			}
-			if s != p && (known || damaged[p]) {
+			if s != p {
 				last[p][s] = l
 			}
 		}
