@@ -31,12 +31,6 @@ var notWrittenBackRE = regexp.MustCompile(`level=ERROR msg="the table's changelo
 // silently). They say what they did not write back and why, and keep
 // their local table.
 func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
-	if raceEnabled {
-		// Under the race detector its view-only instance did not serve
-		// within 2 minutes in two CI runs (not yet understood); the
-		// plain run of the same command runs it.
-		t.Skip("runs without -race only, for now")
-	}
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
@@ -51,9 +45,18 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 		return startProcess(t, bin, append([]string{"-brokers", addr, "-data", data, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}, args...)...)
 	}
 	x := start(filepath.Join(dir, "x"))
+	// In two rounds, so that each partition of the table holds more
+	// than one record: goka refuses a cache that read more than the
+	// first record of a changelog now empty, unless the repair set its
+	// offset back (it did not reach the disk: the test failed whenever
+	// the record cache had merged a partition's writes into more than
+	// one record).
 	const n = 1000
-	writeOneClickBatches(t, addr, n)
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, x), stderr: x.stderr}, n)
+	xi := &instance{t: t, url: viewURL(t, x), stderr: x.stderr}
+	writeOneClickBatches(t, addr, n/2)
+	waitForUserTotal(t, xi, n/2)
+	writeOneClickBatches(t, addr, n/2)
+	waitForUserTotal(t, xi, n)
 	stopWithSIGTERM(t, x)
 	// A second copy of x's local tables, for the second case.
 	if out, err := exec.Command("cp", "-a", filepath.Join(dir, "x"), filepath.Join(dir, "y")).CombinedOutput(); err != nil {

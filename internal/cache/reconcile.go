@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
-	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
 )
@@ -237,15 +237,15 @@ func withCache(path string, fn func(*leveldb.DB) error) error {
 	return errors.Join(fn(db), db.Close())
 }
 
-// setOffset records in db, as goka does, that the cache has read the
-// changelog up to offset.
+// setOffset records in db, as goka's storage does, that the cache has
+// read the changelog up to offset. Not goka's storage.SetOffset: before
+// the storage is marked recovered it keeps the offset in memory only,
+// and it was lost when the cache closed: a cache kept ahead of a
+// changelog that now ends at 0 was refused by goka for good ("kafka
+// tells us there's no message in the topic, but our cache has one",
+// retried forever) unless it had read only the first record.
 func setOffset(db *leveldb.DB, offset int64) error {
-	st, err := storage.New(db)
-	if err != nil {
-		return err
-	}
-	// Not st.Close: it would close db, which withCache closes.
-	return st.SetOffset(offset)
+	return db.Put([]byte(offsetKey), strconv.AppendInt(nil, offset, 10), nil)
 }
 
 // tableIDFile is where the topic ID of the table a role's caches were
