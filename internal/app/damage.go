@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -17,7 +18,7 @@ import (
 // (what a damaged changelog lost and a local table holds is written back
 // to it); then, where the processor runs, what its group will never read
 // is reported, and the offsets a damaged click log lost are filled.
-func (r *roles) repairLogs(client sarama.Client) error {
+func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
 	holes, err := r.reportHoles(client)
 	if err != nil {
 		return err
@@ -42,7 +43,7 @@ func (r *roles) repairLogs(client sarama.Client) error {
 		// second or two (BenchmarkDamageCheck), which a slow start shows.
 		r.logger.Info("checked the logs for damage", "took", time.Since(start).Round(10*time.Millisecond))
 	}()
-	return r.reportUnreadClicks(client, writtenBack, holes)
+	return r.reportUnreadClicks(ctx, client, writtenBack, holes)
 }
 
 // mayWriteBack returns why this instance must not write a local table's
@@ -114,7 +115,7 @@ func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 // here. writtenBack are the partitions of the table whose changelog lost
 // records a local table held; loopHoles, the holes found in the loop
 // topic.
-func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32, loopHoles []kafka.Gap) error {
+func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, writtenBack []int32, loopHoles []kafka.Gap) error {
 	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
 	if err != nil {
 		return err
@@ -152,7 +153,9 @@ func (r *roles) reportUnreadClicks(client sarama.Client, writtenBack []int32, lo
 	if err := r.lostForwards(client, committed, counted, lost, loopHoles, rw); err != nil {
 		return err
 	}
-	r.rewind(client, committed, rw)
+	if err := r.rewind(ctx, client, committed, rw); err != nil {
+		return err
+	}
 	return r.fillLostOffsets(client, lost)
 }
 

@@ -2,6 +2,7 @@ package app
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -110,7 +111,7 @@ func (rw rewinds) add(topic string, p int32, offset int64) {
 // session timeout and a margin. Members that stay (processors of other
 // instances) keep the records from being counted again, for good: an
 // error line says which, and clicks_not_counted_again_total counts them.
-func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int64, rw rewinds) {
+func (r *roles) rewind(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, rw rewinds) error {
 	type back struct {
 		topic     string
 		p         int32
@@ -136,13 +137,18 @@ func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int6
 		}
 	}
 	if len(backs) == 0 {
-		return
+		return nil
 	}
 	slices.SortFunc(backs, func(a, b back) int {
 		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.p, b.p))
 	})
 	wait := r.k.Config().Consumer.Group.Session.Timeout + rewindMargin
-	members, state, werr := r.waitForEmptyGroup(client, wait)
+	members, state, werr := r.waitForEmptyGroup(ctx, client, wait)
+	if ctx.Err() != nil {
+		// Stopped while waiting: nothing was set back or filled, so
+		// the next start finds the same damage and repairs it.
+		return ctx.Err()
+	}
 	for _, b := range backs {
 		var why string
 		switch {
@@ -166,20 +172,21 @@ func (r *roles) rewind(client sarama.Client, committed map[string]map[int32]int6
 		r.logger.Error("cannot make the processor group read those records again: their counts stay lost",
 			"topic", b.topic, "partition", b.p, "offsets", fmt.Sprintf("%d-%d", b.offset, b.c-1), "records_not_counted_again", b.lost, "why", why)
 	}
+	return nil
 }
 
 // rewindMargin is how long past the group's session timeout rewind waits
 // for a killed member to leave.
 const rewindMargin = 5 * time.Second
 
-// waitForEmptyGroup polls the processor group until it has no members or
-// wait has passed, and returns its members and state then.
-func (r *roles) waitForEmptyGroup(client sarama.Client, wait time.Duration) (members int, state string, err error) {
+// waitForEmptyGroup polls the processor group until it has no members,
+// wait has passed or ctx ends, and returns its members and state then.
+func (r *roles) waitForEmptyGroup(ctx context.Context, client sarama.Client, wait time.Duration) (members int, state string, err error) {
 	deadline := time.Now().Add(wait)
 	logged := false
 	for {
 		members, state, err = r.k.GroupMembers(client, string(clicks.Group))
-		if err == nil && members == 0 || time.Now().After(deadline) {
+		if err == nil && members == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return members, state, err
 		}
 		if !logged && err == nil {
@@ -187,7 +194,10 @@ func (r *roles) waitForEmptyGroup(client sarama.Client, wait time.Duration) (mem
 			r.logger.Warn("waiting for the processor group to empty before it reads records again (a killed processor stays a member until its session times out)",
 				"group", clicks.Group, "members", members, "state", state, "up_to", wait)
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 

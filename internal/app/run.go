@@ -184,7 +184,10 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 	}
 	// Before the emitter starts: new clicks must not take offsets a
 	// damaged log lost before they are filled (see repairLogs).
-	if err := r.repairLogs(client); err != nil {
+	if err := r.repairLogs(ctx, client); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while it waited: not a failure
+		}
 		return err
 	}
 	if r.cfg.emit {
