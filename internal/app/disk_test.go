@@ -205,47 +205,45 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	}
 	waitForMetric("clicks_served", 1000, time.Minute)
 
-	filler := fillUp(t, disk)
+	// Whether a part meets the full disk (a click counted as the disk
+	// fills, whose table write the broker refuses; then local tables
+	// that find no space) depends on timing: on a busy machine the
+	// processor may have counted every click before, and nothing fails.
+	// So up to three rounds of filling the disk and freeing it.
 	fullRE := regexp.MustCompile(`msg="the embedded broker's disk is nearly full[^\n]* repeated=\d+`)
-	waitForLogWithin(t, app, fullRE, 2*time.Minute)
-	// Some seconds more with no byte free, for the local tables to find out.
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-app.exited:
-			t.Fatalf("the program exited with the disk full (%v):\n%s", err, lastLines(app.stderr.String(), 40))
-		case <-time.After(time.Until(deadline)):
-		}
-	}
-	logged := app.stderr.String()
-	var errorLines []string
-	for _, line := range strings.Split(logged, "\n") {
-		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
-			errorLines = append(errorLines, line)
-		}
-	}
-	t.Logf("with the disk full for 15 s and more, %d warnings and errors; the last:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 15))
-	if len(errorLines) > 60 {
-		t.Errorf("%d warnings and errors with the disk full, want each part's once per interval:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 40))
-	}
-	failures := 0
-	for _, line := range errorLines {
-		if strings.Contains(line, " failed; starting it again") {
-			failures++
-			if !strings.Contains(line, `disk="the embedded broker's disk is nearly full`) {
-				t.Errorf("a part failed with the disk full, and its line does not say so: %s", line)
+	var filler string
+	for round := 1; ; round++ {
+		filler = fillUp(t, disk)
+		logged := len(app.stderr.String())
+		for deadline := time.Now().Add(2 * time.Minute); !fullRE.MatchString(app.stderr.String()[logged:]); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no line matching %s within 2m0s of filling the disk:\n%s", fullRE, lastLines(app.stderr.String(), 30))
 			}
 		}
-		if len(line) > 2000 {
-			t.Errorf("a line of %d bytes: %.300s…", len(line), line)
+		// Some seconds more with no byte free, for the local tables to find out.
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case err := <-app.exited:
+				t.Fatalf("the program exited with the disk full (%v):\n%s", err, lastLines(app.stderr.String(), 40))
+			case <-time.After(time.Until(deadline)):
+			}
 		}
-	}
-	if failures == 0 {
-		t.Error("no part failed with the disk full to the last byte: the test tested no failure's line")
-	}
-	// The processor and the view, each once per pause (1, 2, 4, 8, 16 s…).
-	if failures > 12 {
-		t.Errorf("%d lines of failed parts, want each part's once per pause", failures)
+		if n := checkDiskFullLines(t, app.stderr.String()[logged:]); n > 0 || round == 3 {
+			if n == 0 {
+				t.Error("no part failed with the disk full to the last byte in three rounds: the test tested no failure's line")
+			}
+			break
+		}
+		t.Logf("round %d: no part failed with the disk full; freeing it and filling it again", round)
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
+		before, ok := metricstest.Value(metricstest.Scrape(t, get), "clicks_served")
+		if !ok {
+			t.Fatal("no clicks_served in /-/metrics")
+		}
+		waitForMetric("clicks_served", before+1000, 2*time.Minute)
 	}
 
 	// Space returns: the clicks are emitted and counted again.
@@ -285,4 +283,39 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
 	}
 	matchTopic(t, in.brokers, in)
+}
+
+// checkDiskFullLines checks the lines logged while the disk was full:
+// few warnings and errors, each failed part's line naming the disk, none
+// of kilobytes, failed parts once per pause. It returns how many parts
+// failed.
+func checkDiskFullLines(t *testing.T, logged string) int {
+	t.Helper()
+	var errorLines []string
+	for _, line := range strings.Split(logged, "\n") {
+		if strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN") {
+			errorLines = append(errorLines, line)
+		}
+	}
+	t.Logf("with the disk full for 15 s and more, %d warnings and errors; the last:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 15))
+	if len(errorLines) > 60 {
+		t.Errorf("%d warnings and errors with the disk full, want each part's once per interval:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 40))
+	}
+	failures := 0
+	for _, line := range errorLines {
+		if strings.Contains(line, " failed; starting it again") {
+			failures++
+			if !strings.Contains(line, `disk="the embedded broker's disk is nearly full`) {
+				t.Errorf("a part failed with the disk full, and its line does not say so: %s", line)
+			}
+		}
+		if len(line) > 2000 {
+			t.Errorf("a line of %d bytes: %.300s…", len(line), line)
+		}
+	}
+	// The processor and the view, each once per pause (1, 2, 4, 8, 16 s…).
+	if failures > 12 {
+		t.Errorf("%d lines of failed parts, want each part's once per pause", failures)
+	}
+	return failures
 }
