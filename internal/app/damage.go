@@ -34,7 +34,7 @@ func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
 	if err != nil {
 		return err
 	}
-	if !r.cfg.process {
+	if !r.cfg.process && r.broker == nil {
 		return nil
 	}
 	start := time.Now()
@@ -43,6 +43,17 @@ func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
 		// second or two (BenchmarkDamageCheck), which a slow start shows.
 		r.logger.Info("checked the logs for damage", "took", time.Since(start).Round(10*time.Millisecond))
 	}()
+	if !r.cfg.process {
+		// The embedded broker alone: other processes write to it and
+		// read from it, so it fills the ends its logs lost before they
+		// can write (see broker.HoldWrites); the processor's instance
+		// does the rest.
+		_, _, lost, err := r.findLostEnds(client)
+		if err != nil {
+			return err
+		}
+		return r.fillLostOffsets(client, lost)
+	}
 	return r.reportUnreadClicks(ctx, client, writtenBack, holes)
 }
 
@@ -116,7 +127,7 @@ func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 // records a local table held; loopHoles, the holes found in the loop
 // topic.
 func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, writtenBack []int32, loopHoles []kafka.Gap) error {
-	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	committed, counted, lost, err := r.findLostEnds(client)
 	if err != nil {
 		return err
 	}
@@ -129,13 +140,39 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, wr
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
 			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
 	}
+	rw := newRewinds()
+	if err := r.countAgain(client, committed, counted, writtenBack, rw); err != nil {
+		return err
+	}
+	if err := r.lostForwards(client, committed, counted, lost, loopHoles, rw); err != nil {
+		return err
+	}
+	if err := r.fillLostOffsets(client, lost); err != nil {
+		return err
+	}
+	// Filled: new clicks take no lost offset now, so writers need not
+	// wait for the rewind, which may wait for the group to empty.
+	if r.broker != nil {
+		r.broker.OpenWrites()
+	}
+	return r.rewind(ctx, client, committed, rw)
+}
+
+// findLostEnds finds and reports the ends the logs of user-clicks and
+// the loop topic lost (see lostRecords), with what the group committed
+// and the table says was counted.
+func (r *roles) findLostEnds(client sarama.Client) (map[string]map[int32]int64, tableOffsets, []lostEnd, error) {
+	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	if err != nil {
+		return nil, tableOffsets{}, nil, err
+	}
 	counted, err := r.readCounted(client)
 	if err != nil {
-		return err
+		return nil, tableOffsets{}, nil, err
 	}
 	lost, err := r.lostRecords(client, committed, counted)
 	if err != nil {
-		return err
+		return nil, tableOffsets{}, nil, err
 	}
 	for _, l := range lost {
 		r.metrics.RecordsLost(l.Topic, l.To-l.From)
@@ -146,17 +183,7 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, wr
 		r.logger.Warn("the broker's log ends before what the processor had read or counted: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
 			append(args, "records_lost", l.To-l.From)...)
 	}
-	rw := newRewinds()
-	if err := r.countAgain(client, committed, counted, writtenBack, rw); err != nil {
-		return err
-	}
-	if err := r.lostForwards(client, committed, counted, lost, loopHoles, rw); err != nil {
-		return err
-	}
-	if err := r.rewind(ctx, client, committed, rw); err != nil {
-		return err
-	}
-	return r.fillLostOffsets(client, lost)
+	return committed, counted, lost, nil
 }
 
 // lostEnd is the end of a partition's log that was lost: the log now

@@ -145,8 +145,10 @@ func (r *roles) rewind(ctx context.Context, client sarama.Client, committed map[
 	wait := r.k.Config().Consumer.Group.Session.Timeout + rewindMargin
 	members, state, werr := r.waitForEmptyGroup(ctx, client, wait)
 	if ctx.Err() != nil {
-		// Stopped while waiting: nothing was set back or filled, so
-		// the next start finds the same damage and repairs it.
+		// Stopped while waiting: nothing was set back, so the next
+		// start finds the same counts lost and sets back again (the
+		// lost ends are filled, and a loop partition's lost forwards
+		// are then looked for in the last clicks only).
 		return ctx.Err()
 	}
 	for _, b := range backs {

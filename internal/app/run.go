@@ -136,6 +136,9 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 	if err != nil {
 		return nil, err
 	}
+	// Other clients' writes to the click topics wait for the start-up
+	// repair (see roles.repairLogs).
+	b.HoldWrites(clicks.FillerHeader, string(clicks.Topic), string(clicks.Loop))
 	g.Go(func() error { return b.CompactPeriodically(ctx) })
 	g.Go(func() error { return b.WatchSessions(ctx, 2*time.Second) })
 	logger.Info("using the embedded Kafka broker", "addrs", strings.Join(b.ListenAddrs(), ","), "data", b.Dir(), "keeps_mib", cfg.brokerKeepMiB)
@@ -189,6 +192,9 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 			return nil // stopped while it waited: not a failure
 		}
 		return err
+	}
+	if r.broker != nil {
+		r.broker.OpenWrites()
 	}
 	if r.cfg.emit {
 		if err := r.startEmitter(ctx); err != nil {

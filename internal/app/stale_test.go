@@ -119,7 +119,7 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	check(y, "members")
 	// Its repair waits for the group to empty, up to the session
 	// timeout, to have the lost counts counted again. A SIGTERM stops the
-	// wait: it exits 0 at once and has decided nothing (the next start
+	// wait: it exits 0 at once and has set nothing back (the next start
 	// repairs), so it does not say those counts stay lost.
 	waitForLogLine(t, y, regexp.MustCompile(`msg="waiting for the processor group to empty`))
 	stopWithSIGTERM(t, y)

@@ -48,6 +48,7 @@ type Embedded struct {
 	sessions *sessionWatch
 	disk     *diskGuard // nil without a floor
 	nodes    *nodes     // for StopNode
+	gate     *writeGate // nil unless HoldWrites
 	addrs    []string   // of the brokers at start, by kfake node ID
 }
 

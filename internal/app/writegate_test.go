@@ -1,0 +1,93 @@
+package app
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"clicks/internal/clicks"
+
+	"github.com/IBM/sarama"
+)
+
+// The embedded broker in a process of its own restarts on a log of
+// user-clicks that lost its end, while another process's writer waits
+// to write clicks. The writer's clicks must not take the lost offsets,
+// which the processor counted before and would skip as delivered again:
+// the broker holds writes until its start-up repair has filled the lost
+// end, and the processor, started later, counts every new click.
+func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
+	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	click := func(i int) string { return fmt.Sprintf("click %d", i) }
+
+	broker := startProcess(t, bin, brokerArgs...)
+	waitForLog(t, broker, brokersRE)
+	procArgs := []string{"-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
+	p := startProcess(t, bin, procArgs...)
+	produceTo(t, addr, string(clicks.Topic), home, "user-0", 100, click)
+	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 100)
+	stopWithSIGTERM(t, p)
+	stopWithSIGTERM(t, broker)
+	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Topic), home, 0)
+
+	// The writer waits for the broker, and writes as soon as it may.
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	cfg.Producer.Retry.Max = 100
+	cfg.Producer.Retry.Backoff = 20 * time.Millisecond
+	cfg.Metadata.Retry.Max = 1000
+	cfg.Metadata.Retry.Backoff = 10 * time.Millisecond
+	type written struct {
+		offsets []int64
+		err     error
+	}
+	done := make(chan written, 1)
+	go func() {
+		var w written
+		var producer sarama.SyncProducer
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			if producer, w.err = sarama.NewSyncProducer([]string{addr}, cfg); w.err == nil || time.Now().After(deadline) {
+				break
+			}
+		}
+		if w.err != nil {
+			done <- w
+			return
+		}
+		defer producer.Close()
+		for i := range 50 {
+			_, offset, err := producer.SendMessage(&sarama.ProducerMessage{Topic: string(clicks.Topic), Partition: home,
+				Key: sarama.StringEncoder("user-0"), Value: sarama.StringEncoder(click(i))})
+			if err != nil {
+				w.err = err
+				break
+			}
+			w.offsets = append(w.offsets, offset)
+		}
+		done <- w
+	}()
+	broker = startProcess(t, bin, brokerArgs...)
+	w := <-done
+	if w.err != nil {
+		t.Fatalf("writer: %v", w.err)
+	}
+	if w.offsets[0] < 100 {
+		t.Errorf("the writer's clicks took offsets %d-%d, lost ones the processor had counted up to 99", w.offsets[0], w.offsets[len(w.offsets)-1])
+	}
+	if m := lostLineRE.FindStringSubmatch(waitForLogLine(t, broker, lostLineRE)); m[1] != string(clicks.Topic) || m[3] != "100" {
+		t.Errorf("the broker reported %s records lost of %s, want 100 of %s", m[3], m[1], clicks.Topic)
+	}
+	p = startProcess(t, bin, procArgs...)
+	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 150)
+	stopWithSIGTERM(t, p)
+	stopWithSIGTERM(t, broker)
+}
