@@ -95,7 +95,8 @@ func New() *Metrics {
 // skipReasonsHelp says what each reason of clicks_skipped_total means.
 const skipReasonsHelp = "duplicate (delivered again, counted already), no_key (null or empty key), " +
 	"unreadable_value (the user's table value cannot be read), unreadable_forward (a record in the loop topic clicks did not write), " +
-	"filler (not a click: written by clicks to fill offsets a damaged log lost)."
+	"filler (not a click: written by clicks to fill offsets a damaged log lost), " +
+	"stale_forward (a forward in the loop topic of an earlier incarnation of user-clicks)."
 
 // ProcessorCounts is what this instance's processor did, for the page.
 type ProcessorCounts struct {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"clicks/internal/clicks"
 	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
@@ -27,6 +29,15 @@ func TestEmittedByOutcome(t *testing.T) {
 	for name, want := range map[string]float64{"clicks_emitted_total": 1, "clicks_emit_failed_total": 1, "clicks_emit_unknown_total": 2} {
 		if got, ok := metricstest.Value(families, name); !ok || got != want {
 			t.Errorf("%s = %v (found %v), want %v", name, got, ok, want)
+		}
+	}
+}
+
+// The help of clicks_skipped_total says what every reason means.
+func TestSkipReasonsAllExplained(t *testing.T) {
+	for _, reason := range clicks.SkipReasons() {
+		if !strings.Contains(skipReasonsHelp, reason+" (") {
+			t.Errorf("the help of clicks_skipped_total does not explain %q: %s", reason, skipReasonsHelp)
 		}
 	}
 }
