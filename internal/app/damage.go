@@ -16,13 +16,14 @@ import (
 // repairLogs runs at start, before the emitter, the processor and the
 // view: the local tables are made to agree with the table's changelog
 // (what a damaged changelog lost and a local table holds is written back
-// to it); then, where the processor runs, what its group will never read
-// is reported, and the offsets a damaged click log lost are filled.
+// to it); then, where the processor or the embedded broker runs, the
+// ends the click and loop logs lost are reported and filled, which ends
+// the embedded broker's hold on other clients' writes (see
+// broker.Config.Hold), and holes in their middle are reported; where the
+// processor runs, what its group will never read is reported too, and
+// counts the table lost are made again.
 func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
-	holes, err := r.reportHoles(client)
-	if err != nil {
-		return err
-	}
+	start := time.Now()
 	dirs := map[string]string{}
 	if r.cfg.process {
 		dirs["processor"] = r.cacheDir("processor")
@@ -37,24 +38,37 @@ func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
 	if !r.cfg.process && r.broker == nil {
 		return nil
 	}
-	start := time.Now()
 	defer func() {
 		// The whole table is read: with a million users it takes a
-		// second or two (BenchmarkDamageCheck), which a slow start shows.
+		// second or so (BenchmarkDamageCheck), which a slow start shows.
 		r.logger.Info("checked the logs for damage", "took", time.Since(start).Round(10*time.Millisecond))
 	}()
-	if !r.cfg.process {
-		// The embedded broker alone: other processes write to it and
-		// read from it, so it fills the ends its logs lost before they
-		// can write (see broker.HoldWrites); the processor's instance
-		// does the rest.
-		_, _, lost, err := r.findLostEnds(client)
-		if err != nil {
-			return err
-		}
-		return r.fillLostOffsets(client, lost)
+	if r.broker != nil {
+		// Delete now what the settings keep no more, so that the reports
+		// cover it, not the next round of retention.
+		r.broker.ApplyRetention()
 	}
-	return r.reportUnreadClicks(ctx, client, writtenBack, holes)
+	committed, counted, lost, err := r.findLostEnds(client)
+	if err != nil {
+		return err
+	}
+	if err := r.fillLostOffsets(client, lost); err != nil {
+		return err
+	}
+	// Filled: new records take no lost offset now.
+	if r.broker != nil {
+		r.broker.OpenWrites()
+	}
+	holes, err := r.reportHoles(client)
+	if err != nil {
+		return err
+	}
+	if !r.cfg.process {
+		// The embedded broker alone: the processor's instance does the
+		// rest when it starts.
+		return nil
+	}
+	return r.reportUnreadClicks(ctx, client, committed, counted, lost, writtenBack, holes)
 }
 
 // mayWriteBack returns why this instance must not write a local table's
@@ -88,9 +102,6 @@ func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 	if r.broker == nil {
 		return nil, nil
 	}
-	// Delete now what the settings keep no more, so that the reports
-	// cover it, not the next round of retention.
-	r.broker.ApplyRetention()
 	var loopHoles []kafka.Gap
 	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
 		partitions, err := client.Partitions(topic)
@@ -126,11 +137,8 @@ func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 // here. writtenBack are the partitions of the table whose changelog lost
 // records a local table held; loopHoles, the holes found in the loop
 // topic.
-func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, writtenBack []int32, loopHoles []kafka.Gap) error {
-	committed, counted, lost, err := r.findLostEnds(client)
-	if err != nil {
-		return err
-	}
+func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets,
+	lost []lostEnd, writtenBack []int32, loopHoles []kafka.Gap) error {
 	deleted, err := kafka.Deleted(client, committed, string(clicks.Topic), string(clicks.Loop))
 	if err != nil {
 		return err
@@ -146,14 +154,6 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, wr
 	}
 	if err := r.lostForwards(client, committed, counted, lost, loopHoles, rw); err != nil {
 		return err
-	}
-	if err := r.fillLostOffsets(client, lost); err != nil {
-		return err
-	}
-	// Filled: new clicks take no lost offset now, so writers need not
-	// wait for the rewind, which may wait for the group to empty.
-	if r.broker != nil {
-		r.broker.OpenWrites()
 	}
 	return r.rewind(ctx, client, committed, rw)
 }

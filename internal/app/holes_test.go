@@ -83,11 +83,22 @@ func removeSegment(t *testing.T, dir, topic string, p int32, from int64) (int64,
 // past the hole as if nothing were missing; at start each hole is
 // reported, and the lost forwards are made again, in order, so that the
 // forwards waiting after the hole do not make them look counted.
+//
+// In the second case, retention has deleted the first ten clicks whose
+// forwards wait after the hole: skipped, those forwards cannot be made
+// again, and their loss is said.
 func TestHolesInTheMiddleOfTheLogs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
 	bin := buildClicks(t)
+	t.Run("forwards made again", func(t *testing.T) { holesInTheMiddle(t, bin, 0) })
+	t.Run("clicks of waiting forwards deleted", func(t *testing.T) { holesInTheMiddle(t, bin, 60) })
+}
+
+// holesInTheMiddle is TestHolesInTheMiddleOfTheLogs, with the clicks of
+// user-clicks' second partition below deleteBelow deleted.
+func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
 	dir := t.TempDir()
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args := []string{"-data", dir, "-broker-listen", addr, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
@@ -126,6 +137,17 @@ func TestHolesInTheMiddleOfTheLogs(t *testing.T) {
 	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 200); err != nil {
 		t.Fatal(err)
 	}
+	dropped := 0
+	if deleteBelow > 0 {
+		admin, err := sarama.NewClusterAdminFromClient(client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.DeleteRecords(string(clicks.Topic), map[int32]int64{other: deleteBelow}); err != nil {
+			t.Fatal(err)
+		}
+		dropped = int(deleteBelow) - 50 // the forwards of 50 on wait
+	}
 	client.Close()
 	stopWithSIGTERM(t, broker)
 
@@ -156,11 +178,18 @@ func TestHolesInTheMiddleOfTheLogs(t *testing.T) {
 	// stay counted, the forwards lost are counted now, and none of
 	// those that waited after the hole twice.
 	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, 400)
-	if n := recordsPerKey(t, []string{addr}, string(clicks.Topic))["user-0"]; n != 400-int(clickTo-clickFrom) {
-		t.Errorf("user-clicks holds %d clicks of user-0, want 400 - the %d lost", n, clickTo-clickFrom)
+	waitForUserTotal(t, in, 400-dropped)
+	if n := recordsPerKey(t, []string{addr}, string(clicks.Topic))["user-0"]; n != 400-int(clickTo-clickFrom)-int(deleteBelow) {
+		t.Errorf("user-clicks holds %d clicks of user-0, want 400 - the %d lost - the %d deleted", n, clickTo-clickFrom, deleteBelow)
 	}
 	families := metricstest.Scrape(t, in.get)
+	droppedRE := regexp.MustCompile(`level=ERROR msg="forwards waiting in a loop partition with a hole are skipped[^"]*" topic=\S+ partition=\d+ records_not_counted_again=(\d+)`)
+	if m := droppedRE.FindStringSubmatch(p.stderr.String()); dropped > 0 && (m == nil || m[1] != strconv.Itoa(dropped)) || dropped == 0 && m != nil {
+		t.Errorf("forwards dropped reported as %q, want %d:\n%s", m, dropped, p.stderr)
+	}
+	if got, ok := metricstest.Value(families, "clicks_not_counted_again_total"); !ok || got != float64(dropped) {
+		t.Errorf("clicks_not_counted_again_total = %v (found %v), want %d", got, ok, dropped)
+	}
 	for topic, n := range map[string]int64{string(clicks.Topic): clickTo - clickFrom, string(clicks.Loop): fwdTo - fwdFrom} {
 		if got, ok := metricstest.Value(families, "clicks_records_lost_total", "topic", topic); !ok || got != float64(n) {
 			t.Errorf("clicks_records_lost_total{topic=%q} = %v (found %v), want %d", topic, got, ok, n)
@@ -169,6 +198,6 @@ func TestHolesInTheMiddleOfTheLogs(t *testing.T) {
 	// New clicks, in and outside user-0's partition: all counted.
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", 20, click)
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, click)
-	waitForUserTotal(t, in, 430)
+	waitForUserTotal(t, in, 430-dropped)
 	stopWithSIGTERM(t, p)
 }

@@ -198,6 +198,22 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			rw.skip[p] = skipLoop{to: loopEnds[p], forwardsLost: int64(notCounted[p])}
 			r.logger.Warn("a hole in the loop topic lost forwards before they were counted: the processor skips what waits there and forwards again, in order, every click not counted yet",
 				"topic", clicks.Loop, "partition", p, "clicks_not_counted", notCounted[p], "skip_to", loopEnds[p], "count_again_from", strings.Join(from, ","))
+			// Forwards that wait there of clicks user-clicks no longer
+			// holds (deleted by retention, or in an end it lost) cannot
+			// be made again: skipped, they are lost.
+			dropped := 0
+			for s, offsets := range waitingAt[p] {
+				for o := range offsets {
+					if o < starts[s] || inLostEnd(lost, string(clicks.Topic), s, o) {
+						dropped++
+					}
+				}
+			}
+			if dropped > 0 {
+				r.metrics.NotCountedAgain(int64(dropped))
+				r.logger.Error("forwards waiting in a loop partition with a hole are skipped, and their clicks are no longer in user-clicks (deleted, or lost with its end): their counts are lost",
+					"topic", clicks.Loop, "partition", p, "records_not_counted_again", dropped)
+			}
 			continue
 		}
 		if notCounted[p] > 0 {
@@ -206,4 +222,14 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 		}
 	}
 	return nil
+}
+
+// inLostEnd tells whether offset o of topic/p lies in an end its log lost.
+func inLostEnd(lost []lostEnd, topic string, p int32, o int64) bool {
+	for _, l := range lost {
+		if l.Topic == topic && l.Partition == p && o >= l.From && o < l.To {
+			return true
+		}
+	}
+	return false
 }

@@ -132,13 +132,14 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 		CompactInterval: cfg.compactInterval,
 		Sync:            cfg.sync,
 		MinFree:         uint64(cfg.brokerFreeMiB) << 20,
+		// Other clients' writes to the click topics wait for the
+		// start-up repair to fill what their logs lost (see
+		// roles.repairLogs).
+		Hold: &broker.WriteHold{Filler: clicks.FillerHeader, Topics: []string{string(clicks.Topic), string(clicks.Loop)}},
 	}, logger)
 	if err != nil {
 		return nil, err
 	}
-	// Other clients' writes to the click topics wait for the start-up
-	// repair (see roles.repairLogs).
-	b.HoldWrites(clicks.FillerHeader, string(clicks.Topic), string(clicks.Loop))
 	g.Go(func() error { return b.CompactPeriodically(ctx) })
 	g.Go(func() error { return b.WatchSessions(ctx, 2*time.Second) })
 	logger.Info("using the embedded Kafka broker", "addrs", strings.Join(b.ListenAddrs(), ","), "data", b.Dir(), "keeps_mib", cfg.brokerKeepMiB)

@@ -36,6 +36,9 @@ type Config struct {
 	CompactInterval time.Duration
 	Sync            bool   // fsync every write
 	MinFree         uint64 // bytes the log's filesystem keeps free: below, writes are refused (0: no floor)
+	// Hold, if not nil, holds writes from the broker's start until
+	// OpenWrites (see WriteHold).
+	Hold *WriteHold
 }
 
 // Embedded is a Kafka-protocol cluster in this process (kfake),
@@ -60,6 +63,8 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded broker address: %w", err)
 	}
 	sessions := newSessionWatch()
+	ready := make(chan struct{}) // closed once the cluster is set up: then it accepts connections
+	defer close(ready)
 	nodes := newNodes()
 	opts := []kfake.Opt{
 		kfake.NumBrokers(cfg.Count),
@@ -75,7 +80,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 			if err != nil {
 				return nil, err
 			}
-			return nodes.track(sessions.listen(ln)), nil
+			return nodes.track(sessions.listen(heldListener{ln, ready})), nil
 		}),
 		kfake.BrokerConfigs(map[string]string{
 			// kfake's own compaction timer would compact without the
@@ -115,6 +120,9 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 	if cfg.MinFree > 0 {
 		b.disk = newDiskGuard(cfg.Dir, cfg.MinFree, logger.With("part", "broker"))
 		b.disk.install(c)
+	}
+	if cfg.Hold != nil {
+		b.hold(*cfg.Hold)
 	}
 	return b, nil
 }

@@ -3,33 +3,45 @@ package broker
 import (
 	"encoding/binary"
 	"errors"
+	"net"
+	"strings"
 	"sync/atomic"
+	"time"
+
+	"clicks/internal/logs"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// writeGate holds off other clients' writes to some topics while the
-// start-up repair runs (see HoldWrites), letting through only writes
-// whose every record carries the filler header: a log that lost its end
-// must be filled up to what was read of it before any new record takes
-// one of the lost offsets, which the processor would take for a record
-// it had counted and skip, for good. Writers are told to retry
-// (KAFKA_STORAGE_ERROR, as a full disk does), and the repair takes well
-// under a second on a table of a million users.
-type writeGate struct {
-	topics map[string]bool
-	filler string
-	open   atomic.Bool
+// WriteHold is what the broker holds from its start (Config.Hold) until
+// OpenWrites: other clients' writes to Topics, but for records that all
+// carry the header Filler.
+type WriteHold struct {
+	Filler string
+	Topics []string
 }
 
-// HoldWrites makes the broker refuse writes to topics, other than of
-// records that all carry the header filler, until OpenWrites. A write
-// that names its topic by ID only (produce version 13 on) is refused
-// while it holds, whatever its topic. Hold before any client can write:
-// right after Start.
-func (b *Embedded) HoldWrites(filler string, topics ...string) {
-	g := &writeGate{topics: map[string]bool{}, filler: filler}
-	for _, t := range topics {
+// writeGate holds off other clients' writes to some topics while the
+// start-up repair runs, letting through only writes whose every record
+// carries the filler header: a log that lost its end must be filled up
+// to what was read of it before any new record takes one of the lost
+// offsets, which the processor would take for a record it had counted
+// and skip, for good. Writers are told to retry (KAFKA_STORAGE_ERROR, as
+// a full disk does); the hold lasts until the lost ends are filled,
+// after a read of the whole table (about a second with a million users).
+type writeGate struct {
+	topics  map[string]bool
+	filler  string
+	open    atomic.Bool
+	refused atomic.Int64
+	repeat  *logs.Repeat
+}
+
+// hold installs the gate of h on the cluster. It runs before the broker
+// accepts any connection (see Start).
+func (b *Embedded) hold(h WriteHold) {
+	g := &writeGate{topics: map[string]bool{}, filler: h.Filler, repeat: logs.NewRepeat(b.logger.With("part", "broker"), 10*time.Second)}
+	for _, t := range h.Topics {
 		g.topics[t] = true
 	}
 	b.gate = g
@@ -44,6 +56,9 @@ func (b *Embedded) HoldWrites(filler string, topics ...string) {
 		if g.lets(preq) {
 			return nil, nil, false
 		}
+		g.refused.Add(1)
+		g.repeat.Warn("the embedded broker holds writes to the click topics until its start-up repair has filled what their logs lost: writers retry",
+			"topics", strings.Join(h.Topics, ","))
 		if preq.Acks == 0 {
 			// No answer is expected: closing the connection is how a
 			// broker says it did not write (as the disk guard does).
@@ -53,11 +68,24 @@ func (b *Embedded) HoldWrites(filler string, topics ...string) {
 	})
 }
 
-// OpenWrites ends HoldWrites.
+// OpenWrites ends the hold of Config.Hold.
 func (b *Embedded) OpenWrites() {
-	if b.gate != nil {
-		b.gate.open.Store(true)
+	if b.gate != nil && !b.gate.open.Swap(true) && b.gate.refused.Load() > 0 {
+		b.logger.Info("the embedded broker takes writes to the click topics again", "part", "broker", "refused", b.gate.refused.Load())
 	}
+}
+
+// heldListener accepts no connection before ready is closed: kfake
+// listens inside NewCluster, and the write hold can be installed only on
+// the cluster NewCluster returns.
+type heldListener struct {
+	net.Listener
+	ready <-chan struct{}
+}
+
+func (l heldListener) Accept() (net.Conn, error) {
+	<-l.ready
+	return l.Listener.Accept()
 }
 
 // lets tells whether req may be written while the gate holds.

@@ -14,7 +14,8 @@ import (
 // the filler header, other topics take anything; once open, the held
 // topic takes anything.
 func TestHeldWritesTakeOnlyFillers(t *testing.T) {
-	b, err := Start(Config{Listen: "127.0.0.1:0", Count: 1, Dir: t.TempDir(), Table: "table", CompactInterval: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b, err := Start(Config{Listen: "127.0.0.1:0", Count: 1, Dir: t.TempDir(), Table: "table", CompactInterval: time.Minute,
+		Hold: &WriteHold{Filler: "filler", Topics: []string{"held"}}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +25,6 @@ func TestHeldWritesTakeOnlyFillers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.HoldWrites("filler", "held")
 
 	cfg := sarama.NewConfig()
 	cfg.Producer.Return.Successes = true

@@ -37,6 +37,15 @@ func Holes(client sarama.Client, topic string, p int32, segmentStarts []int64) (
 			continue
 		}
 		next, err := firstBatchFrom(client, topic, p, last)
+		if errors.Is(err, sarama.ErrOffsetOutOfRange) {
+			// Retention deleted it meanwhile: look from the new log start.
+			if logStart, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+				return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+			}
+			holes = nil
+			i = 0
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -47,19 +56,26 @@ func Holes(client sarama.Client, topic string, p int32, segmentStarts []int64) (
 		if err != nil {
 			return nil, err
 		}
-		holes = append(holes, Gap{Topic: topic, Partition: p, From: from, To: next})
+		// A hole may reach on past an emptied segment (its file is
+		// there, its records are not): that segment's own look reports
+		// the rest, so that no record is reported twice.
+		holes = append(holes, Gap{Topic: topic, Partition: p, From: from, To: min(next, segmentStarts[i])})
 	}
 	return holes, nil
 }
+
+// probeBytes is what a fetch of Holes asks for: the broker returns the
+// first batch whole, however large, and a look needs no more.
+const probeBytes = 1
 
 // batchSpan is the offsets of one record batch, first to last.
 type batchSpan struct{ first, last int64 }
 
 // fetchSpans returns the whole record batches partition p of topic holds
 // from offset on (the first of them may begin before it), as far as a
-// fetch returns, with the log's high watermark then.
-func fetchSpans(client sarama.Client, topic string, p int32, offset int64) ([]batchSpan, int64, error) {
-	block, err := fetchBlock(client, topic, p, offset)
+// fetch of maxBytes returns, with the log's high watermark then.
+func fetchSpans(client sarama.Client, topic string, p int32, offset int64, maxBytes int32) ([]batchSpan, int64, error) {
+	block, err := fetchBlock(client, topic, p, offset, maxBytes)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -80,7 +96,7 @@ func fetchSpans(client sarama.Client, topic string, p int32, offset int64) ([]ba
 // offset of the next batch where the log has none there, and the high
 // watermark where it holds nothing after.
 func firstBatchFrom(client sarama.Client, topic string, p int32, offset int64) (int64, error) {
-	spans, hwm, err := fetchSpans(client, topic, p, offset)
+	spans, hwm, err := fetchSpans(client, topic, p, offset, probeBytes)
 	if err != nil {
 		return 0, err
 	}
@@ -97,7 +113,7 @@ func firstBatchFrom(client sarama.Client, topic string, p int32, offset int64) (
 func endBefore(client sarama.Client, topic string, p int32, from, before int64) (int64, error) {
 	end := from
 	for end < before {
-		spans, _, err := fetchSpans(client, topic, p, end)
+		spans, _, err := fetchSpans(client, topic, p, end, scanFetchBytes)
 		if err != nil {
 			return 0, err
 		}

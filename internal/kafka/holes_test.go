@@ -65,6 +65,7 @@ func TestHolesInTheMiddleOfALog(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"two emptied", nil},
 		{"cut by 5 bytes", func(t *testing.T, path string) {
 			info, err := os.Stat(path)
 			if err != nil {
@@ -98,6 +99,16 @@ func TestHolesInTheMiddleOfALog(t *testing.T) {
 				t.Fatalf("%d segments, want 5 or more: %v", len(starts), starts)
 			}
 			var want []Gap
+			if tc.name == "two emptied" {
+				// The hole of the first reaches past the second: each
+				// is reported once.
+				for _, i := range []int{2, 3} {
+					if err := os.Truncate(files[starts[i]], 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want = []Gap{{Topic: topic, From: starts[2], To: starts[3]}, {Topic: topic, From: starts[3], To: starts[4]}}
+			}
 			if tc.damage != nil {
 				tc.damage(t, files[starts[2]])
 				switch tc.name {

@@ -108,7 +108,7 @@ func scanPartition(client sarama.Client, topic string, p int32, start, end int64
 	next := start
 	idleSince := time.Now()
 	for next < end {
-		block, err := fetchBlock(client, topic, p, next)
+		block, err := fetchBlock(client, topic, p, next, scanFetchBytes)
 		if err != nil {
 			return err
 		}
@@ -150,17 +150,17 @@ func scanPartition(client sarama.Client, topic string, p int32, start, end int64
 }
 
 // fetchBlock fetches what partition p of topic holds from offset on, up
-// to scanFetchBytes (and the first batch whole), from its leader. The
-// block's error is the caller's to look at.
-func fetchBlock(client sarama.Client, topic string, p int32, offset int64) (*sarama.FetchResponseBlock, error) {
+// to maxBytes (and the first batch whole), from its leader. The block's
+// error is the caller's to look at.
+func fetchBlock(client sarama.Client, topic string, p int32, offset int64, maxBytes int32) (*sarama.FetchResponseBlock, error) {
 	leader, err := client.Leader(topic, p)
 	if err != nil {
 		return nil, fmt.Errorf("leader of %s/%d: %w", topic, p, err)
 	}
 	// Version 4 (Kafka 0.11): record batches, which mark control
 	// records; no long poll: the records are there.
-	req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: scanFetchBytes, Isolation: sarama.ReadUncommitted}
-	req.AddBlock(topic, p, offset, scanFetchBytes, -1)
+	req := &sarama.FetchRequest{Version: 4, MinBytes: 1, MaxBytes: maxBytes, Isolation: sarama.ReadUncommitted}
+	req.AddBlock(topic, p, offset, maxBytes, -1)
 	resp, err := leader.Fetch(req)
 	if err != nil {
 		return nil, fmt.Errorf("read %s/%d at %d: %w", topic, p, offset, err)
