@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"syscall"
 	"testing"
@@ -177,4 +180,83 @@ func TestFirstForwardsLostFromTheLoopAreForwardedAgain(t *testing.T) {
 	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
 	waitForUserTotal(t, in, 70)
 	stopWithSIGTERM(t, p)
+}
+
+// The embedded broker runs in a process of its own and fills the end a
+// loop partition lost before the processor's instance starts, so that
+// instance no longer sees the end lost. The fillers just below the
+// group's commit tell it: it looks for the lost forwards from the last
+// one counted, not only among the last 50,000 clicks, and counts every
+// one of them, also those more than 50,000 clicks back.
+func TestFilledLoopEndIsStillKnownDamaged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("damage test skipped with -short")
+	}
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
+	procArgs := []string{"-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
+	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	other := (home + 1) % clicks.DefaultPartitions
+	click := func(i int) string { return fmt.Sprintf("click %d", i) }
+
+	broker := startProcess(t, bin, brokerArgs...)
+	waitForLog(t, broker, brokersRE)
+	p := startProcess(t, bin, procArgs...)
+	produceTo(t, addr, string(clicks.Topic), other, "user-0", 10, click)
+	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 10)
+	stopWithSIGTERM(t, p)
+
+	// 60,000 more clicks outside user-0's partition, forwarded and not
+	// counted yet: the loop topic was read far behind them.
+	const more = 60_000
+	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	id, err := k.TopicID(string(clicks.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clickRecords := make([][2][]byte, more)
+	forwards := make([][2][]byte, more)
+	for i := range more {
+		clickRecords[i] = [2][]byte{[]byte("user-0"), []byte(click(10 + i))}
+		forwards[i] = [2][]byte{[]byte("user-0"), fmt.Appendf(nil, `{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, 10+i, id)}
+	}
+	if _, err := k.Append(string(clicks.Topic), other, clickRecords); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Append(string(clicks.Loop), home, forwards); err != nil {
+		t.Fatal(err)
+	}
+	client, err := sarama.NewClient([]string{addr}, k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 10+more); err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
+	stopWithSIGTERM(t, broker)
+
+	// The loop partition loses everything: the 10 forwards counted (below
+	// the commit: the broker fills them) and the 60,000 not.
+	segs, err := filepath.Glob(filepath.Join(dir, "b", "broker", "partitions", fmt.Sprintf("%s-%d", clicks.Loop, home), "*.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seg := range segs {
+		if err := os.Truncate(seg, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	broker = startProcess(t, bin, brokerArgs...)
+	waitForLogLine(t, broker, regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* topic=`+string(clicks.Loop)))
+	p = startProcess(t, bin, procArgs...)
+	m := lostForwardsRE.FindStringSubmatch(waitForLogLine(t, p, lostForwardsRE))
+	if m[1] != strconv.Itoa(int(home)) || m[2] != strconv.Itoa(more) {
+		t.Errorf("reported %s forwards lost in partition %s, want the %d of partition %d:\n%s", m[2], m[1], more, home, p.stderr)
+	}
+	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 10+more)
+	stopWithSIGTERM(t, p)
+	stopWithSIGTERM(t, broker)
 }

@@ -53,6 +53,21 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 	for p := range rw.back[string(clicks.Loop)] {
 		damaged[p] = true
 	}
+	// A loop partition whose lost end an embedded broker of another
+	// process filled before this instance started: the record just below
+	// the group's commit is a filler (until the group reads on past it).
+	for p, c := range committed[string(clicks.Loop)] {
+		if damaged[p] || c <= 0 {
+			continue
+		}
+		err := r.k.Scan(client, string(clicks.Loop), p, c-1, c, func(m *sarama.ConsumerMessage) bool {
+			damaged[p] = isFiller(m)
+			return false
+		})
+		if err != nil {
+			return fmt.Errorf("look for fillers in the loop topic: %w", err)
+		}
+	}
 	id, err := r.k.TopicID(string(clicks.Topic))
 	if err != nil {
 		return err

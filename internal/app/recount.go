@@ -203,16 +203,21 @@ func (r *roles) waitForEmptyGroup(ctx context.Context, client sarama.Client, wai
 	}
 }
 
+// isFiller tells whether m is a filler of an earlier repair.
+func isFiller(m *sarama.ConsumerMessage) bool {
+	for _, h := range m.Headers {
+		if string(h.Key) == clicks.FillerHeader {
+			return true
+		}
+	}
+	return false
+}
+
 // clickOf returns whether m is a click of a user of partition p (of
 // parts) that the processor counts (not a filler, a user whose value can
 // be read).
 func clickOf(m *sarama.ConsumerMessage, p, parts int32, counted tableOffsets) bool {
-	for _, h := range m.Headers {
-		if string(h.Key) == clicks.FillerHeader {
-			return false
-		}
-	}
-	return len(m.Key) > 0 && clicks.KeyPartition(string(m.Key), parts) == p && !counted.unreadable[string(m.Key)]
+	return !isFiller(m) && len(m.Key) > 0 && clicks.KeyPartition(string(m.Key), parts) == p && !counted.unreadable[string(m.Key)]
 }
 
 // countAgain finds the partitions of the table whose changelog lost
