@@ -67,6 +67,10 @@ func startClicks(t *testing.T, getenv func(string) string, args ...string) *inst
 	})
 
 	serve := !slicesContains(args, "-serve=false")
+	// An instance that runs the processor or the embedded broker is
+	// ready once its start-up repair is done: the topics are there, and
+	// the embedded broker takes writes to them.
+	repairs := !slicesContains(args, "-process=false") || !slicesContains(args, "-brokers") && getenv("KAFKA_BROKERS") == ""
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if m := brokersRE.FindStringSubmatch(in.stderr.String()); m != nil && in.brokers == nil {
@@ -75,7 +79,8 @@ func startClicks(t *testing.T, getenv func(string) string, args ...string) *inst
 		if m := viewOpenedRE.FindStringSubmatch(in.stdout.String()); m != nil {
 			in.url = m[1]
 		}
-		if in.brokers != nil && (in.url != "" || !serve) {
+		repaired := !repairs || strings.Contains(in.stderr.String(), `msg="checked the logs for damage"`)
+		if in.brokers != nil && (in.url != "" || !serve) && repaired {
 			return in
 		}
 		select {
