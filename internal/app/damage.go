@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
+	"clicks/internal/broker"
 	"clicks/internal/cache"
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
+	"clicks/internal/logs"
 
 	"github.com/IBM/sarama"
 )
@@ -180,8 +183,16 @@ func (r *roles) findLostEnds(client sarama.Client) (map[string]map[int32]int64, 
 		if l.Topic == string(clicks.Topic) {
 			args = append(args, "counted_up_to", l.counted)
 		}
-		r.logger.Warn("the broker's log ends before what the processor had read or counted: it lost records (a damaged or truncated log?); the counts keep what was counted of them",
-			append(args, "records_lost", l.To-l.From)...)
+		// records_lost: those read or counted; records_lost_uncounted:
+		// those above, which the embedded broker held when it last
+		// recorded its log ends (a second at most before it stopped),
+		// and nobody had read or counted.
+		read := max(l.committed, l.counted)
+		args = append(args, "records_lost", max(min(read, l.To)-l.From, 0))
+		if l.held > read {
+			args = append(args, "held_up_to", l.held, "records_lost_uncounted", l.To-max(l.From, read))
+		}
+		r.logger.Warn("the broker's log ends before what the processor had read or counted, or the broker held: it lost records (a damaged or truncated log? a power loss without -sync?); the counts keep what was counted of them", args...)
 	}
 	return committed, counted, lost, nil
 }
@@ -194,6 +205,7 @@ type lostEnd struct {
 	kafka.Gap
 	committed int64 // 0 if the group never committed the partition
 	counted   int64 // user-clicks only; 0 if the table counted none
+	held      int64 // the log end the embedded broker last recorded; 0 if none
 }
 
 // lostRecords finds the partitions of user-clicks and the loop topic
@@ -210,6 +222,10 @@ func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32
 		if err != nil {
 			return nil, err
 		}
+		held, err := r.heldEnds(topic)
+		if err != nil {
+			return nil, err
+		}
 		partitions, err := client.Partitions(topic)
 		if err != nil {
 			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
@@ -221,7 +237,8 @@ func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32
 					l.counted = c + 1
 				}
 			}
-			l.To = max(l.committed, l.counted)
+			l.held = held[p]
+			l.To = max(l.committed, l.counted, l.held)
 			if l.From < l.To {
 				lost = append(lost, l)
 			}
@@ -246,4 +263,74 @@ func (r *roles) fillLostOffsets(client sarama.Client, lost []lostEnd) error {
 			"topic", l.Topic, "partition", l.Partition, "offsets", fmt.Sprintf("%d-%d", l.To-n, l.To-1), "fillers", n)
 	}
 	return nil
+}
+
+// heldEnds are the log ends of topic the embedded broker running here
+// last recorded (recordLogEnds), if they are of the topic as it is now
+// (not one deleted and created again since).
+func (r *roles) heldEnds(topic string) (map[int32]int64, error) {
+	if r.broker == nil {
+		return nil, nil
+	}
+	prev, ok := r.broker.PreviousLogEnds()[topic]
+	if !ok {
+		return nil, nil
+	}
+	id, err := r.k.TopicID(topic)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" || id != prev.ID {
+		return nil, nil
+	}
+	return prev.Ends, nil
+}
+
+// recordLogEnds records every second, until ctx ends and once more then,
+// where the logs of user-clicks and the loop topic end, for the next
+// start's check (see broker.PreviousLogEnds).
+func (r *roles) recordLogEnds(ctx context.Context) error {
+	client, err := sarama.NewClient(r.k.Brokers, r.k.Config())
+	if err != nil {
+		return fmt.Errorf("client to record the log ends: %w", err)
+	}
+	defer client.Close()
+	ids := map[string]string{}
+	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
+		if ids[topic], err = r.k.TopicID(topic); err != nil {
+			return fmt.Errorf("record the log ends: %w", err)
+		}
+	}
+	failed := logs.NewRepeat(r.logger.With("part", "broker"), 10*time.Second)
+	var last broker.LogEnds
+	record := func() {
+		now := broker.LogEnds{}
+		for topic, id := range ids {
+			ends, err := kafka.Offsets(client, topic, sarama.OffsetNewest)
+			if err != nil {
+				failed.Warn("cannot record the log ends", "err", err)
+				return
+			}
+			now[topic] = broker.TopicEnds{ID: id, Ends: ends}
+		}
+		if reflect.DeepEqual(now, last) {
+			return
+		}
+		if err := r.broker.SaveLogEnds(now); err != nil {
+			failed.Warn("cannot record the log ends", "err", err)
+			return
+		}
+		last = now
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		record()
+		select {
+		case <-ctx.Done():
+			record()
+			return nil
+		case <-t.C:
+		}
+	}
 }

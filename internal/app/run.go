@@ -196,6 +196,7 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 	}
 	if r.broker != nil {
 		r.broker.OpenWrites()
+		r.g.Go(func() error { return r.recordLogEnds(ctx) })
 	}
 	if r.cfg.emit {
 		if err := r.startEmitter(ctx); err != nil {

@@ -51,8 +51,10 @@ type Embedded struct {
 	sessions *sessionWatch
 	disk     *diskGuard // nil without a floor
 	nodes    *nodes     // for StopNode
-	gate     *writeGate // nil unless HoldWrites
-	addrs    []string   // of the brokers at start, by kfake node ID
+	gate     *writeGate // nil unless Config.Hold
+
+	previousEnds LogEnds  // recorded by the last run, read at start
+	addrs        []string // of the brokers at start, by kfake node ID
 }
 
 // Start starts the cluster and reloads its log from cfg.Dir. It has no
@@ -112,11 +114,16 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 	if err := restoreInterruptedCompaction(cfg.Dir, logger); err != nil {
 		return nil, fmt.Errorf("embedded broker data in %s: %w", cfg.Dir, err)
 	}
+	previousEnds, err := loadLogEnds(cfg.Dir)
+	if err != nil {
+		// Not a reason not to start: the check it serves is one of three.
+		logger.Warn("the log ends recorded by the last run cannot be read: a log that lost its end above what the processor counted goes unnoticed this once", "part", "broker", "err", err)
+	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s with data in %s: %w (is another broker running? choose another -broker-listen, or use -brokers)", cfg.Listen, cfg.Dir, err)
 	}
-	b := &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions, nodes: nodes, addrs: c.ListenAddrs()}
+	b := &Embedded{Cluster: c, cfg: cfg, logger: logger, sessions: sessions, nodes: nodes, addrs: c.ListenAddrs(), previousEnds: previousEnds}
 	if cfg.MinFree > 0 {
 		b.disk = newDiskGuard(cfg.Dir, cfg.MinFree, logger.With("part", "broker"))
 		b.disk.install(c)
