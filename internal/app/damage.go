@@ -151,11 +151,15 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, co
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
 			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
 	}
-	rw := newRewinds()
-	if err := r.countAgain(client, committed, counted, writtenBack, rw); err != nil {
+	bounds, err := readBounds(client)
+	if err != nil {
 		return err
 	}
-	if err := r.lostForwards(client, committed, counted, lost, loopHoles, rw); err != nil {
+	rw := newRewinds()
+	if err := r.countAgain(client, committed, counted, writtenBack, bounds, rw); err != nil {
+		return err
+	}
+	if err := r.lostForwards(client, committed, counted, lost, loopHoles, bounds, rw); err != nil {
 		return err
 	}
 	return r.rewind(ctx, client, committed, rw)

@@ -54,6 +54,34 @@ func produceTo(t *testing.T, addr, topic string, partition int32, key string, n 
 	}
 }
 
+// forwardedNotCounted plays the processor at a crash, with only the
+// embedded broker at addr running: n more clicks of user-0 in partition
+// other of user-clicks (offsets from on), their forwards in partition
+// home of the loop topic, not counted, and the group's offset of other
+// committed past them. It returns a client of the broker, closed at the
+// test's end.
+func forwardedNotCounted(t *testing.T, addr string, home, other int32, from, n int) (*kafka.Cluster, sarama.Client) {
+	t.Helper()
+	produceTo(t, addr, string(clicks.Topic), other, "user-0", n, func(i int) string { return fmt.Sprintf("click %d", from+i) })
+	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	id, err := k.TopicID(string(clicks.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceTo(t, addr, string(clicks.Loop), home, "user-0", n, func(i int) string {
+		return fmt.Sprintf(`{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, from+i, id)
+	})
+	client, err := sarama.NewClient([]string{addr}, k.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, int64(from+n)); err != nil {
+		t.Fatal(err)
+	}
+	return k, client
+}
+
 // Clicks forwarded through the loop topic, and read there by nobody yet,
 // are lost with the loop topic's log. Their partition's offset is
 // committed past them (they were forwarded), so nothing would read them
@@ -84,23 +112,7 @@ func TestLostForwardsAreForwardedAgain(t *testing.T) {
 	// The broker alone: 30 more clicks, forwarded, not counted yet.
 	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
 	waitForLog(t, broker, brokersRE)
-	produceTo(t, addr, string(clicks.Topic), other, "user-0", 30, click)
-	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	id, err := k.TopicID(string(clicks.Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	produceTo(t, addr, string(clicks.Loop), home, "user-0", 30, func(i int) string {
-		return fmt.Sprintf(`{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, 50+i, id)
-	})
-	client, err := sarama.NewClient([]string{addr}, k.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 80); err != nil {
-		t.Fatal(err)
-	}
-	client.Close()
+	forwardedNotCounted(t, addr, home, other, 50, 30)
 	stopWithSIGTERM(t, broker)
 
 	// The loop topic's partition loses its log: the 50 forwards counted
@@ -149,23 +161,7 @@ func TestFirstForwardsLostFromTheLoopAreForwardedAgain(t *testing.T) {
 	// not counted yet.
 	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
 	waitForLog(t, broker, brokersRE)
-	produceTo(t, addr, string(clicks.Topic), other, "user-0", 30, click)
-	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	id, err := k.TopicID(string(clicks.Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	produceTo(t, addr, string(clicks.Loop), home, "user-0", 30, func(i int) string {
-		return fmt.Sprintf(`{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, i, id)
-	})
-	client, err := sarama.NewClient([]string{addr}, k.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 30); err != nil {
-		t.Fatal(err)
-	}
-	client.Close()
+	forwardedNotCounted(t, addr, home, other, 0, 30)
 	stopWithSIGTERM(t, broker)
 
 	damageSegment(t, dir, string(clicks.Loop), home, 0)

@@ -2,8 +2,6 @@ package app
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"testing"
 
 	"clicks/internal/clicks"
-	"clicks/internal/kafka"
 	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
@@ -121,22 +118,7 @@ func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
 	// partition, forwarded and not counted yet, as at a crash.
 	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
 	waitForLog(t, broker, brokersRE)
-	produceTo(t, addr, string(clicks.Topic), other, "user-0", 150, click)
-	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	id, err := k.TopicID(string(clicks.Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	produceTo(t, addr, string(clicks.Loop), home, "user-0", 150, func(i int) string {
-		return fmt.Sprintf(`{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, 50+i, id)
-	})
-	client, err := sarama.NewClient([]string{addr}, k.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 200); err != nil {
-		t.Fatal(err)
-	}
+	_, client := forwardedNotCounted(t, addr, home, other, 50, 150)
 	dropped := 0
 	if deleteBelow > 0 {
 		admin, err := sarama.NewClusterAdminFromClient(client)
@@ -148,7 +130,6 @@ func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
 		}
 		dropped = int(deleteBelow) - 50 // the forwards of 50 on wait
 	}
-	client.Close()
 	stopWithSIGTERM(t, broker)
 
 	// Counted clicks of user-clicks, and forwards not counted yet (the

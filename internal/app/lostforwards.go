@@ -31,7 +31,7 @@ import (
 // commit, whose clicks lie just below user-clicks' own commit (both are
 // committed every second). With the emitter's clicks alone (none
 // forwarded) nothing is read.
-func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, rw rewinds) error {
+func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, b logBounds, rw rewinds) error {
 	damaged := map[int32]bool{}
 	for _, l := range lost {
 		if l.Topic == string(clicks.Loop) {
@@ -72,27 +72,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 	if err != nil {
 		return err
 	}
-	n, err := client.Partitions(string(clicks.Topic))
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
-	}
-	parts := int32(len(n))
-	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	ends, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetNewest)
-	if err != nil {
-		return err
-	}
-	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	loopEnds, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetNewest)
-	if err != nil {
-		return err
-	}
+	parts, starts, ends, loopStarts, loopEnds := b.parts, b.starts, b.ends, b.loopStarts, b.loopEnds
 	// last[p][s]: the last click of partition s forwarded to loop
 	// partition p that was counted or waits there (holed: counted); -1
 	// where none is known and p is damaged (look from the start);

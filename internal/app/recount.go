@@ -11,6 +11,7 @@ import (
 	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 )
 
 // tableOffsets is what the table says was counted of user-clicks (of its
@@ -220,6 +221,36 @@ func clickOf(m *sarama.ConsumerMessage, p, parts int32, counted tableOffsets) bo
 	return !isFiller(m) && len(m.Key) > 0 && clicks.KeyPartition(string(m.Key), parts) == p && !counted.unreadable[string(m.Key)]
 }
 
+// logBounds are where the logs of user-clicks and the loop topic start
+// and end, by partition, read once for the start-up repair.
+type logBounds struct {
+	parts                              int32 // of user-clicks, as of the loop topic
+	starts, ends, loopStarts, loopEnds map[int32]int64
+}
+
+// readBounds reads the logBounds.
+func readBounds(client sarama.Client) (logBounds, error) {
+	var b logBounds
+	n, err := client.Partitions(string(clicks.Topic))
+	if err != nil {
+		return b, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+	}
+	b.parts = int32(len(n))
+	for _, o := range []struct {
+		to    *map[int32]int64
+		topic goka.Stream
+		at    int64
+	}{
+		{&b.starts, clicks.Topic, sarama.OffsetOldest}, {&b.ends, clicks.Topic, sarama.OffsetNewest},
+		{&b.loopStarts, clicks.Loop, sarama.OffsetOldest}, {&b.loopEnds, clicks.Loop, sarama.OffsetNewest},
+	} {
+		if *o.to, err = kafka.Offsets(client, string(o.topic), o.at); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
 // countAgain finds the partitions of the table whose changelog lost
 // counts: those where a local table held what it lost (writtenBack), and
 // those where a click of a user of the partition lies below the group's
@@ -229,24 +260,8 @@ func clickOf(m *sarama.ConsumerMessage, p, parts int32, counted tableOffsets) bo
 // user-clicks and to the start of the loop topic. A click counted before
 // is recognised by its user's stored offset, so only the lost counts are
 // made again.
-func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, writtenBack []int32, rw rewinds) error {
-	n, err := client.Partitions(string(clicks.Topic))
-	if err != nil {
-		return fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
-	}
-	parts := int32(len(n))
-	starts, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
-	ends, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetNewest)
-	if err != nil {
-		return err
-	}
-	loopStarts, err := kafka.Offsets(client, string(clicks.Loop), sarama.OffsetOldest)
-	if err != nil {
-		return err
-	}
+func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, writtenBack []int32, b logBounds, rw rewinds) error {
+	parts, starts, ends, loopStarts := b.parts, b.starts, b.ends, b.loopStarts
 	for p := range parts {
 		home, ok := counted.home[p]
 		if !ok {
