@@ -34,7 +34,7 @@ import (
 func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, b logBounds, rw rewinds) error {
 	damaged := map[int32]bool{}
 	for _, l := range lost {
-		if l.Topic == string(clicks.Loop) {
+		if l.Topic == string(clicks.Loop) && l.lostFrom() < l.To {
 			damaged[l.Partition] = true
 		}
 	}
@@ -92,6 +92,11 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 		}
 		waiting := map[int32]int64{}
 		err := r.k.Scan(client, string(clicks.Loop), p, max(from, loopStarts[p]), loopEnds[p], func(m *sarama.ConsumerMessage) bool {
+			if isFiller(m) {
+				// Filled by an embedded broker of another process,
+				// above the group's commit: the end was lost.
+				damaged[p] = true
+			}
 			if s, o, ok := clicks.ForwardedFrom(m.Value, id); ok {
 				waiting[s] = max(waiting[s], o)
 				if holed[p] {

@@ -224,7 +224,7 @@ func clickOf(m *sarama.ConsumerMessage, p, parts int32, counted tableOffsets) bo
 // logBounds are where the logs of user-clicks and the loop topic start
 // and end, by partition, read once for the start-up repair.
 type logBounds struct {
-	parts                              int32 // of user-clicks, as of the loop topic
+	parts                              int32 // of user-clicks (the loop topic has as many)
 	starts, ends, loopStarts, loopEnds map[int32]int64
 }
 
