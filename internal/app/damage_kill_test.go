@@ -191,8 +191,11 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 	torn := strings.Contains(log, fmt.Sprintf(`msg="partition %s-%d segment 0: truncating`, topic, part))
 	switch topic {
 	case string(clicks.Topic):
-		if len(lost) != 1 || lost[part] == 0 {
-			t.Errorf("reported losses %v in %s, want one line for partition %d:\n%s", lost, topic, part, log)
+		// A cut of 5 bytes takes the last click, which a busy processor
+		// may not have counted yet: then nothing counted was lost, and
+		// the broker's line about the torn batch is all there is to say.
+		if !(len(lost) == 1 && lost[part] > 0 || len(lost) == 0 && torn) {
+			t.Errorf("reported losses %v in %s, want one line for partition %d, or the broker's line about its torn end:\n%s", lost, topic, part, log)
 		}
 	case string(clicks.Table):
 		// What a local table held is written back (it may hold
