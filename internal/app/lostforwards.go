@@ -21,10 +21,12 @@ import (
 // so one past the last counted or waiting is all to look from. The
 // processor is made to read those clicks again, and forwards them again.
 //
-// A loop partition known to be damaged (its log ends before what the
-// group read, in lost, or has a hole, in loopHoles) or read again (its table partition lost counts)
-// is looked at from there, or from the start of the partition where no
-// forward to it is known. For the others, at every start, only the last
+// A loop partition known to be damaged (its log ends before what was
+// known of it, in lost; it has a hole, in loopHoles; it holds fillers
+// at or above the group's commit, written by the repair of an embedded
+// broker in another process) or read again (its table partition lost
+// counts) is looked at from the last forward to it counted, or from the
+// start of user-clicks where none is known. For the others, at every start, only the last
 // recentForwards clicks below the commit of each partition of user-clicks
 // are looked at: a healthy log holds the forwards of all of them, and a
 // tail cut above the loop's commit loses only forwards written since that

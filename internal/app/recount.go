@@ -106,10 +106,11 @@ func (rw rewinds) add(topic string, p int32, offset int64) {
 }
 
 // rewind sets the group's committed offsets back as rw asks, where it
-// committed more, and on past the loop partitions rw skips. The coordinator refuses while the group has members:
-// a processor killed with its broker running stays a member until its
-// session times out, so rewind waits for the group to empty, up to the
-// session timeout and a margin. Members that stay (processors of other
+// committed more, and on past the loop partitions rw skips. The
+// coordinator refuses while the group has members: a processor killed
+// with its broker running stays a member until its session times out,
+// so rewind waits for the group to empty, up to the session timeout and
+// a margin, or until ctx ends. Members that stay (processors of other
 // instances) keep the records from being counted again, for good: an
 // error line says which, and clicks_not_counted_again_total counts them.
 func (r *roles) rewind(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, rw rewinds) error {

@@ -195,7 +195,9 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 		return err
 	}
 	if r.broker != nil {
-		r.broker.OpenWrites()
+		// After the repair (which opened the broker to writes once it
+		// had filled the lost ends): the ends recorded before are what
+		// it compared with.
 		r.g.Go(func() error { return r.recordLogEnds(ctx) })
 	}
 	if r.cfg.emit {
