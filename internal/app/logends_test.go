@@ -36,16 +36,7 @@ func TestUncountedLostEndIsReported(t *testing.T) {
 	waitForLog(t, b, brokersRE)
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 100, click)
 	// Recorded within a second or so.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		var ends broker.LogEnds
-		data, err := os.ReadFile(filepath.Join(dir, "b", "broker", "log-ends.json"))
-		if err == nil && json.Unmarshal(data, &ends) == nil && ends[string(clicks.Topic)].Ends[home] == 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log ends recorded do not say 100 clicks in %s/%d within 30 s: %s, %v", clicks.Topic, home, data, err)
-		}
-	}
+	waitForRecordedEnds(t, filepath.Join(dir, "b"), "100 clicks in user-clicks", func(e broker.TopicEnds) bool { return e.Ends[home] == 100 })
 	b.kill()
 	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Topic), home, 0)
 
@@ -91,16 +82,7 @@ func TestEmptiedPartitionIsFilledNotReported(t *testing.T) {
 	}
 	producer.Close()
 	// Retention deletes them within 10 s; the record says so a second later.
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		var ends broker.LogEnds
-		data, err := os.ReadFile(filepath.Join(dir, "b", "broker", "log-ends.json"))
-		if err == nil && json.Unmarshal(data, &ends) == nil && ends[string(clicks.Topic)].Starts[home] == 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log ends recorded do not say %s/%d empty at 100 within a minute: %s, %v", clicks.Topic, home, data, err)
-		}
-	}
+	waitForRecordedEnds(t, filepath.Join(dir, "b"), "user-clicks emptied at 100", func(e broker.TopicEnds) bool { return e.Starts[home] == 100 })
 	stopWithSIGTERM(t, b)
 
 	b = startProcess(t, bin, brokerArgs...)
@@ -114,4 +96,21 @@ func TestEmptiedPartitionIsFilledNotReported(t *testing.T) {
 	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 10)
 	stopWithSIGTERM(t, p)
 	stopWithSIGTERM(t, b)
+}
+
+// waitForRecordedEnds waits, up to a minute, until the log ends the
+// embedded broker with data in dataDir records for user-clicks satisfy
+// ok (what says).
+func waitForRecordedEnds(t *testing.T, dataDir, what string, ok func(broker.TopicEnds) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var ends broker.LogEnds
+		data, err := os.ReadFile(filepath.Join(dataDir, "broker", "log-ends.json"))
+		if err == nil && json.Unmarshal(data, &ends) == nil && ok(ends[string(clicks.Topic)]) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log ends recorded do not say %s within a minute: %s, %v", what, data, err)
+		}
+	}
 }
