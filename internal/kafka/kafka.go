@@ -263,11 +263,26 @@ func (k *Cluster) TopicID(name string) (id string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("find a broker to ask for the ID of %s: %w", name, err)
 	}
-	resp, err := broker.GetMetadata(sarama.NewMetadataRequest(sarama.V2_8_0_0, []string{name}))
-	if err != nil {
-		k.logger.Warn("the brokers do not tell topic IDs: a re-created topic will not be noticed", "topic", name, "err", err)
-		return "", nil
+	// On Kafka each broker learns of a new topic on its own: one asked
+	// right after the topic was created may not know it yet for a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := broker.GetMetadata(sarama.NewMetadataRequest(sarama.V2_8_0_0, []string{name}))
+		if err != nil {
+			k.logger.Warn("the brokers do not tell topic IDs: a re-created topic will not be noticed", "topic", name, "err", err)
+			return "", nil
+		}
+		id, err := topicIDIn(resp, name)
+		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		return id, err
 	}
+}
+
+// topicIDIn returns the ID of topic name in a metadata answer.
+func topicIDIn(resp *sarama.MetadataResponse, name string) (string, error) {
 	for _, t := range resp.Topics {
 		if t.Name != name {
 			continue

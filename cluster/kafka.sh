@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# A real Apache Kafka cluster of three brokers on 127.0.0.1:9092, :9093 and
+# :9094, as plain JVM processes: the cluster of docker-compose.yml for
+# machines without Docker. Its jars come from Maven Central (pom.xml), its
+# settings from kafka.env (shared with docker-compose.yml), its data, logs
+# and process IDs from $KAFKA_CLUSTER_DIR (default cluster/data).
+#
+#   kafka.sh start              a new cluster (the old data removed); returns
+#                               once all three brokers list each other
+#   kafka.sh stop               stop every process of the cluster (SIGTERM,
+#                               then SIGKILL after 60 s)
+#   kafka.sh status             exit 0 if all three brokers list each other
+#   kafka.sh brokers            print the brokers, comma-separated
+#   kafka.sh broker stop N      stop broker N (1..3) cleanly
+#   kafka.sh broker kill N      SIGKILL broker N
+#   kafka.sh broker start N     start broker N again on its data; returns
+#                               once all three list each other
+#   kafka.sh broker pid N       print broker N's process ID
+#
+# KAFKA_FLAVOUR picks the cluster:
+#   kraft      (default) Kafka 4.4, each broker also one of three controllers
+#   zookeeper  Kafka 3.9 with one ZooKeeper on 127.0.0.1:2181, the layout of
+#              goka's examples
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+flavour="${KAFKA_FLAVOUR:-kraft}"
+dir="${KAFKA_CLUSTER_DIR:-$here/data}"
+# The same cluster ID at every start, as in docker-compose.yml.
+cluster_id=cgA6VHQBSe-KXmvkrj8TzA
+ports=(9092 9093 9094)
+controller_ports=(19092 19093 19094)
+zk_port=2181
+wait_seconds="${KAFKA_WAIT_SECONDS:-180}"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+case "$flavour" in
+  kraft | zookeeper) ;;
+  *) die "KAFKA_FLAVOUR=$flavour: want kraft or zookeeper" ;;
+esac
+
+# classpath prints the broker's classpath for the flavour, resolving the
+# jars with Maven the first time (and when pom.xml changes).
+classpath() {
+  local cp="$dir/classpath-$flavour.txt"
+  if [[ ! -s $cp || $here/pom.xml -nt $cp ]]; then
+    command -v java >/dev/null || die "java is not installed: the local cluster needs a JDK (17 or later) and Maven, or Docker for docker-compose.yml"
+    command -v mvn >/dev/null || die "mvn is not installed: the local cluster needs a JDK (17 or later) and Maven, or Docker for docker-compose.yml"
+    mkdir -p "$dir"
+    echo "kafka.sh: resolving the $flavour broker's jars with Maven" >&2
+    mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -P "$flavour" dependency:build-classpath \
+      -Dmdep.includeScope=runtime -Dmdep.outputFile="$cp.tmp" >&2 ||
+      die "mvn could not resolve the broker's jars (pom.xml, profile $flavour)"
+    mv "$cp.tmp" "$cp"
+  fi
+  cat "$cp"
+}
+
+# properties turns kafka.env's KAFKA_A_B=v lines into a.b=v, as the Kafka
+# images do (___ is -, __ is _), leaving out the JVM's KAFKA_HEAP_OPTS.
+properties() {
+  local line key value
+  while IFS= read -r line; do
+    [[ $line =~ ^KAFKA_([A-Z0-9_]+)=(.*)$ ]] || continue
+    key="${BASH_REMATCH[1]}" value="${BASH_REMATCH[2]}"
+    [[ $key == HEAP_OPTS ]] && continue
+    key="${key//___/-}" key="${key//__/@}" key="${key//_/.}" key="${key//@/_}"
+    echo "${key,,}=$value"
+  done <"$here/kafka.env"
+}
+
+heap_opts() { sed -n 's/^KAFKA_HEAP_OPTS=//p' "$here/kafka.env"; }
+
+brokers() {
+  local out=() p
+  for p in "${ports[@]}"; do out+=("127.0.0.1:$p"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+# configure writes the configuration of broker n (1..3).
+configure() {
+  local n=$1 node="$dir/broker$1"
+  local port=${ports[$((n - 1))]}
+  mkdir -p "$node/data"
+  {
+    echo "# Broker $n of the local $flavour cluster, written by kafka.sh."
+    if [[ $flavour == kraft ]]; then
+      local voters=() i
+      for i in 1 2 3; do voters+=("$i@127.0.0.1:${controller_ports[$((i - 1))]}"); done
+      echo "process.roles=broker,controller"
+      echo "node.id=$n"
+      echo "controller.quorum.voters=$(IFS=,; echo "${voters[*]}")"
+      echo "controller.listener.names=CONTROLLER"
+      echo "listeners=EXTERNAL://127.0.0.1:$port,CONTROLLER://127.0.0.1:${controller_ports[$((n - 1))]}"
+      echo "listener.security.protocol.map=EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    else
+      echo "broker.id=$n"
+      echo "zookeeper.connect=127.0.0.1:$zk_port"
+      echo "listeners=EXTERNAL://127.0.0.1:$port"
+      echo "listener.security.protocol.map=EXTERNAL:PLAINTEXT"
+    fi
+    echo "advertised.listeners=EXTERNAL://127.0.0.1:$port"
+    echo "inter.broker.listener.name=EXTERNAL"
+    echo "log.dirs=$node/data"
+    properties
+  } >"$node/server.properties"
+  # Kafka 4 logs with Log4j 2, Kafka 3.9 with reload4j: one file each.
+  cat >"$dir/log4j2.properties" <<'EOF'
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = INFO
+EOF
+  cat >"$dir/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, out
+log4j.appender.out=org.apache.log4j.ConsoleAppender
+log4j.appender.out.layout=org.apache.log4j.PatternLayout
+log4j.appender.out.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
+}
+
+# java_bg starts a JVM in a session of its own (so that it outlives the
+# shell that started it, make's included), its output in $1.log and its
+# process ID in $1.pid.
+java_bg() {
+  local name=$1 heap=$2
+  shift 2
+  # shellcheck disable=SC2086 # the heap options are words
+  setsid nohup java $heap -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dlog4j.configuration="file:$dir/log4j.properties" \
+    -Dkafka.logs.dir="$dir" -cp "$(classpath)" "$@" >"$dir/$name.log" 2>&1 </dev/null &
+  echo $! >"$dir/$name.pid"
+}
+
+pid_of() { [[ -s $dir/$1.pid ]] && cat "$dir/$1.pid"; }
+alive() { local p; p=$(pid_of "$1") && kill -0 "$p" 2>/dev/null; }
+
+start_broker() {
+  local n=$1
+  alive "broker$n" && die "broker $n is already running (pid $(pid_of "broker$n"))"
+  java_bg "broker$n" "$(heap_opts)" kafka.Kafka "$dir/broker$n/server.properties"
+}
+
+# listed prints how many brokers the cluster's metadata lists, as broker
+# 9092 (or the first that answers) reports it.
+listed() {
+  local class=org.apache.kafka.tools.BrokerApiVersionsCommand
+  [[ $flavour == zookeeper ]] && class=kafka.admin.BrokerApiVersionsCommand
+  java -Xmx128m -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dlog4j.configuration="file:$dir/log4j.properties" \
+    -cp "$(classpath)" "$class" --bootstrap-server "$(brokers)" 2>/dev/null | grep -c '(id: ' || true
+}
+
+# wait_listed waits until every broker is listed, failing at once if a
+# process of the cluster has exited.
+wait_listed() {
+  local deadline=$((SECONDS + wait_seconds)) n name
+  while :; do
+    for name in "${@}"; do
+      alive "$name" || { tail -n 30 "$dir/$name.log" >&2; die "$name exited (its log: $dir/$name.log)"; }
+    done
+    n=$(listed)
+    [[ $n == 3 ]] && return 0
+    ((SECONDS < deadline)) || die "after ${wait_seconds}s the cluster lists $n of 3 brokers (logs in $dir)"
+    sleep 1
+  done
+}
+
+stop_process() {
+  local name=$1 signal=${2:-TERM} p deadline
+  p=$(pid_of "$name") || return 0
+  if kill -0 "$p" 2>/dev/null; then
+    kill "-$signal" "$p" 2>/dev/null || true
+    deadline=$((SECONDS + 60))
+    while kill -0 "$p" 2>/dev/null; do
+      if ((SECONDS >= deadline)); then
+        echo "kafka.sh: $name did not stop within 60s: SIGKILL" >&2
+        kill -KILL "$p" 2>/dev/null || true
+      fi
+      sleep 0.2
+    done
+  fi
+  rm -f "$dir/$name.pid"
+}
+
+cmd_start() {
+  local n port
+  for n in 1 2 3; do alive "broker$n" && die "broker $n is already running: kafka.sh stop first"; done
+  alive zookeeper && die "ZooKeeper is already running: kafka.sh stop first"
+  for port in "${ports[@]}" "${controller_ports[@]}" $zk_port; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "127.0.0.1:$port is in use by another process (another Kafka? docker compose down, or kafka.sh stop)"
+    fi
+  done
+  classpath >/dev/null
+  find "$dir" -mindepth 1 -maxdepth 1 ! -name 'classpath-*' -exec rm -rf {} +
+  echo "$flavour" >"$dir/flavour"
+  for n in 1 2 3; do configure "$n"; done
+  local names=(broker1 broker2 broker3)
+  if [[ $flavour == kraft ]]; then
+    for n in 1 2 3; do
+      java -Xmx256m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$(classpath)" \
+        kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/broker$n/server.properties" >"$dir/format$n.log" 2>&1 ||
+        { cat "$dir/format$n.log" >&2; die "formatting broker $n's storage failed"; }
+    done
+  else
+    mkdir -p "$dir/zookeeper"
+    printf '%s\n' "dataDir=$dir/zookeeper" "clientPort=$zk_port" "clientPortAddress=127.0.0.1" \
+      "tickTime=2000" "admin.enableServer=false" "maxClientCnxns=0" >"$dir/zookeeper.cfg"
+    java_bg zookeeper "-Xmx256m" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zookeeper.cfg"
+    names+=(zookeeper)
+  fi
+  for n in 1 2 3; do start_broker "$n"; done
+  wait_listed "${names[@]}"
+  echo "kafka.sh: $flavour cluster up at $(brokers) (data and logs in $dir)" >&2
+}
+
+cmd_stop() {
+  local n
+  [[ -d $dir ]] || return 0
+  for n in 1 2 3; do stop_process "broker$n" & done
+  wait
+  stop_process zookeeper
+}
+
+running_flavour() {
+  [[ -s $dir/flavour ]] || die "no cluster has been started in $dir"
+  flavour=$(cat "$dir/flavour")
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status)
+    running_flavour
+    [[ $(listed) == 3 ]]
+    ;;
+  brokers) brokers ;;
+  broker)
+    n="${3:-}"
+    [[ $n =~ ^[123]$ ]] || die "broker ${2:-} N: N is 1, 2 or 3"
+    running_flavour
+    case "${2:-}" in
+      stop) stop_process "broker$n" TERM ;;
+      kill) stop_process "broker$n" KILL ;;
+      start)
+        start_broker "$n"
+        wait_listed "broker$n"
+        ;;
+      pid) pid_of "broker$n" ;;
+      *) die "broker stop|kill|start|pid N" ;;
+    esac
+    ;;
+  *) die "usage: kafka.sh start|stop|status|brokers|broker stop|kill|start|pid N" ;;
+esac
