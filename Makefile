@@ -29,9 +29,10 @@ test-race:
 	go test -race -count=1 -timeout 30m ./...
 
 # The tests that take a real cluster from KAFKA_BROKERS, against the one
-# from docker-compose.yml: end to end, the crashes of the program and of the
-# processor, and the scale-out (the others start their own embedded broker).
-KAFKA_TESTS = ^Test(EndToEndKafka|KafkaTopicsReplicated|KafkaBrokerDown|CrashesCountEachClickOnce|CrashesOfProcessorAlone|ScaleOut)$$
+# make start started: end to end, the crashes of the program and of the
+# processor, the scale-out, brokers killed (the others start their own
+# embedded broker).
+KAFKA_TESTS = ^Test(EndToEndKafka|KafkaTopicsReplicated|KafkaBrokersKilled|KafkaClusterStopped|ClicksFromAnyClientCountedOnce|CrashesCountEachClickOnce|CrashesOfProcessorAlone|ScaleOut)$$
 test-kafka:
 	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -timeout 30m -run '$(KAFKA_TESTS)' -v ./internal/app
 
@@ -47,12 +48,22 @@ BENCH ?= .
 bench:
 	bash -o pipefail -c "go test -run '^$$' -bench '$(BENCH)' -benchtime 1x -count 1 -timeout 60m ./internal/app | tee bench.txt"
 
-# Start the three Kafka brokers and return once all pass their healthchecks.
+# The three Kafka brokers of docker-compose.yml where a Docker engine
+# answers; otherwise the same three as JVM processes (cluster/kafka.sh, with
+# java and mvn; KAFKA_FLAVOUR=zookeeper for Kafka 3.9 with ZooKeeper).
+# start returns once all three brokers list each other.
+CLUSTER ?= cluster/kafka.sh
+HAVE_DOCKER = $(DOCKER) info >/dev/null 2>&1
+HAVE_JVM = command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1
+NO_CLUSTER = echo "make: no way to start Kafka here: install Docker (docker-compose.yml) or a JDK 17+ and Maven (cluster/kafka.sh)" >&2; exit 1
 start:
-	$(DOCKER) compose up -d --wait
+	@if $(HAVE_DOCKER); then set -x; $(DOCKER) compose up -d --wait; \
+	elif $(HAVE_JVM); then set -x; $(CLUSTER) start; \
+	else $(NO_CLUSTER); fi
 
 stop:
-	$(DOCKER) compose down
+	@if $(HAVE_DOCKER); then set -x; $(DOCKER) compose down; \
+	else set -x; $(CLUSTER) stop; fi
 
 restart: stop start
 

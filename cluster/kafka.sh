@@ -8,14 +8,16 @@
 #   kafka.sh start              a new cluster (the old data removed); returns
 #                               once all three brokers list each other
 #   kafka.sh stop               stop every process of the cluster (SIGTERM,
-#                               then SIGKILL after 60 s)
+#                               then SIGKILL after 60 s), keeping its data
+#   kafka.sh resume             start the stopped cluster again on its data
 #   kafka.sh status             exit 0 if all three brokers list each other
 #   kafka.sh brokers            print the brokers, comma-separated
-#   kafka.sh broker stop N      stop broker N (1..3) cleanly
-#   kafka.sh broker kill N      SIGKILL broker N
-#   kafka.sh broker start N     start broker N again on its data; returns
-#                               once all three list each other
-#   kafka.sh broker pid N       print broker N's process ID
+#   kafka.sh config N           print the configuration of broker N
+#   kafka.sh broker stop N...   stop brokers N (1, 2, 3) cleanly
+#   kafka.sh broker kill N...   SIGKILL brokers N
+#   kafka.sh broker start N...  start brokers N again on their data; returns
+#                               once the cluster lists them
+#   kafka.sh broker pid N...    print the brokers' process IDs
 #
 # KAFKA_FLAVOUR picks the cluster:
 #   kraft      (default) Kafka 4.4, each broker also one of three controllers
@@ -49,9 +51,9 @@ classpath() {
     command -v mvn >/dev/null || die "mvn is not installed: the local cluster needs a JDK (17 or later) and Maven, or Docker for docker-compose.yml"
     mkdir -p "$dir"
     echo "kafka.sh: resolving the $flavour broker's jars with Maven" >&2
-    mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -P "$flavour" dependency:build-classpath \
-      -Dmdep.includeScope=runtime -Dmdep.outputFile="$cp.tmp" >&2 ||
-      die "mvn could not resolve the broker's jars (pom.xml, profile $flavour)"
+    mvn -B -f "$here/pom.xml" -P "$flavour" dependency:build-classpath \
+      -Dmdep.includeScope=runtime -Dmdep.outputFile="$cp.tmp" >"$dir/mvn-$flavour.log" 2>&1 ||
+      { tail -n 30 "$dir/mvn-$flavour.log" >&2; die "mvn could not resolve the broker's jars (pom.xml, profile $flavour; log: $dir/mvn-$flavour.log)"; }
     mv "$cp.tmp" "$cp"
   fi
   cat "$cp"
@@ -78,11 +80,10 @@ brokers() {
   (IFS=,; echo "${out[*]}")
 }
 
-# configure writes the configuration of broker n (1..3).
-configure() {
+# server_properties prints the configuration of broker n (1..3).
+server_properties() {
   local n=$1 node="$dir/broker$1"
   local port=${ports[$((n - 1))]}
-  mkdir -p "$node/data"
   {
     echo "# Broker $n of the local $flavour cluster, written by kafka.sh."
     if [[ $flavour == kraft ]]; then
@@ -104,7 +105,13 @@ configure() {
     echo "inter.broker.listener.name=EXTERNAL"
     echo "log.dirs=$node/data"
     properties
-  } >"$node/server.properties"
+  }
+}
+
+# configure writes the configuration of broker n (1..3) and the logging's.
+configure() {
+  mkdir -p "$dir/broker$1/data"
+  server_properties "$1" >"$dir/broker$1/server.properties"
   # Kafka 4 logs with Log4j 2, Kafka 3.9 with reload4j: one file each.
   cat >"$dir/log4j2.properties" <<'EOF'
 appender.out.type = Console
@@ -146,26 +153,31 @@ start_broker() {
   java_bg "broker$n" "$(heap_opts)" kafka.Kafka "$dir/broker$n/server.properties"
 }
 
-# listed prints how many brokers the cluster's metadata lists, as broker
-# 9092 (or the first that answers) reports it.
+# listed prints the IDs of the brokers that the cluster's metadata lists
+# (as the first broker that answers reports them) and that answer
+# themselves ("-> (" their API versions, not "-> ERROR"), one a line.
 listed() {
   local class=org.apache.kafka.tools.BrokerApiVersionsCommand
   [[ $flavour == zookeeper ]] && class=kafka.admin.BrokerApiVersionsCommand
   java -Xmx128m -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dlog4j.configuration="file:$dir/log4j.properties" \
-    -cp "$(classpath)" "$class" --bootstrap-server "$(brokers)" 2>/dev/null | grep -c '(id: ' || true
+    -cp "$(classpath)" "$class" --bootstrap-server "$(brokers)" 2>/dev/null |
+    sed -n 's/.*(id: \([0-9]*\) .*) -> ($/\1/p' | sort -u || true
 }
 
-# wait_listed waits until every broker is listed, failing at once if a
-# process of the cluster has exited.
+# wait_listed waits until the brokers given by ID are listed, failing at
+# once if a process named after them has exited.
 wait_listed() {
-  local deadline=$((SECONDS + wait_seconds)) n name
+  local deadline=$((SECONDS + wait_seconds)) ids=("$@") names=() got id missing
+  for id in "${ids[@]}"; do names+=("broker$id"); done
+  [[ $flavour == zookeeper ]] && names+=(zookeeper)
   while :; do
-    for name in "${@}"; do
+    for name in "${names[@]}"; do
       alive "$name" || { tail -n 30 "$dir/$name.log" >&2; die "$name exited (its log: $dir/$name.log)"; }
     done
-    n=$(listed)
-    [[ $n == 3 ]] && return 0
-    ((SECONDS < deadline)) || die "after ${wait_seconds}s the cluster lists $n of 3 brokers (logs in $dir)"
+    got=" $(listed | tr '\n' ' ') " missing=()
+    for id in "${ids[@]}"; do [[ $got == *" $id "* ]] || missing+=("$id"); done
+    ((${#missing[@]} == 0)) && return 0
+    ((SECONDS < deadline)) || die "after ${wait_seconds}s the cluster lists brokers [${got# }] but not ${missing[*]} (logs in $dir)"
     sleep 1
   done
 }
@@ -200,7 +212,6 @@ cmd_start() {
   find "$dir" -mindepth 1 -maxdepth 1 ! -name 'classpath-*' -exec rm -rf {} +
   echo "$flavour" >"$dir/flavour"
   for n in 1 2 3; do configure "$n"; done
-  local names=(broker1 broker2 broker3)
   if [[ $flavour == kraft ]]; then
     for n in 1 2 3; do
       java -Xmx256m -Dlog4j2.configurationFile="$dir/log4j2.properties" -cp "$(classpath)" \
@@ -211,11 +222,19 @@ cmd_start() {
     mkdir -p "$dir/zookeeper"
     printf '%s\n' "dataDir=$dir/zookeeper" "clientPort=$zk_port" "clientPortAddress=127.0.0.1" \
       "tickTime=2000" "admin.enableServer=false" "maxClientCnxns=0" >"$dir/zookeeper.cfg"
-    java_bg zookeeper "-Xmx256m" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zookeeper.cfg"
-    names+=(zookeeper)
   fi
-  for n in 1 2 3; do start_broker "$n"; done
-  wait_listed "${names[@]}"
+  launch
+}
+
+# launch starts every process of the cluster on its data and waits until
+# the three brokers list each other.
+launch() {
+  local n
+  if [[ $flavour == zookeeper ]]; then
+    alive zookeeper || java_bg zookeeper "-Xmx256m" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zookeeper.cfg"
+  fi
+  for n in 1 2 3; do alive "broker$n" || start_broker "$n"; done
+  wait_listed 1 2 3
   echo "kafka.sh: $flavour cluster up at $(brokers) (data and logs in $dir)" >&2
 }
 
@@ -235,25 +254,35 @@ running_flavour() {
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
+  resume)
+    running_flavour
+    launch
+    ;;
   status)
     running_flavour
-    [[ $(listed) == 3 ]]
+    [[ $(listed | tr '\n' ' ') == "1 2 3 " ]]
     ;;
   brokers) brokers ;;
+  config)
+    [[ ${2:-} =~ ^[123]$ ]] || die "config N: brokers are 1, 2 and 3"
+    server_properties "$2"
+    ;;
   broker)
-    n="${3:-}"
-    [[ $n =~ ^[123]$ ]] || die "broker ${2:-} N: N is 1, 2 or 3"
+    action="${2:-}"
+    shift 2 || true
+    (($# > 0)) || die "broker $action N...: which broker (1, 2 or 3)?"
+    for n in "$@"; do [[ $n =~ ^[123]$ ]] || die "broker $action $n: brokers are 1, 2 and 3"; done
     running_flavour
-    case "${2:-}" in
-      stop) stop_process "broker$n" TERM ;;
-      kill) stop_process "broker$n" KILL ;;
+    case "$action" in
+      stop) for n in "$@"; do stop_process "broker$n" TERM; done ;;
+      kill) for n in "$@"; do stop_process "broker$n" KILL; done ;;
       start)
-        start_broker "$n"
-        wait_listed "broker$n"
+        for n in "$@"; do start_broker "$n"; done
+        wait_listed "$@"
         ;;
-      pid) pid_of "broker$n" ;;
-      *) die "broker stop|kill|start|pid N" ;;
+      pid) for n in "$@"; do pid_of "broker$n"; done ;;
+      *) die "broker stop|kill|start|pid N..." ;;
     esac
     ;;
-  *) die "usage: kafka.sh start|stop|status|brokers|broker stop|kill|start|pid N" ;;
+  *) die "usage: kafka.sh start|stop|resume|status|brokers|config N|broker stop|kill|start|pid N" ;;
 esac

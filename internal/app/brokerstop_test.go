@@ -3,7 +3,6 @@ package app
 import (
 	"log/slog"
 	"net"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -66,46 +65,6 @@ func TestEmbeddedBrokerStoppedUnderLoad(t *testing.T) {
 	if !strings.Contains(brokerLog.String(), "embedded broker stopped") {
 		t.Errorf("the broker did not say it stopped:\n%s", brokerLog)
 	}
-}
-
-// On the cluster of docker-compose.yml, one broker is killed (SIGKILL)
-// while clicks are written and counted, and started again: the program
-// carries on, and every click in the topic is counted once. With 3
-// replicas and min.insync.replicas=2 the writes go on while it is down.
-func TestKafkaBrokerDown(t *testing.T) {
-	k := kafkaBrokers(t)
-	if k == "" {
-		t.Skip("KAFKA_BROKERS is not set; run `make restart` and `make test-kafka` to test against real Kafka")
-	}
-	var compose []string
-	for _, s := range kafkaServices {
-		compose = append(compose, s.hostPort)
-	}
-	if k != strings.Join(compose, ",") {
-		t.Skipf("KAFKA_BROKERS=%s is not the cluster of docker-compose.yml (%s), whose brokers this test kills", k, strings.Join(compose, ","))
-	}
-	docker, err := exec.LookPath("docker")
-	if err != nil {
-		t.Fatalf("KAFKA_BROKERS is docker-compose.yml's cluster, but there is no docker to stop a broker with: %v", err)
-	}
-	victim := kafkaServices[1].name
-	compose = []string{"compose", "-f", "../../docker-compose.yml"}
-	run := func(args ...string) {
-		out, err := exec.Command(docker, append(compose, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		t.Logf("docker compose %s", strings.Join(args, " "))
-	}
-	// Whatever happens, the broker is back for the tests after this one.
-	t.Cleanup(func() {
-		if out, err := exec.Command(docker, append(compose, "up", "-d", "--wait", victim)...).CombinedOutput(); err != nil {
-			t.Errorf("start %s again for the tests after this one: %v\n%s", victim, err, out)
-		}
-	})
-	countThroughBrokerDown(t, strings.Split(k, ","),
-		func() { run("kill", victim) },
-		func() { run("up", "-d", "--wait", victim) })
 }
 
 // countThroughBrokerDown runs an emitter (every 2 ms), another client's

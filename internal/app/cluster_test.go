@@ -1,6 +1,7 @@
 package app
 
 import (
+	"clicks/internal/clicks"
 	"os"
 	"strings"
 	"testing"
@@ -39,9 +40,10 @@ func clusterForTest(t *testing.T, bin string) (string, *process) {
 	return waitForLog(t, p, brokersRE), p
 }
 
-// On the real cluster the topics clicks creates have the replication it
-// chooses for the cluster's size (3 replicas, min.insync.replicas=2 on
-// docker-compose.yml's three brokers), all replicas in sync.
+// On the real cluster the topics clicks creates have, as Kafka describes
+// them, the replication it chooses for the cluster's size (3 replicas,
+// min.insync.replicas=2 on make start's three brokers), all replicas in
+// sync, ten partitions each, and the settings that keep data.
 func TestKafkaTopicsReplicated(t *testing.T) {
 	k := kafkaBrokers(t)
 	if k == "" {
@@ -62,4 +64,5 @@ func TestKafkaTopicsReplicated(t *testing.T) {
 	}
 	t.Logf("%d brokers: replication %d, min.insync.replicas %d", brokers, replication, minInsync)
 	checkReplication(t, in.brokers, replication, minInsync)
+	checkTopicSettings(t, in.brokers, clicks.DefaultPartitions, int16(replication))
 }

@@ -24,6 +24,7 @@ type composeFile struct {
 
 type composeService struct {
 	Image       string            `yaml:"image"`
+	EnvFile     string            `yaml:"env_file"`
 	Ports       []string          `yaml:"ports"`
 	Environment map[string]string `yaml:"environment"`
 	Healthcheck *struct {
@@ -69,7 +70,18 @@ func TestDockerCompose(t *testing.T) {
 			t.Errorf("no service %s", want.name)
 			continue
 		}
-		env := s.Environment
+		// The settings the brokers share come from cluster/kafka.env,
+		// which cluster/kafka.sh reads too.
+		if s.EnvFile != sharedEnvFile {
+			t.Errorf("%s: env_file %q, want %s (the settings shared with cluster/kafka.sh)", want.name, s.EnvFile, sharedEnvFile)
+		}
+		env := readEnvFile(t, "../../"+sharedEnvFile)
+		for k, v := range s.Environment {
+			if shared, ok := env[k]; ok && shared != v {
+				t.Errorf("%s: %s = %q here and %q in %s", want.name, k, v, shared, sharedEnvFile)
+			}
+			env[k] = v
+		}
 		// Pinned: an image without a version tag (or "latest") changes
 		// under the tests.
 		if name, tag, ok := strings.Cut(s.Image, ":"); !ok || !strings.Contains(name, "kafka") || !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(tag) {
@@ -140,6 +152,75 @@ func TestDockerCompose(t *testing.T) {
 	}
 }
 
+// sharedEnvFile holds the settings docker-compose.yml's brokers and the
+// local cluster of cluster/kafka.sh share.
+const sharedEnvFile = "cluster/kafka.env"
+
+// readEnvFile reads the KEY=value lines of an env file.
+func readEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// The local cluster of cluster/kafka.sh, in both flavours, is
+// docker-compose.yml's: each broker listens and advertises the port the
+// compose file publishes, with the node ID of its service, and has every
+// shared setting of cluster/kafka.env as the property Kafka's images make
+// of it.
+func TestLocalClusterAgreesWithCompose(t *testing.T) {
+	c := readCompose(t)
+	shared := readEnvFile(t, "../../"+sharedEnvFile)
+	if len(shared) == 0 {
+		t.Fatalf("%s holds no setting", sharedEnvFile)
+	}
+	for _, flavour := range []string{"kraft", "zookeeper"} {
+		for i, want := range kafkaServices {
+			cmd := exec.Command("../../cluster/kafka.sh", "config", strconv.Itoa(i+1))
+			cmd.Env = append(os.Environ(), "KAFKA_FLAVOUR="+flavour, "KAFKA_CLUSTER_DIR="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("kafka.sh config %d: %v\n%s", i+1, err, out)
+			}
+			props := map[string]string{}
+			for _, line := range strings.Split(string(out), "\n") {
+				if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+					props[k] = v
+				}
+			}
+			name := flavour + " " + want.name
+			for k, v := range shared {
+				if k == "KAFKA_HEAP_OPTS" {
+					continue // the JVM's, not a property
+				}
+				prop := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "KAFKA_"), "_", "."))
+				if props[prop] != v {
+					t.Errorf("%s: %s = %q, want %q as %s has it", name, prop, props[prop], v, k)
+				}
+			}
+			if props["advertised.listeners"] != "EXTERNAL://"+want.hostPort || !strings.Contains(props["listeners"], "://"+want.hostPort) {
+				t.Errorf("%s: listeners %q, advertised %q; want %s, as docker-compose.yml publishes it", name, props["listeners"], props["advertised.listeners"], want.hostPort)
+			}
+			id := c.Services[want.name].Environment["KAFKA_NODE_ID"]
+			if flavour == "kraft" && (props["node.id"] != id || props["process.roles"] != "broker,controller" || strings.Count(props["controller.quorum.voters"], "@") != 3) {
+				t.Errorf("%s: node.id %q, roles %q, voters %q; want node %s, broker and controller, three voters", name, props["node.id"], props["process.roles"], props["controller.quorum.voters"], id)
+			}
+			if flavour == "zookeeper" && (props["broker.id"] != id || props["zookeeper.connect"] == "") {
+				t.Errorf("%s: broker.id %q, zookeeper.connect %q; want broker %s and a ZooKeeper", name, props["broker.id"], props["zookeeper.connect"], id)
+			}
+		}
+	}
+}
+
 // distinct returns the different strings of ss, sorted.
 func distinct(ss []string) []string {
 	ss = slices.Clone(ss)
@@ -177,7 +258,7 @@ func makeN(t *testing.T, target string) string {
 
 // kafkaTests are the tests that run against the real cluster in the Kafka
 // CI job (make test-kafka).
-var kafkaTests = []string{"TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaBrokerDown", "TestKafkaTopicsReplicated", "TestScaleOut"}
+var kafkaTests = []string{"TestClicksFromAnyClientCountedOnce", "TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaBrokersKilled", "TestKafkaClusterStopped", "TestKafkaTopicsReplicated", "TestScaleOut"}
 
 func TestMakefileTargets(t *testing.T) {
 	data, err := os.ReadFile("../../Makefile")
@@ -195,12 +276,7 @@ func TestMakefileTargets(t *testing.T) {
 	}
 	brokers := strings.Join(hostPorts, ",")
 
-	if got := makeN(t, "start"); !strings.HasSuffix(got, " compose up -d --wait") {
-		t.Errorf("make start runs %q, want docker compose up -d --wait (it waits for the healthchecks)", got)
-	}
-	if got := strings.Split(makeN(t, "restart"), "\n"); len(got) != 2 || !strings.HasSuffix(got[0], " compose down") || !strings.HasSuffix(got[1], " compose up -d --wait") {
-		t.Errorf("make restart runs %q, want compose down, then compose up -d --wait", got)
-	}
+	checkClusterTargets(t)
 	if got, want := makeN(t, "run-kafka"), "go run main.go -brokers "+brokers; got != want {
 		t.Errorf("make run-kafka runs %q, want %q", got, want)
 	}
@@ -222,7 +298,7 @@ func TestMakefileTargets(t *testing.T) {
 		selected = append(selected, name)
 		// A test selected that does not read KAFKA_BROKERS would test
 		// the embedded broker again, not the cluster.
-		if !strings.Contains(body, "kafkaBrokers(") && !strings.Contains(body, "clusterForTest(") && !strings.Contains(body, `"KAFKA_BROKERS"`) {
+		if !strings.Contains(body, "kafkaBrokers(") && !strings.Contains(body, "clusterForTest(") && !strings.Contains(body, "needRealCluster(") && !strings.Contains(body, `"KAFKA_BROKERS"`) {
 			t.Errorf("make test-kafka runs %s, which does not take its brokers from KAFKA_BROKERS", name)
 		}
 	}
@@ -321,5 +397,71 @@ func TestKafkaWorkflow(t *testing.T) {
 		if !slices.Equal(steps, want) {
 			t.Errorf("job %s steps %q, want %q", name, steps, want)
 		}
+	}
+}
+
+// checkClusterTargets runs make start, stop and restart with stand-ins for
+// docker and cluster/kafka.sh that write down how they were called: Docker
+// Compose where a Docker engine answers, else the local cluster where java
+// and mvn are installed, else one message naming both ways.
+func checkClusterTargets(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skipf("no make found: %v", err)
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	standIn := func(name, script string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("#!/bin/sh\necho \""+name+" $*\" >>"+calls+"\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	dockerUp := standIn("docker-up", "exit 0\n")
+	dockerDown := standIn("docker-down", `[ "$1" = info ] && exit 1; exit 0`+"\n")
+	cluster := standIn("cluster", "exit 0\n")
+	jvm := filepath.Join(dir, "jvm")
+	if err := os.Mkdir(jvm, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"java", "mvn"} {
+		if err := os.WriteFile(filepath.Join(jvm, tool), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	makeWith := func(path, docker string, targets ...string) (string, error) {
+		os.Remove(calls)
+		args := append([]string{"-s", "-C", "../..", "--no-print-directory", "DOCKER=" + docker, "CLUSTER=" + cluster}, targets...)
+		cmd := exec.Command("make", args...)
+		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }), "PATH="+path)
+		out, err := cmd.CombinedOutput()
+		got, _ := os.ReadFile(calls)
+		return strings.TrimSpace(string(got)) + "\n" + string(out), err
+	}
+	for _, tc := range []struct {
+		name, path, docker string
+		targets            []string
+		want               []string
+	}{
+		{"docker", jvm, dockerUp, []string{"start"}, []string{"docker-up info", "docker-up compose up -d --wait"}},
+		{"docker", jvm, dockerUp, []string{"restart"}, []string{"docker-up info", "docker-up compose down", "docker-up info", "docker-up compose up -d --wait"}},
+		{"jvm", jvm, dockerDown, []string{"start"}, []string{"docker-down info", "cluster start"}},
+		{"jvm", jvm, dockerDown, []string{"restart"}, []string{"docker-down info", "cluster stop", "docker-down info", "cluster start"}},
+		{"jvm", jvm, dockerDown, []string{"stop"}, []string{"docker-down info", "cluster stop"}},
+	} {
+		out, err := makeWith(tc.path, tc.docker, tc.targets...)
+		if err != nil {
+			t.Errorf("%s: make %v: %v\n%s", tc.name, tc.targets, err, out)
+			continue
+		}
+		if got, _, _ := strings.Cut(out, "\n"+"+ "); !strings.HasPrefix(out, strings.Join(tc.want, "\n")+"\n") {
+			t.Errorf("%s: make %v called\n%s\nwant\n%s", tc.name, tc.targets, got, strings.Join(tc.want, "\n"))
+		}
+	}
+	// Neither Docker nor java and mvn: one message naming both.
+	out, err := makeWith(t.TempDir(), dockerDown, "start")
+	if err == nil || !strings.Contains(out, "Docker") || !strings.Contains(out, "Maven") || strings.Contains(out, "cluster start") {
+		t.Errorf("make start without Docker, java or mvn: %v\n%s\nwant a failure naming Docker and Maven", err, out)
 	}
 }

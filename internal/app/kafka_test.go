@@ -29,7 +29,14 @@ func listTopics(t *testing.T, brokers []string) (sarama.ClusterAdmin, map[string
 // compacted and never aged out.
 func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
-	admin, topics := listTopics(t, in.brokers)
+	checkTopicSettings(t, in.brokers, clicks.DefaultPartitions, 1)
+}
+
+// checkTopicSettings checks the topics clicks creates as the cluster
+// describes them: their partitions, replicas and settings that keep data.
+func checkTopicSettings(t *testing.T, brokers []string, partitions int32, replication int16) {
+	t.Helper()
+	admin, topics := listTopics(t, brokers)
 	want := map[string]map[string]string{
 		string(clicks.Topic): {"cleanup.policy": "delete", "retention.ms": "604800000"},
 		string(clicks.Table): {"cleanup.policy": "compact", "retention.ms": "-1"},
@@ -40,8 +47,8 @@ func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 		if !ok {
 			t.Fatalf("topic %s was not created; topics: %v", name, topics)
 		}
-		if d.NumPartitions != clicks.DefaultPartitions || d.ReplicationFactor != 1 {
-			t.Errorf("%s: %d partitions, replication %d; want %d and 1", name, d.NumPartitions, d.ReplicationFactor, clicks.DefaultPartitions)
+		if d.NumPartitions != partitions || d.ReplicationFactor != replication {
+			t.Errorf("%s: %d partitions, replication %d; want %d and %d", name, d.NumPartitions, d.ReplicationFactor, partitions, replication)
 		}
 		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: name})
 		if err != nil {

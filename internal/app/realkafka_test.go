@@ -1,0 +1,339 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"clicks/internal/clicks"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The tests of what only a real Kafka cluster can show: brokers killed
+// while clicks counts, two of three down, the whole cluster stopped. They
+// run on the cluster `make start` started (make test-kafka), and stop and
+// start its brokers with cluster/kafka.sh where it runs as JVM processes,
+// or with docker compose where it runs from docker-compose.yml.
+
+const clusterScript = "../../cluster/kafka.sh"
+
+// realCluster is the cluster of KAFKA_BROKERS with the means to stop, kill
+// and start its brokers, whose IDs are 1, 2 and 3 (on :9092, :9093, :9094).
+type realCluster struct {
+	t       *testing.T
+	brokers []string
+	docker  string // docker's path where docker compose runs the cluster, else ""
+}
+
+// needRealCluster returns make start's cluster, or skips the test where
+// KAFKA_BROKERS does not name it. It fails where the cluster is named but
+// there is no way to stop its brokers.
+func needRealCluster(t *testing.T) *realCluster {
+	t.Helper()
+	k := kafkaBrokers(t)
+	if k == "" {
+		t.Skip("KAFKA_BROKERS is not set; run `make start` and `make test-kafka` to test against real Kafka")
+	}
+	var ours []string
+	for _, s := range kafkaServices {
+		ours = append(ours, s.hostPort)
+	}
+	if k != strings.Join(ours, ",") {
+		t.Skipf("KAFKA_BROKERS=%s is not the cluster of make start (%s), whose brokers this test stops", k, strings.Join(ours, ","))
+	}
+	c := &realCluster{t: t, brokers: ours}
+	out, err := exec.Command(clusterScript, "status").CombinedOutput()
+	if err != nil {
+		docker, lerr := exec.LookPath("docker")
+		if lerr != nil || exec.Command(docker, "info").Run() != nil {
+			t.Fatalf("KAFKA_BROKERS is make start's cluster, but cluster/kafka.sh does not run it (%v: %s) and no Docker engine answers", err, out)
+		}
+		c.docker = docker
+	}
+	// Whatever happens, every broker is up again for the tests after this.
+	t.Cleanup(c.startAll)
+	return c
+}
+
+func (c *realCluster) run(args ...string) {
+	c.t.Helper()
+	var cmd *exec.Cmd
+	if c.docker != "" {
+		cmd = exec.Command(c.docker, append([]string{"compose", "-f", "../../docker-compose.yml"}, args...)...)
+	} else {
+		cmd = exec.Command(clusterScript, args...)
+	}
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	c.t.Logf("%s (%s)", strings.Join(cmd.Args[1:], " "), time.Since(start).Round(100*time.Millisecond))
+}
+
+// kill sends the brokers of ids SIGKILL.
+func (c *realCluster) kill(ids ...int32) {
+	c.run(c.brokerArgs("kill", ids)...)
+}
+
+// start starts the brokers of ids again on their data and waits until the
+// cluster lists them.
+func (c *realCluster) start(ids ...int32) {
+	c.run(c.brokerArgs("start", ids)...)
+}
+
+// brokerArgs are the arguments of docker compose or kafka.sh that do what
+// to the brokers of ids.
+func (c *realCluster) brokerArgs(what string, ids []int32) []string {
+	var args []string
+	switch {
+	case c.docker == "":
+		args = []string{"broker", what}
+	case what == "start":
+		args = []string{"up", "-d", "--wait"}
+	default:
+		args = []string{what}
+	}
+	for _, id := range ids {
+		if c.docker != "" {
+			args = append(args, fmt.Sprintf("kafka%d", id))
+		} else {
+			args = append(args, fmt.Sprint(id))
+		}
+	}
+	return args
+}
+
+// stopAll stops every broker cleanly, keeping their data.
+func (c *realCluster) stopAll() {
+	c.run("stop") // the same in docker compose and kafka.sh
+}
+
+// startAll starts whatever broker is down and waits until all three are
+// listed.
+func (c *realCluster) startAll() {
+	if c.docker != "" {
+		c.run("up", "-d", "--wait")
+		return
+	}
+	c.run("resume")
+}
+
+// client returns a sarama client of the cluster, closed when the test ends.
+func (c *realCluster) client() sarama.Client {
+	c.t.Helper()
+	client, err := sarama.NewClient(c.brokers, sarama.NewConfig())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// ackedWriter writes clicks with franz-go (murmur2, as the Java client;
+// acks=all, idempotent) for ten keys of its own and user-0 … user-9, one a
+// millisecond, and counts per key the clicks the cluster acknowledged.
+type ackedWriter struct {
+	mu    sync.Mutex
+	acked map[string]int
+	stop  func()
+}
+
+func startAckedWriter(t *testing.T, brokers []string) *ackedWriter {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &ackedWriter{acked: map[string]int{}}
+	keys := testKeys(10)
+	for i := range 10 {
+		keys = append(keys, fmt.Sprintf("user-%d", i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			key := keys[i%len(keys)]
+			cl.Produce(ctx, &kgo.Record{Topic: string(clicks.Topic), Key: []byte(key), Value: []byte("a click from franz-go")}, func(_ *kgo.Record, err error) {
+				if err == nil {
+					w.mu.Lock()
+					w.acked[key]++
+					w.mu.Unlock()
+				}
+			})
+		}
+	}()
+	var once sync.Once
+	w.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			flush, cancelFlush := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancelFlush()
+			if err := cl.Flush(flush); err != nil {
+				t.Logf("acked writer: flush: %v", err)
+			}
+			cl.Close()
+		})
+	}
+	t.Cleanup(w.stop)
+	return w
+}
+
+// checkAckedInTopic fails the test for every key of which the topic holds
+// fewer clicks than the cluster acknowledged to w.
+func (w *ackedWriter) checkAckedInTopic(t *testing.T, inTopic map[string]int) {
+	t.Helper()
+	w.stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	total := 0
+	for k, n := range w.acked {
+		total += n
+		if inTopic[k] < n {
+			t.Errorf("%s: %d clicks acknowledged, %d in %s: acknowledged clicks lost", k, n, inTopic[k], clicks.Topic)
+		}
+	}
+	if total == 0 {
+		t.Error("the cluster acknowledged no click of the writer: the test tested nothing")
+	}
+	t.Logf("%d clicks acknowledged to franz-go, all in the topic", total)
+}
+
+// Brokers are killed (SIGKILL) under load and started again: first the
+// group's coordinator, then the leader of user-0's partition of the
+// clicks. The program counts on while each is down. Then two of the three
+// are killed: with min.insync.replicas=2 a write is refused, not taken and
+// lost, and counting resumes when they are back. In the end no click the
+// cluster acknowledged is lost and every click in the topic is counted
+// once by the same, never restarted, instance.
+func TestKafkaBrokersKilled(t *testing.T) {
+	c := needRealCluster(t)
+	all := strings.Join(c.brokers, ",")
+	counter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-emit=false")
+	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-process=false", "-serve=false", "-interval", "2ms")
+	writer := startAckedWriter(t, c.brokers)
+	client := c.client()
+	waitForGrowth(t, counter, "user-0", 0, 60*time.Second)
+
+	victims := []struct {
+		what string
+		id   func() int32
+	}{
+		{"the coordinator of " + string(clicks.Group), func() int32 {
+			b, err := client.Coordinator(string(clicks.Group))
+			if err != nil {
+				t.Fatalf("coordinator of %s: %v", clicks.Group, err)
+			}
+			return b.ID()
+		}},
+		{"the leader of user-0's partition", func() int32 {
+			p := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+			if err := client.RefreshMetadata(string(clicks.Topic)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := client.Leader(string(clicks.Topic), p)
+			if err != nil {
+				t.Fatalf("leader of %s/%d: %v", clicks.Topic, p, err)
+			}
+			return b.ID()
+		}},
+	}
+	for _, v := range victims {
+		id := v.id()
+		t.Logf("killing broker %d, %s", id, v.what)
+		at := counter.clicks("user-0")
+		c.kill(id)
+		// Counting goes on with one broker down (the emitter clicks for
+		// user-0 50 times a second), and after it is back.
+		down := waitForGrowth(t, counter, "user-0", at+250, 120*time.Second)
+		c.start(id)
+		waitForGrowth(t, counter, "user-0", down+100, 120*time.Second)
+	}
+
+	// Two of three down: the one left, though it leads user-0's
+	// partition, takes no write there (min.insync.replicas=2).
+	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
+	survivor := victims[1].id()
+	var others []int32
+	for id := int32(1); id <= 3; id++ {
+		if id != survivor {
+			others = append(others, id)
+		}
+	}
+	c.kill(others...)
+	probe, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[survivor-1]), kgo.DisableIdempotentWrite(),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RecordDeliveryTimeout(15*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := testKeys(1)[0]
+	res := probe.ProduceSync(context.Background(), &kgo.Record{Topic: string(clicks.Topic), Partition: part, Key: []byte(key), Value: []byte("a click with two brokers down")})
+	probe.Close()
+	if err := res.FirstErr(); err == nil {
+		t.Errorf("a click was acknowledged by broker %d with the two others down (min.insync.replicas=2): %v", survivor, res[0].Record)
+	} else {
+		t.Logf("with brokers %v down, broker %d refuses a write to %s/%d: %v", others, survivor, clicks.Topic, part, err)
+	}
+	atDown := counter.clicks("user-0")
+	c.start(others...)
+	waitForGrowth(t, counter, "user-0", atDown+100, 120*time.Second)
+
+	emitter.stop() // the topic must stop growing before it is compared
+	writer.stop()
+	matchTopic(t, c.brokers, counter)
+	writer.checkAckedInTopic(t, recordsPerKey(t, c.brokers, string(clicks.Topic)))
+	if code, body, err := counter.get("/-/ready"); err != nil || code != http.StatusOK {
+		t.Errorf("/-/ready: %d %s (%v), want 200 once the brokers are back\n%s", code, body, err, lastLines(counter.stderr.String(), 30))
+	}
+}
+
+// The whole cluster is stopped while the program runs (emitter, processor
+// and view in one process, another client writing too): the program does
+// not exit, says on /-/ready that the brokers do not answer, and when the
+// cluster is back it goes on by itself; every click is counted once.
+func TestKafkaClusterStopped(t *testing.T) {
+	c := needRealCluster(t)
+	all := strings.Join(c.brokers, ",")
+	bin := buildClicks(t)
+	dir := t.TempDir()
+	app := startProcess(t, bin, "-data", dir, "-brokers", all, "-listen", "127.0.0.1:0", "-interval", "5ms", "-quiet")
+	base := viewURL(t, app)
+	waitForReadiness(t, app, base, http.StatusOK, 60*time.Second)
+	writer := startAckedWriter(t, c.brokers)
+
+	c.stopAll()
+	stopped := time.Now()
+	parts := waitForReadiness(t, app, base, http.StatusServiceUnavailable, 30*time.Second)
+	t.Logf("503 %s after the cluster stopped: %v", time.Since(stopped).Round(100*time.Millisecond), parts)
+	if !strings.HasPrefix(parts["brokers"], "not answering") {
+		t.Errorf("/-/ready says %v while the cluster is stopped, want the brokers not answering", parts)
+	}
+	select {
+	case err := <-app.exited:
+		t.Fatalf("the program exited (%v) while the cluster was stopped:\n%s", err, lastLines(app.stderr.String(), 30))
+	default:
+	}
+	c.startAll()
+	waitForReadiness(t, app, base, http.StatusOK, 120*time.Second)
+
+	writer.stop()
+	stopWithSIGTERM(t, app)
+	checkExactlyOnce(t, "-data", dir, "-brokers", all)
+	writer.checkAckedInTopic(t, recordsPerKey(t, c.brokers, string(clicks.Topic)))
+}
