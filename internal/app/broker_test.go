@@ -57,6 +57,7 @@ func recordsPerKey(t *testing.T, brokers []string, topic string) map[string]int 
 // does not restart its compaction timer then; clicks compacts the table
 // itself, so the table keeps about one record per user.
 func TestKfakeCompactionTimerAfterReload(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	first := startClicks(t, nil, "-data", dir, "-emit=false", "-serve=false", "-process=false")
 	first.stop()

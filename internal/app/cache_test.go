@@ -12,6 +12,7 @@ import (
 // A local table cache that outlived the broker's log is detected and
 // rebuilt, instead of stopping goka or serving counts the broker lost.
 func TestStaleCacheIsRebuilt(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keys := testKeys(2)
 	first := startClicks(t, nil, "-data", dir, "-emit=false")
@@ -36,6 +37,7 @@ func TestStaleCacheIsRebuilt(t *testing.T) {
 // A kill while LevelDB creates a cache can leave it unreadable ("corrupted
 // or incomplete CURRENT file"): it is rebuilt from the changelog.
 func TestCorruptedCacheIsRebuilt(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	key := testKeys(1)[0]
 	first := startClicks(t, nil, "-data", dir, "-emit=false")

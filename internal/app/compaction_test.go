@@ -37,6 +37,7 @@ func removeSegments(t *testing.T, brokerDir string) {
 // A kill in the middle of a compaction leaves the backup and partitions
 // without their segments: the next start restores them and every count.
 func TestKfakeCompactionRebuildNotAtomic(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	brokerDir := filepath.Join(dir, "broker")
 	keys := testKeys(3)
@@ -69,6 +70,7 @@ func TestKfakeCompactionRebuildNotAtomic(t *testing.T) {
 // A backup left by a compaction that did finish is dropped, and writes
 // made after it are kept.
 func TestFinishedCompactionBackupIsDropped(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	brokerDir := filepath.Join(dir, "broker")
 	key := testKeys(1)[0]

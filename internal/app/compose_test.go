@@ -58,6 +58,7 @@ func readCompose(t *testing.T) composeFile {
 // on loopback, healthy only when it sees all three, with the replication
 // clicks chooses for three brokers.
 func TestDockerCompose(t *testing.T) {
+	t.Parallel()
 	c := readCompose(t)
 	if len(c.Services) != len(kafkaServices) {
 		t.Errorf("services %v, want only the brokers %v", keys(c.Services), kafkaServices)
@@ -178,6 +179,7 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 // shared setting of cluster/kafka.env as the property Kafka's images make
 // of it.
 func TestLocalClusterAgreesWithCompose(t *testing.T) {
+	t.Parallel()
 	c := readCompose(t)
 	shared := readEnvFile(t, "../../"+sharedEnvFile)
 	if len(shared) == 0 {
@@ -261,6 +263,7 @@ func makeN(t *testing.T, target string) string {
 var kafkaTests = []string{"TestClicksFromAnyClientCountedOnce", "TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaBrokersKilled", "TestKafkaClusterStopped", "TestKafkaTopicsReplicated", "TestScaleOut"}
 
 func TestMakefileTargets(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../Makefile")
 	if err != nil {
 		t.Fatal(err)
@@ -354,6 +357,7 @@ type workflow struct {
 // the cluster, runs the Kafka tests and stops the cluster whatever
 // happened.
 func TestKafkaWorkflow(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../.github/workflows/kafka.yml")
 	if err != nil {
 		t.Fatal(err)

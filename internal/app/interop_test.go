@@ -33,6 +33,7 @@ func gokaPartition(t *testing.T, key string) int32 {
 // franz-go, a client unrelated to sarama, produces to and consumes from the
 // embedded broker.
 func TestFranzGoTalksToEmbeddedBroker(t *testing.T) {
+	t.Parallel()
 	in := startClicks(t, nil, "-data", t.TempDir(), "-users", "1", "-interval", "20ms")
 	key := testKeys(1)[0]
 
@@ -75,6 +76,7 @@ func TestFranzGoTalksToEmbeddedBroker(t *testing.T) {
 // kcat (librdkafka) lists, produces to and consumes from the embedded
 // broker.
 func TestKcatTalksToEmbeddedBroker(t *testing.T) {
+	t.Parallel()
 	kcat := needKcat(t)
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
 	broker := in.brokers[0]
@@ -109,6 +111,7 @@ func TestKcatTalksToEmbeddedBroker(t *testing.T) {
 // skipped, a 1 MB value, a null value and a key that is not UTF-8 are
 // counted; the processor keeps running through all of them.
 func TestKcatOddClicks(t *testing.T) {
+	t.Parallel()
 	kcat := needKcat(t)
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
 	produce := func(value string, args ...string) {
@@ -256,6 +259,9 @@ func (w writers) all(keys []string) {
 // processor and view that rebuild their tables from the changelog alone.
 // On the real cluster of KAFKA_BROKERS too.
 func TestClicksFromAnyClientCountedOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("interoperability test skipped with -short")
+	}
 	w := writers{t: t, kcat: needKcat(t)}
 	brokers := kafkaBrokers(t)
 	if brokers == "" {

@@ -28,6 +28,7 @@ func listTopics(t *testing.T, brokers []string) (sarama.ClusterAdmin, map[string
 // The topics clicks creates keep data: clicks for 7 days, the table
 // compacted and never aged out.
 func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
+	t.Parallel()
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
 	checkTopicSettings(t, in.brokers, clicks.DefaultPartitions, 1)
 }
@@ -69,6 +70,7 @@ func checkTopicSettings(t *testing.T, brokers []string, partitions int32, replic
 // -partitions sets the partitions of the topics; the program counts on
 // them as on the default ten, and finds a key's partition among them.
 func TestPartitionsFlag(t *testing.T) {
+	t.Parallel()
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-partitions", "3")
 	_, topics := listTopics(t, in.brokers)
 	for _, name := range []string{string(clicks.Topic), string(clicks.Table), string(clicks.Loop)} {
@@ -85,6 +87,7 @@ func TestPartitionsFlag(t *testing.T) {
 // A click topic deleted and created again starts its offsets at zero: its
 // clicks are counted on top of the counts so far, not skipped as replays.
 func TestRecreatedTopicIsCounted(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	key := testKeys(1)[0]
 	first := startClicks(t, nil, "-data", dir, "-emit=false")

@@ -26,6 +26,23 @@ import (
 	"github.com/lovoo/goka/codec"
 )
 
+// TestMain lets more tests run at once than there are cores, unless
+// -parallel is given: the whole-program tests wait on brokers, rebalances
+// and timers far more than they compute (go test -short took 78 s of wall
+// time for 10 s of CPU one at a time).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		if err := flag.Set("test.parallel", "8"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	os.Exit(m.Run())
+}
+
 // syncBuffer collects what the program writes, for the test to read
 // while it runs.
 type syncBuffer = logs.Locked[*bytes.Buffer]
@@ -244,10 +261,12 @@ func checkCountsSurviveRestart(t *testing.T, getenv func(string) string, args ..
 }
 
 func TestEndToEndEmbeddedBroker(t *testing.T) {
+	t.Parallel()
 	checkCountsSurviveRestart(t, nil)
 }
 
 func TestEndToEndEmbeddedThreeBrokers(t *testing.T) {
+	t.Parallel()
 	checkCountsSurviveRestart(t, nil, "-broker-count", "3", "-replication", "3")
 }
 
@@ -264,6 +283,7 @@ func TestEndToEndKafka(t *testing.T) {
 // Clicks sent before the processor ever ran are counted: a new group
 // starts at the oldest offset.
 func TestClicksBeforeFirstProcessorAreCounted(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keys := testKeys(2)
 	want := map[string]int{keys[0]: 5, keys[1]: 2}
@@ -279,6 +299,7 @@ func TestClicksBeforeFirstProcessorAreCounted(t *testing.T) {
 }
 
 func TestStartupErrors(t *testing.T) {
+	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +357,7 @@ func TestStartupErrors(t *testing.T) {
 }
 
 func TestHelpExitsZero(t *testing.T) {
+	t.Parallel()
 	stderr := newSyncBuffer()
 	err := Run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, stderr)
 	if !errors.Is(err, flag.ErrHelp) || ExitCode(err, io.Discard) != 0 {
@@ -349,6 +371,7 @@ func TestHelpExitsZero(t *testing.T) {
 }
 
 func TestKafkaBrokersFromEnvironment(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"KAFKA_BROKERS": "kafka-a:9092, kafka-b:9093"}
 	cfg, err := parseFlags(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
@@ -377,6 +400,7 @@ func TestKafkaBrokersFromEnvironment(t *testing.T) {
 // The roles run as separate processes against one broker process, as the
 // README shows.
 func TestRolesInSeparateInstances(t *testing.T) {
+	t.Parallel()
 	broker := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
 	brokers := strings.Join(broker.brokers, ",")
 	startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-serve=false")
@@ -433,6 +457,7 @@ func TestFailedStartReleasesPorts(t *testing.T) {
 // The [proc] lines are buffered but reach stdout within the flush
 // interval, whole, and all of them by the final flush.
 func TestProcOutput(t *testing.T) {
+	t.Parallel()
 	w := newSyncBuffer()
 	o := logs.Lock(bufio.NewWriterSize(w, 64<<10))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,6 +13,7 @@ import (
 // The whole program: the processed counter and the served clicks match
 // the clicks sent.
 func TestMetricsEndToEnd(t *testing.T) {
+	t.Parallel()
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
 	keys := testKeys(3)
 	want := map[string]int{keys[0]: 3, keys[1]: 5, keys[2]: 7}

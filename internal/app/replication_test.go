@@ -15,6 +15,7 @@ import (
 )
 
 func TestReplicationFor(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		replication, minInsync, brokers int
 		wantReplication, wantMinInsync  int
@@ -48,6 +49,7 @@ func TestReplicationFor(t *testing.T) {
 }
 
 func TestReplicationFlags(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args    []string
 		wantErr string
@@ -79,6 +81,7 @@ func TestReplicationFlags(t *testing.T) {
 // with an error that names the flag, the number asked and the brokers it
 // found, and creates no topic.
 func TestTooSmallClusterFailsAtStart(t *testing.T) {
+	t.Parallel()
 	for _, count := range []string{"1", "2"} {
 		t.Run(count+" brokers", func(t *testing.T) {
 			dir := t.TempDir()
@@ -119,6 +122,7 @@ func TestTooSmallClusterFailsAtStart(t *testing.T) {
 // (TestTopicsAreCreatedWithSettingsThatKeepData); -replication and
 // -min-insync choose others.
 func TestReplicationOfCreatedTopics(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args                           []string
 		wantReplication, wantMinInsync int

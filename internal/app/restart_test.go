@@ -16,6 +16,7 @@ import (
 // A part that fails is built again and run again, each time after a
 // longer pause, until ctx ends; then keepRunning returns without error.
 func TestKeepRunningRestartsAFailedPart(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var runs, rebuilds atomic.Int32
@@ -59,6 +60,7 @@ func TestKeepRunningRestartsAFailedPart(t *testing.T) {
 // The line of a failure gives goka's tree of errors condensed, and what
 // the note says of the program's state.
 func TestKeepRunningSaysWhyOnce(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := logs.Lock(new(strings.Builder))

@@ -19,6 +19,7 @@ import (
 
 // The operational endpoints of the running program.
 func TestOpsEndToEnd(t *testing.T) {
+	t.Parallel()
 	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
 	keys := testKeys(3)
 	sendClicks(t, in.brokers, map[string]int{keys[0]: 1, keys[1]: 2, keys[2]: 3})
@@ -31,6 +32,7 @@ func TestOpsEndToEnd(t *testing.T) {
 // The running program: the page and goka's pages are served, and a stop
 // with a page's event stream still open is clean and quick.
 func TestPageEndToEnd(t *testing.T) {
+	t.Parallel()
 	in := startClicks(t, nil, "-data", t.TempDir(), "-interval", "10ms", "-users", "3")
 	for _, path := range []string{"/", "/-/monitor/", "/-/query/"} {
 		if status, body, err := in.get(path); err != nil || status != 200 || !strings.Contains(body, "<html") {
@@ -64,6 +66,7 @@ func TestPageEndToEnd(t *testing.T) {
 // A table value that is not JSON (written by another client) does not
 // stop a view: that key answers 500 and is logged, the others are served.
 func TestViewServesOtherKeysBesideBadTableValue(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keys := testKeys(2)
 	in := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-sync")
@@ -93,6 +96,7 @@ func TestViewServesOtherKeysBesideBadTableValue(t *testing.T) {
 
 // A click the broker does not take is logged and counted as failed.
 func TestEmitterLogsFailedSends(t *testing.T) {
+	t.Parallel()
 	broker := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
 	logs := newSyncBuffer()
 	logger := slog.New(slog.NewTextHandler(logs, nil))

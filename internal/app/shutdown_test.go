@@ -34,6 +34,9 @@ var sentRE = regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+)`)
 // SIGINT and SIGTERM stop the program with status 0, and every click the
 // emitter had acknowledged is in the topic and gets counted exactly once.
 func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("signal test skipped with -short")
+	}
 	bin := buildClicks(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -111,6 +114,7 @@ func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
 // by clicks forwarded from others; a value in another partition than its
 // key's is never read for the key.
 func TestForeignTableValuesDoNotStopTheProgram(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keys := testKeys(5)
 	bad, elsewhere, original, previous, other := keys[0], keys[1], keys[2], keys[3], keys[4]
