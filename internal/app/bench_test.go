@@ -190,7 +190,7 @@ func waitForTotal(b *testing.B, s *web.Summary, total int64, within time.Duratio
 // first, and waits for every acknowledgement.
 func (e *benchEnv) emitAsFastAsPossible(n, users, first int) {
 	e.b.Helper()
-	em, err := clicks.NewEmitter(e.k.Brokers, e.k.EmitterOptions()...)
+	em, err := clicks.NewEmitter(e.k.Brokers, clicks.Topic, e.k.EmitterOptions()...)
 	if err != nil {
 		e.b.Fatal(err)
 	}
@@ -663,7 +663,7 @@ func BenchmarkLatency(b *testing.B) {
 				mu.Unlock()
 				return err
 			})
-			em, err := clicks.NewEmitter(e.k.Brokers, e.k.EmitterOptions()...)
+			em, err := clicks.NewEmitter(e.k.Brokers, clicks.Topic, e.k.EmitterOptions()...)
 			if err != nil {
 				b.Fatal(err)
 			}

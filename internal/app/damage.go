@@ -106,7 +106,7 @@ func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 		return nil, nil
 	}
 	var loopHoles []kafka.Gap
-	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
+	for _, topic := range []string{r.cfg.topic, string(clicks.Loop)} {
 		partitions, err := client.Partitions(topic)
 		if err != nil {
 			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
@@ -142,7 +142,7 @@ func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 // topic.
 func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets,
 	lost []lostEnd, writtenBack []int32, loopHoles []kafka.Gap) error {
-	deleted, err := kafka.Deleted(client, committed, string(clicks.Topic), string(clicks.Loop))
+	deleted, err := kafka.Deleted(client, committed, r.cfg.topic, string(clicks.Loop))
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, co
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
 			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
 	}
-	bounds, err := readBounds(client)
+	bounds, err := readBounds(client, r.cfg.topic)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, co
 // the loop topic lost (see lostRecords), with what the group committed
 // and the table says was counted.
 func (r *roles) findLostEnds(client sarama.Client) (map[string]map[int32]int64, tableOffsets, []lostEnd, error) {
-	committed, err := r.k.Committed(client, string(clicks.Group), string(clicks.Topic), string(clicks.Loop))
+	committed, err := r.k.Committed(client, string(clicks.Group), r.cfg.topic, string(clicks.Loop))
 	if err != nil {
 		return nil, tableOffsets{}, nil, err
 	}
@@ -189,7 +189,7 @@ func (r *roles) findLostEnds(client sarama.Client) (map[string]map[int32]int64, 
 		}
 		r.metrics.RecordsLost(l.Topic, l.To-l.lostFrom())
 		args := []any{"topic", l.Topic, "partition", l.Partition, "log_end", l.From, "read_up_to", l.committed}
-		if l.Topic == string(clicks.Topic) {
+		if l.Topic == r.cfg.topic {
 			args = append(args, "counted_up_to", l.counted)
 		}
 		// records_lost: those read or counted; records_lost_uncounted:
@@ -238,7 +238,7 @@ func (l lostEnd) lostFrom() int64 { return max(l.From, min(l.heldStart, l.To)) }
 // the offsets; compacted, the table keeps about one record per user).
 func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets) ([]lostEnd, error) {
 	var lost []lostEnd
-	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
+	for _, topic := range []string{r.cfg.topic, string(clicks.Loop)} {
 		ends, err := kafka.Offsets(client, topic, sarama.OffsetNewest)
 		if err != nil {
 			return nil, err
@@ -253,7 +253,7 @@ func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32
 		}
 		for _, p := range partitions {
 			l := lostEnd{Gap: kafka.Gap{Topic: topic, Partition: p, From: ends[p]}, committed: committed[topic][p]}
-			if topic == string(clicks.Topic) {
+			if topic == r.cfg.topic {
 				if c, ok := counted.anywhere[p]; ok {
 					l.counted = c + 1
 				}
@@ -320,7 +320,7 @@ func (r *roles) recordLogEnds(ctx context.Context) error {
 	}
 	defer client.Close()
 	ids := map[string]string{}
-	for _, topic := range []string{string(clicks.Topic), string(clicks.Loop)} {
+	for _, topic := range []string{r.cfg.topic, string(clicks.Loop)} {
 		if ids[topic], err = r.k.TopicID(topic); err != nil {
 			r.logger.Warn("cannot record the log ends: a log that loses its end above what the processor counted will go unnoticed", "part", "broker", "err", err)
 			return nil

@@ -55,6 +55,8 @@ type config struct {
 	replication     int // 0: chosen from the cluster's size (replication.go)
 	minInsync       int // 0: chosen from the replication
 	partitions      int
+	partitionsGiven bool   // -partitions on the command line: existing topics must agree
+	topic           string // the click topic
 	connectTimeout  time.Duration
 	compactInterval time.Duration
 	sync            bool
@@ -87,7 +89,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.serve, "serve", true, "run the view and its HTTP server")
 	fs.IntVar(&cfg.replication, "replication", 0, "replication factor of the topics clicks creates; 0: 3, or as many as the cluster has brokers if fewer")
 	fs.IntVar(&cfg.minInsync, "min-insync", 0, "min.insync.replicas of the topics clicks creates: the replicas that must have a click before it is acknowledged; 0: 2 with 3 or more replicas, else 1")
-	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates, at most 1000 (existing topics keep theirs)")
+	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates where none of them exists yet, at most 1000; otherwise they follow the existing ones")
+	fs.StringVar(&cfg.topic, "topic", string(clicks.Topic), "the Kafka topic of the clicks (env CLICKS_TOPIC); goka's own 2-clicks writes to user-click")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table and deletes the clicks it keeps no more")
 	fs.IntVar(&cfg.cacheBatches, "cache-batches", 2, "changelog batches the processor's record cache keeps in flight; 0 writes every table update as it comes, as goka does")
@@ -117,6 +120,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	var err error
 	if cfg.brokers, err = parseBrokers(brokers); err != nil {
+		return cfg, usageError{fmt.Errorf("%s: %w", source, err)}
+	}
+	cfg.partitionsGiven = set["partitions"]
+	source = "-topic"
+	if !set["topic"] && getenv("CLICKS_TOPIC") != "" {
+		cfg.topic, source = getenv("CLICKS_TOPIC"), "CLICKS_TOPIC"
+	}
+	if err := checkTopicName(cfg.topic); err != nil {
 		return cfg, usageError{fmt.Errorf("%s: %w", source, err)}
 	}
 	switch {
@@ -188,4 +199,23 @@ func parseBrokers(s string) ([]string, error) {
 		return nil, fmt.Errorf("no broker in %q", s)
 	}
 	return brokers, nil
+}
+
+// checkTopicName refuses what Kafka would refuse as a topic name, and the
+// names of the group's own topics.
+func checkTopicName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("%q is not a topic name", name)
+	case len(name) > 249:
+		return fmt.Errorf("a topic name has at most 249 characters, %q has %d", name, len(name))
+	case name == string(clicks.Table) || name == string(clicks.Loop):
+		return fmt.Errorf("%s is the group's own topic, not one of clicks", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("topic %q: Kafka allows only letters, digits, '.', '_' and '-'", name)
+		}
+	}
+	return nil
 }

@@ -70,7 +70,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			return fmt.Errorf("look for fillers in the loop topic: %w", err)
 		}
 	}
-	id, err := r.k.TopicID(string(clicks.Topic))
+	id, err := r.k.TopicID(r.cfg.topic)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 	again := map[int32][]string{}
 	firstUncounted := map[int32]map[int32]int64{} // holed p only, by s
 	for s := range parts {
-		c, read := committed[string(clicks.Topic)][s]
+		c, read := committed[r.cfg.topic][s]
 		if !read {
 			continue
 		}
@@ -153,7 +153,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			continue
 		}
 		first := map[int32]int64{}
-		err := r.k.Scan(client, string(clicks.Topic), s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
+		err := r.k.Scan(client, r.cfg.topic, s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
 			if len(m.Key) == 0 {
 				return true
 			}
@@ -176,7 +176,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 				}
 				if _, seen := first[p]; !seen {
 					first[p] = m.Offset
-					rw.add(string(clicks.Topic), s, m.Offset)
+					rw.add(r.cfg.topic, s, m.Offset)
 				}
 				notCounted[p]++
 			}
@@ -186,15 +186,15 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			return fmt.Errorf("look for forwards the loop topic lost: %w", err)
 		}
 		for p, o := range first {
-			again[p] = append(again[p], fmt.Sprintf("%s/%d@%d", clicks.Topic, s, o))
+			again[p] = append(again[p], fmt.Sprintf("%s/%d@%d", r.cfg.topic, s, o))
 		}
 	}
 	for p := range parts {
 		if notCounted[p] > 0 && holed[p] {
 			var from []string
 			for s, o := range firstUncounted[p] {
-				rw.add(string(clicks.Topic), s, o)
-				from = append(from, fmt.Sprintf("%s/%d@%d", clicks.Topic, s, o))
+				rw.add(r.cfg.topic, s, o)
+				from = append(from, fmt.Sprintf("%s/%d@%d", r.cfg.topic, s, o))
 			}
 			slices.Sort(from)
 			rw.skip[p] = skipLoop{to: loopEnds[p], forwardsLost: int64(notCounted[p])}
@@ -206,7 +206,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			dropped := 0
 			for s, offsets := range waitingAt[p] {
 				for o := range offsets {
-					if o < starts[s] || inLostEnd(lost, string(clicks.Topic), s, o) {
+					if o < starts[s] || inLostEnd(lost, r.cfg.topic, s, o) {
 						dropped++
 					}
 				}

@@ -326,6 +326,8 @@ func TestStartupErrors(t *testing.T) {
 		{"bad interval", []string{"-interval", "-1s"}, 2, "-interval must be positive"},
 		{"negative broker keep", []string{"-broker-keep-mib", "-1"}, 2, "-broker-keep-mib must be at least 0"},
 		{"negative disk floor", []string{"-broker-min-free-mib", "-1"}, 2, "-broker-min-free-mib must be at least 0"},
+		{"bad topic", []string{"-topic", "user clicks"}, 2, `-topic: topic "user clicks": Kafka allows only`},
+		{"the table as topic", []string{"-topic", "mini-group-table"}, 2, "-topic: mini-group-table is the group's own topic"},
 		{"nothing to do", []string{"-brokers", "127.0.0.1:9092", "-emit=false", "-process=false", "-serve=false"}, 2, "nothing to do"},
 		{"data dir is a file", []string{"-data", filepath.Join(file, "data")}, 1, "create data directory"},
 		{"busy HTTP port", []string{"-listen", busy.Addr().String()}, 1, "address already in use"},
@@ -363,7 +365,7 @@ func TestHelpExitsZero(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) || ExitCode(err, io.Discard) != 0 {
 		t.Fatalf("-h: %v, want flag.ErrHelp and exit 0", err)
 	}
-	for _, f := range []string{"-brokers", "-broker-listen", "-data", "-listen", "-interval", "-users", "-quiet", "-emit", "-process", "-serve", "-replication", "KAFKA_BROKERS"} {
+	for _, f := range []string{"-brokers", "-broker-listen", "-data", "-listen", "-interval", "-users", "-quiet", "-emit", "-process", "-serve", "-replication", "-topic", "KAFKA_BROKERS", "CLICKS_TOPIC"} {
 		if !strings.Contains(stderr.String(), f) {
 			t.Errorf("usage does not mention %s", f)
 		}
@@ -386,6 +388,14 @@ func TestKafkaBrokersFromEnvironment(t *testing.T) {
 	}
 	if len(cfg.brokers) != 0 {
 		t.Errorf("-brokers= should override KAFKA_BROKERS and mean embedded, got %v", cfg.brokers)
+	}
+	cfg, err = parseFlags(nil, func(k string) string { return map[string]string{"CLICKS_TOPIC": "user-click"}[k] }, io.Discard)
+	if err != nil || cfg.topic != "user-click" {
+		t.Errorf("CLICKS_TOPIC=user-click: topic %q (%v)", cfg.topic, err)
+	}
+	cfg, err = parseFlags([]string{"-topic", "user-clicks"}, func(k string) string { return map[string]string{"CLICKS_TOPIC": "user-click"}[k] }, io.Discard)
+	if err != nil || cfg.topic != "user-clicks" {
+		t.Errorf("-topic should override CLICKS_TOPIC: topic %q (%v)", cfg.topic, err)
 	}
 	// A bad value is named by where it came from.
 	_, err = parseFlags(nil, func(k string) string { return map[string]string{"KAFKA_BROKERS": "kafka-a"}[k] }, io.Discard)

@@ -26,6 +26,9 @@ type tableOffsets struct {
 	// counted.
 	forwarded  map[int32]map[int32]int64
 	unreadable map[string]bool // users whose value cannot be read: their clicks are skipped, not counted
+	// legacy: users whose count is goka's 2-clicks' {"Clicks":N}, which
+	// holds their clicks up to the group's commit (see clicks.Stored).
+	legacy map[string]bool
 }
 
 // readCounted reads the whole table for what it says was counted. The
@@ -33,8 +36,8 @@ type tableOffsets struct {
 // one record per user, so it is read at every start.
 func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
 	counted := tableOffsets{anywhere: map[int32]int64{}, home: map[int32]int64{},
-		forwarded: map[int32]map[int32]int64{}, unreadable: map[string]bool{}}
-	id, err := r.k.TopicID(string(clicks.Topic))
+		forwarded: map[int32]map[int32]int64{}, unreadable: map[string]bool{}, legacy: map[string]bool{}}
+	id, err := r.k.TopicID(r.cfg.topic)
 	if err != nil {
 		return counted, err
 	}
@@ -51,6 +54,13 @@ func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
 		}
 		if len(counted.unreadable) > 0 {
 			delete(counted.unreadable, string(key))
+		}
+		if v.Legacy {
+			counted.legacy[string(key)] = true
+			return
+		}
+		if len(counted.legacy) > 0 {
+			delete(counted.legacy, string(key))
 		}
 		if v.Home >= 0 {
 			raise(counted.home, p, v.Home)
@@ -217,9 +227,11 @@ func isFiller(m *sarama.ConsumerMessage) bool {
 
 // clickOf returns whether m is a click of a user of partition p (of
 // parts) that the processor counts (not a filler, a user whose value can
-// be read).
+// be read) and whose value says what it counted: the count of a user that
+// goka's 2-clicks left holds every click below the group's commit.
 func clickOf(m *sarama.ConsumerMessage, p, parts int32, counted tableOffsets) bool {
-	return !isFiller(m) && len(m.Key) > 0 && clicks.KeyPartition(string(m.Key), parts) == p && !counted.unreadable[string(m.Key)]
+	key := string(m.Key)
+	return !isFiller(m) && len(key) > 0 && clicks.KeyPartition(key, parts) == p && !counted.unreadable[key] && !counted.legacy[key]
 }
 
 // logBounds are where the logs of user-clicks and the loop topic start
@@ -229,12 +241,12 @@ type logBounds struct {
 	starts, ends, loopStarts, loopEnds map[int32]int64
 }
 
-// readBounds reads the logBounds.
-func readBounds(client sarama.Client) (logBounds, error) {
+// readBounds reads the logBounds of the click topic and the loop topic.
+func readBounds(client sarama.Client, topic string) (logBounds, error) {
 	var b logBounds
-	n, err := client.Partitions(string(clicks.Topic))
+	n, err := client.Partitions(topic)
 	if err != nil {
-		return b, fmt.Errorf("partitions of %s: %w", clicks.Topic, err)
+		return b, fmt.Errorf("partitions of %s: %w", topic, err)
 	}
 	b.parts = int32(len(n))
 	for _, o := range []struct {
@@ -242,7 +254,7 @@ func readBounds(client sarama.Client) (logBounds, error) {
 		topic goka.Stream
 		at    int64
 	}{
-		{&b.starts, clicks.Topic, sarama.OffsetOldest}, {&b.ends, clicks.Topic, sarama.OffsetNewest},
+		{&b.starts, goka.Stream(topic), sarama.OffsetOldest}, {&b.ends, goka.Stream(topic), sarama.OffsetNewest},
 		{&b.loopStarts, clicks.Loop, sarama.OffsetOldest}, {&b.loopEnds, clicks.Loop, sarama.OffsetNewest},
 	} {
 		if *o.to, err = kafka.Offsets(client, string(o.topic), o.at); err != nil {
@@ -268,11 +280,11 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 		if !ok {
 			home = -1
 		}
-		c, read := committed[string(clicks.Topic)][p]
+		c, read := committed[r.cfg.topic][p]
 		at, found := int64(0), false
 		if read {
 			// Up to the log end, where the log lost its end too.
-			err := r.k.Scan(client, string(clicks.Topic), p, max(home+1, starts[p]), min(c, ends[p]), func(m *sarama.ConsumerMessage) bool {
+			err := r.k.Scan(client, r.cfg.topic, p, max(home+1, starts[p]), min(c, ends[p]), func(m *sarama.ConsumerMessage) bool {
 				at, found = m.Offset, clickOf(m, p, parts, counted)
 				return !found
 			})
@@ -285,7 +297,7 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 		}
 		args := []any{"topic", clicks.Table, "partition", p, "counted_up_to", home + 1}
 		if found {
-			rw.add(string(clicks.Topic), p, at)
+			rw.add(r.cfg.topic, p, at)
 			args = append(args, "read_up_to", c, "count_again_from", at)
 		}
 		if _, ok := committed[string(clicks.Loop)][p]; ok {
@@ -295,7 +307,7 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 		r.logger.Warn("the table's changelog lost counts (a damaged or truncated log?): the processor reads those clicks again and counts what the table lacks", args...)
 		if home+1 < starts[p] {
 			r.logger.Warn("the broker deleted clicks that what the table's changelog lost may have counted: the counts of those are lost",
-				"topic", clicks.Topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
+				"topic", r.cfg.topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +27,7 @@ import (
 	"clicks/internal/status"
 	"clicks/internal/web"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"golang.org/x/sync/errgroup"
 )
@@ -77,6 +79,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := ensureWritableDir(cfg.dataDir); err != nil {
 		return err
 	}
+	unlock, err := lockDataDir(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := checkOpenFiles(cfg, openFileLimit()); err != nil {
 		return err
 	}
@@ -122,6 +129,23 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
+// originalTopic is where goka's own examples/2-clicks writes its clicks.
+const originalTopic = "user-click"
+
+// warnOfOriginalTopic says so where the cluster has the click topic of
+// goka's 2-clicks and clicks reads another: clicks still written there by
+// the original's emitter would never be counted.
+func (r *roles) warnOfOriginalTopic(client sarama.Client) {
+	if r.cfg.topic == originalTopic {
+		return
+	}
+	topics, err := client.Topics()
+	if err == nil && slices.Contains(topics, originalTopic) {
+		r.logger.Warn("the cluster has the topic of goka's 2-clicks, which clicks does not read: clicks written there are not counted; start clicks with -topic "+originalTopic+" to count them",
+			"topic", originalTopic, "reading", r.cfg.topic)
+	}
+}
+
 // startBroker starts the embedded broker and its housekeeping in g.
 func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slog.Logger) (*broker.Embedded, error) {
 	b, err := broker.Start(broker.Config{
@@ -135,7 +159,7 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 		// Other clients' writes to the click topics wait for the
 		// start-up repair to fill what their logs lost (see
 		// roles.repairLogs).
-		Hold: &broker.WriteHold{Filler: clicks.FillerHeader, Topics: []string{string(clicks.Topic), string(clicks.Loop)}},
+		Hold: &broker.WriteHold{Filler: clicks.FillerHeader, Topics: []string{cfg.topic, string(clicks.Loop)}},
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -166,6 +190,7 @@ type roles struct {
 // starts each role.
 func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Listener) error {
 	r.k = kafka.New(brokers, r.cfg.replication, r.cfg.partitions, r.logger)
+	r.k.PartitionsGiven = r.cfg.partitionsGiven
 	client, err := r.k.Connect(ctx, r.cfg.connectTimeout)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -177,12 +202,13 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 	if err := r.chooseReplication(client); err != nil {
 		return err
 	}
-	partitions, err := r.k.EnsureTopics(client, kafka.Topics{Stream: string(clicks.Topic), Table: string(clicks.Table), Loop: string(clicks.Loop)})
+	partitions, err := r.k.EnsureTopics(client, kafka.Topics{Stream: r.cfg.topic, Table: string(clicks.Table), Loop: string(clicks.Loop)})
 	if err != nil {
 		return tooFewBrokers(err, r.k.Replication, client)
 	}
+	r.warnOfOriginalTopic(client)
 	if len(r.cfg.brokers) == 0 {
-		if err := r.k.LimitRetention(client, int64(r.cfg.brokerKeepMiB)<<20, string(clicks.Topic), string(clicks.Loop)); err != nil {
+		if err := r.k.LimitRetention(client, int64(r.cfg.brokerKeepMiB)<<20, r.cfg.topic, string(clicks.Loop)); err != nil {
 			return err
 		}
 	}
@@ -220,7 +246,7 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 func (r *roles) cacheDir(role string) string { return filepath.Join(r.cfg.dataDir, role) }
 
 func (r *roles) startEmitter(ctx context.Context) error {
-	e, err := clicks.NewEmitter(r.k.Brokers, r.k.EmitterOptions()...)
+	e, err := clicks.NewEmitter(r.k.Brokers, goka.Stream(r.cfg.topic), r.k.EmitterOptions()...)
 	if err != nil {
 		return err
 	}
@@ -247,11 +273,12 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 	if r.cfg.quiet {
 		out = nil
 	}
-	id, err := r.k.TopicID(string(clicks.Topic))
+	id, err := r.k.TopicID(r.cfg.topic)
 	if err != nil {
 		return err
 	}
 	counter := clicks.NewCounter(out, id, partitions, r.metrics, r.logger.With("part", "processor"))
+	counter.Stream = goka.Stream(r.cfg.topic)
 	build := func() (*goka.Processor, error) {
 		return clicks.NewProcessor(r.k.Brokers, counter, r.k.ProcessorOptions(cache.Builder(r.cacheDir("processor")), string(clicks.Table), r.cfg.cacheBatches)...)
 	}
@@ -301,7 +328,7 @@ func (r *roles) startView(ctx context.Context, httpListener net.Listener) error 
 	if r.proc != nil {
 		group = string(clicks.Group)
 	}
-	lag, err := status.NewLagWatch(r.k, view, string(clicks.Table), string(clicks.Topic), group, 2*time.Second, r.logger)
+	lag, err := status.NewLagWatch(r.k, view, string(clicks.Table), r.cfg.topic, group, 2*time.Second, r.logger)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ const SegmentBytes = 1 << 20
 // Config configures the embedded broker.
 type Config struct {
 	Listen          string // host:port of the first broker; more brokers take the next ports
-	Count           int
+	Count           int    // brokers in the cluster; 0 is 1
 	Dir             string // where the broker keeps its log
 	Table           string // the compacted topic it compacts itself (see CompactPeriodically)
 	CompactInterval time.Duration
@@ -60,6 +60,7 @@ type Embedded struct {
 // Start starts the cluster and reloads its log from cfg.Dir. It has no
 // authentication, which is why it listens on loopback by default.
 func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
+	cfg.Count = max(cfg.Count, 1)
 	host, port, err := SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker address: %w", err)

@@ -17,12 +17,12 @@ import (
 )
 
 // NewEmitter makes the emitter that simulates users clicking: it writes
-// to the click stream with goka's string codec, as the original; opts say
-// how it reaches Kafka.
-func NewEmitter(brokers []string, opts ...goka.EmitterOption) (*goka.Emitter, error) {
-	e, err := goka.NewEmitter(brokers, Topic, new(codec.String), opts...)
+// to the click stream topic with goka's string codec, as the original;
+// opts say how it reaches Kafka.
+func NewEmitter(brokers []string, topic goka.Stream, opts ...goka.EmitterOption) (*goka.Emitter, error) {
+	e, err := goka.NewEmitter(brokers, topic, new(codec.String), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("create emitter for %s: %w", Topic, err)
+		return nil, fmt.Errorf("create emitter for %s: %w", topic, err)
 	}
 	return e, nil
 }

@@ -35,6 +35,10 @@ import (
 // clicks and forwards one after another, so they need no locks: the table
 // value is only changed through ctx.
 type Counter struct {
+	// Stream is the click topic it reads: Topic, or another name (the
+	// original's emitter writes to "user-click").
+	Stream goka.Stream
+
 	out     io.Writer // the [proc] lines; nil prints none
 	topicID string    // the incarnation of user-clicks (see User.TopicID); "" where unknown
 	home    func(key string) int32
@@ -51,6 +55,7 @@ func NewCounter(out io.Writer, topicID string, partitions int32, events Events, 
 		events = NoEvents{}
 	}
 	return &Counter{
+		Stream:  Topic,
 		out:     out,
 		topicID: topicID,
 		home:    func(key string) int32 { return KeyPartition(key, partitions) },
@@ -198,7 +203,7 @@ func (c *Counter) skip(ctx goka.Context, reason, msg string, args ...any) {
 // topic for clicks that arrive outside their key's partition.
 func (c *Counter) Graph() *goka.GroupGraph {
 	return goka.DefineGroup(Group,
-		goka.Input(Topic, new(codec.String), c.click),
+		goka.Input(c.Stream, new(codec.String), c.click),
 		goka.Loop(new(forwardCodec), c.forwarded),
 		goka.Persist(new(tableCodec)),
 	)

@@ -206,6 +206,10 @@ type Stored struct {
 	// the incarnation asked for.
 	Home      int64
 	Forwarded map[int32]int64
+	// Legacy marks a count that says nothing of what it counted,
+	// {"Clicks":N}, as goka's own 2-clicks writes it: it holds the
+	// clicks up to where the processor group committed.
+	Legacy bool
 }
 
 // ReadStored reads a stored value for what was counted of the
@@ -214,6 +218,9 @@ func ReadStored(value []byte, topicID string) Stored {
 	u, err := decodeUser(value)
 	if err != nil {
 		return Stored{Home: -1}
+	}
+	if u.TopicID == "" && u.Offset < 0 && len(u.Forwarded) == 0 {
+		return Stored{Readable: true, Home: -1, Legacy: true}
 	}
 	if u.TopicID != topicID {
 		return Stored{Readable: true, Home: -1}

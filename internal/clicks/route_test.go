@@ -311,6 +311,16 @@ func TestRepairReadsValuesAndForwards(t *testing.T) {
 	if got := ReadStored([]byte("not a count"), "id-1"); got.Readable || got.Home != -1 {
 		t.Errorf("ReadStored of other bytes = %+v, want unreadable", got)
 	}
+	// goka's 2-clicks' value says nothing of what it counted; one of
+	// another incarnation, or where the brokers tell no topic IDs, does.
+	if got := ReadStored([]byte(`{"Clicks":40}`), "id-1"); !got.Readable || !got.Legacy || got.Home != -1 {
+		t.Errorf("ReadStored of the original's value = %+v, want readable and legacy", got)
+	}
+	for _, v := range []string{`{"Clicks":7,"Offset":41,"TopicID":"id-2"}`, `{"Clicks":7,"Offset":41}`} {
+		if got := ReadStored([]byte(v), "id-1"); got.Legacy {
+			t.Errorf("ReadStored(%s) = %+v, want not legacy", v, got)
+		}
+	}
 	older := []byte(`{"Clicks":6,"Offset":40,"TopicID":"id-1"}`)
 	if !NewerValue(value, older) || NewerValue(older, value) || NewerValue(value, []byte("x")) || NewerValue([]byte("x"), older) {
 		t.Error("NewerValue: want only the value with more clicks newer, and nothing unreadable replaced or replacing")

@@ -29,9 +29,12 @@ type Cluster struct {
 	Brokers     []string
 	Replication int // of the topics clicks creates
 	MinInsync   int // their min.insync.replicas; 0: the brokers' default
-	Partitions  int // of the topics clicks creates
-	base        sarama.Config
-	logger      *slog.Logger
+	Partitions  int // of the topics clicks creates where none exists
+	// PartitionsGiven says Partitions was asked for (-partitions): then an
+	// existing topic with another count is an error, not followed.
+	PartitionsGiven bool
+	base            sarama.Config
+	logger          *slog.Logger
 }
 
 // New returns the configuration to reach brokers with, for topics of
@@ -137,7 +140,9 @@ type Topics struct{ Stream, Table, Loop string }
 // EnsureTopics creates the click stream, the group table and the loop
 // topic if they are missing, with settings that keep data: clicks and
 // forwarded clicks for StreamRetention, the table compacted and never aged
-// out. It returns the number of partitions they all have.
+// out. It returns the number of partitions they all have. Every check
+// (partitions, co-partitioning, replication) runs before the first topic
+// is created: a start that fails creates nothing.
 func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
@@ -148,63 +153,55 @@ func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, erro
 	if err != nil {
 		return 0, fmt.Errorf("list topics: %w", err)
 	}
-	npar := int32(k.Partitions)
-	if d, ok := existing[topics.Stream]; ok {
-		// The table must have as many partitions as its input.
-		npar = d.NumPartitions
+	counts := make(map[string]int32, len(existing))
+	for name, d := range existing {
+		counts[name] = d.NumPartitions
 	}
-	want := []struct {
-		name    string
-		configs map[string]string
-	}{
-		{topics.Stream, map[string]string{
-			"cleanup.policy": "delete",
-			"retention.ms":   strconv.FormatInt(StreamRetention.Milliseconds(), 10),
-		}},
-		{topics.Table, map[string]string{
-			"cleanup.policy": "compact",
-			"retention.ms":   "-1",
-		}},
-		{topics.Loop, map[string]string{
-			"cleanup.policy": "delete",
-			"retention.ms":   strconv.FormatInt(StreamRetention.Milliseconds(), 10),
-		}},
+	plan, err := PlanTopics(topics, counts, int32(k.Partitions), k.PartitionsGiven)
+	if err != nil {
+		return 0, err
 	}
-	for _, t := range want {
-		if d, ok := existing[t.name]; ok {
-			if d.NumPartitions != npar {
-				return 0, fmt.Errorf("topic %s has %d partitions, but %s has %d: goka needs them equal", t.name, d.NumPartitions, topics.Stream, npar)
-			}
-			if int(d.ReplicationFactor) < k.Replication {
-				k.logger.Warn("topic has fewer replicas than asked: clicks does not change the replication of an existing topic", "topic", t.name, "replication", d.ReplicationFactor, "asked", k.Replication)
-			}
-			continue
+	for _, name := range []string{topics.Stream, topics.Table, topics.Loop} {
+		if d, ok := existing[name]; ok && int(d.ReplicationFactor) < k.Replication {
+			k.logger.Warn("topic has fewer replicas than asked: clicks does not change the replication of an existing topic", "topic", name, "replication", d.ReplicationFactor, "asked", k.Replication)
 		}
+	}
+	if len(plan.Create) > 0 && k.Replication > len(client.Brokers()) {
+		return 0, fmt.Errorf("create topics %s (%d partitions, replication %d): %w", strings.Join(plan.Create, ", "), plan.Partitions, k.Replication, sarama.ErrInvalidReplicationFactor)
+	}
+	retention := strconv.FormatInt(StreamRetention.Milliseconds(), 10)
+	configs := map[string]map[string]string{
+		topics.Stream: {"cleanup.policy": "delete", "retention.ms": retention},
+		topics.Table:  {"cleanup.policy": "compact", "retention.ms": "-1"},
+		topics.Loop:   {"cleanup.policy": "delete", "retention.ms": retention},
+	}
+	for _, name := range plan.Create {
+		c := configs[name]
 		if k.MinInsync > 0 {
-			t.configs["min.insync.replicas"] = strconv.Itoa(k.MinInsync)
+			c["min.insync.replicas"] = strconv.Itoa(k.MinInsync)
 		}
 		detail := &sarama.TopicDetail{
-			NumPartitions:     npar,
+			NumPartitions:     plan.Partitions,
 			ReplicationFactor: int16(k.Replication),
 			ConfigEntries:     map[string]*string{},
 		}
-		for key, v := range t.configs {
+		for key, v := range c {
 			detail.ConfigEntries[key] = &v
 		}
-		err := admin.CreateTopic(t.name, detail, false)
+		err := admin.CreateTopic(name, detail, false)
 		switch {
 		case errors.Is(err, sarama.ErrTopicAlreadyExists):
 			// Another instance created it at the same moment.
 		case err != nil:
-			return 0, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", t.name, npar, k.Replication, err)
+			return 0, fmt.Errorf("create topic %s (%d partitions, replication %d): %w", name, plan.Partitions, k.Replication, err)
 		default:
-			k.logger.Info("created topic", "topic", t.name, "partitions", npar, "replication", k.Replication, "min_insync", t.configs["min.insync.replicas"])
+			k.logger.Info("created topic", "topic", name, "partitions", plan.Partitions, "replication", k.Replication, "min_insync", c["min.insync.replicas"])
 		}
 	}
 	if err := waitForTopics(client, []string{topics.Stream, topics.Table, topics.Loop}); err != nil {
 		return 0, err
 	}
-	return npar, nil
+	return plan.Partitions, nil
 }
 
 // waitForTopics polls metadata until every topic has leaders for all its
