@@ -352,7 +352,7 @@ func (r *roles) startView(ctx context.Context, httpListener net.Listener) error 
 	if r.broker != nil {
 		m.WatchWritesRefused(r.broker.WritesRefused)
 	}
-	router := web.NewRouter(view, m, r.logger, web.Ready(append(r.parts, brokers.Part())), web.List(view), web.Page(feed), web.GokaPages(view, r.proc))
+	router := web.NewRouter(view, m, r.logger, web.Ready(append(r.parts, brokers.Part())), web.List(view), web.Export(view), web.Page(feed), web.GokaPages(view, r.proc))
 	r.g.Go(func() error { return web.Serve(ctx, httpListener, router, r.stdout, r.logger) })
 	return nil
 }

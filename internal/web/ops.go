@@ -122,16 +122,21 @@ const (
 	maxListLimit     = 1000
 )
 
-// listHandler answers GET /-/clicks?prefix=user-&limit=100 with the users
-// whose key starts with prefix, in key order, at most limit of them:
-// {"users":[{"user":"user-0","clicks":5},...],"more":false}. It reads
-// them from the view's iterator, at most maxListLimit, and releases the
+// listHandler answers GET /-/clicks?prefix=user-&after=user-1&limit=100
+// with the users whose key starts with prefix and comes after after, in
+// key order, at most limit of them:
+// {"users":[{"user":"user-2","clicks":5},...],"more":true,"next":"user-7"}.
+// A client pages through every user by passing next as after until more
+// is false: keys only ever come after the cursor, so no user present
+// throughout is missed or repeated, whatever the counts do meanwhile. It
+// reads from the view's iterator, at most maxListLimit, and releases the
 // iterator before it writes, so a slow client does not hold the view.
 func listHandler(l Lister, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		prefix := r.URL.Query().Get("prefix")
+		q := r.URL.Query()
+		prefix, after := q.Get("prefix"), q.Get("after")
 		limit := defaultListLimit
-		if s := r.URL.Query().Get("limit"); s != "" {
+		if s := q.Get("limit"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > maxListLimit {
 				writeError(w, http.StatusBadRequest, fmt.Sprintf("limit must be a number from 1 to %d", maxListLimit))
@@ -143,28 +148,44 @@ func listHandler(l Lister, logger *slog.Logger) http.Handler {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("prefix has at most %d bytes", maxKeyBytes))
 			return
 		}
-		users, more, err := listUsers(l, prefix, limit, logger)
+		if len(after) > maxKeyBytes {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("after is a user key, at most %d bytes", maxKeyBytes))
+			return
+		}
+		users, more, err := listUsers(l, prefix, after, limit, logger)
 		if err != nil {
 			logger.Error("list clicks", "err", err)
 			writeError(w, http.StatusInternalServerError, "cannot list the clicks; see the server log")
 			return
 		}
-		writeJSON(w, http.StatusOK, struct {
+		page := struct {
 			Users []RankedUser `json:"users"`
 			More  bool         `json:"more"`
-		}{users, more})
+			Next  string       `json:"next,omitempty"`
+		}{Users: users, More: more}
+		if more {
+			page.Next = users[len(users)-1].User
+		}
+		writeJSON(w, http.StatusOK, page)
 	})
 }
 
-// listUsers reads at most limit users whose key starts with prefix, in
-// key order, and whether there are more. One unreadable value does not
-// hide the others: it is logged and left out.
-func listUsers(l Lister, prefix string, limit int, logger *slog.Logger) (users []RankedUser, more bool, err error) {
+// listUsers reads at most limit users whose key starts with prefix and
+// comes after after (if not empty), in key order, and whether there are
+// more. One unreadable value does not hide the others: it is logged and
+// left out.
+func listUsers(l Lister, prefix, after string, limit int, logger *slog.Logger) (users []RankedUser, more bool, err error) {
 	it, err := l.IteratorWithRange(prefix, "")
 	if err != nil {
 		return nil, false, err
 	}
 	defer it.Release()
+	if after != "" {
+		// The first key after after is the first at or above after+"\x00".
+		if !it.Seek(after + "\x00") {
+			return []RankedUser{}, false, it.Err()
+		}
+	}
 	users = make([]RankedUser, 0, min(limit, 64))
 	for it.Next() {
 		if len(users) == limit {

@@ -37,7 +37,12 @@ func (s *sliceIterator) Value() (any, error) {
 	return v, nil
 }
 func (s *sliceIterator) Release()             {}
-func (s *sliceIterator) Seek(key string) bool { return false }
+// Seek positions s so that Next gives the first key at or above key, as
+// goka's merge of the partitions' iterators does.
+func (s *sliceIterator) Seek(key string) bool {
+	s.i = sort.SearchStrings(s.keys, key)
+	return s.i < len(s.keys)
+}
 
 // fakeTable is a clickLister over a map.
 type fakeTable map[string]any
@@ -59,6 +64,7 @@ type listAnswer struct {
 		Clicks int
 	}
 	More bool
+	Next string
 }
 
 func getList(t *testing.T, h http.Handler, query string) (int, listAnswer) {
@@ -112,6 +118,73 @@ func TestListClicks(t *testing.T) {
 		if code, _ := getList(t, h, q); code != http.StatusBadRequest {
 			t.Errorf("GET /-/clicks%s: %d, want 400", q, code)
 		}
+	}
+}
+
+// Paging with the cursor returns every user once, in key order, also
+// while counts change and users are added between the pages.
+func TestListClicksPages(t *testing.T) {
+	table := fakeTable{}
+	for i := range 25_000 {
+		table[fmt.Sprintf("user-%06d", i)] = &clicks.User{Clicks: i}
+	}
+	table["other"] = &clicks.User{Clicks: 1}
+	h := NewRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler), List(table))
+	for _, prefix := range []string{"", "user-"} {
+		seen := map[string]int{}
+		var last string
+		after, pages := "", 0
+		for {
+			code, a := getList(t, h, "?limit=1000&prefix="+prefix+"&after="+after)
+			if code != 200 {
+				t.Fatalf("page %d: %d", pages, code)
+			}
+			pages++
+			for _, u := range a.Users {
+				if u.User <= last {
+					t.Fatalf("%q after %q: not in key order", u.User, last)
+				}
+				last = u.User
+				seen[u.User]++
+			}
+			// Counts change and a user is added before the cursor.
+			table[fmt.Sprintf("user-%06d", pages)] = &clicks.User{Clicks: -pages}
+			table[fmt.Sprintf("a-new-user-%d", pages)] = &clicks.User{Clicks: 1}
+			if !a.More {
+				if a.Next != "" {
+					t.Errorf("last page has next %q", a.Next)
+				}
+				break
+			}
+			if a.Next != a.Users[len(a.Users)-1].User {
+				t.Fatalf("next %q, want the last user of the page %q", a.Next, a.Users[len(a.Users)-1].User)
+			}
+			after = a.Next
+		}
+		want := 25_000
+		if prefix == "" {
+			want++ // other
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Errorf("prefix %q: %s listed %d times", prefix, k, n)
+			}
+		}
+		for i := range 25_000 {
+			if k := fmt.Sprintf("user-%06d", i); seen[k] != 1 {
+				t.Fatalf("prefix %q: %s listed %d times", prefix, k, seen[k])
+			}
+		}
+		if len(seen) < want || pages < 25 {
+			t.Errorf("prefix %q: %d users in %d pages, want all %d in 25 or more", prefix, len(seen), pages, want)
+		}
+	}
+	// A cursor past every key: an empty last page; one over the key limit: 400.
+	if code, a := getList(t, h, "?after=zzz"); code != 200 || len(a.Users) != 0 || a.More {
+		t.Errorf("after the last key: %d %+v", code, a)
+	}
+	if code, _ := getList(t, h, "?after="+strings.Repeat("k", 300)); code != http.StatusBadRequest {
+		t.Errorf("a cursor of 300 bytes: %d, want 400", code)
 	}
 }
 
