@@ -36,7 +36,8 @@ func (s *sliceIterator) Value() (any, error) {
 	}
 	return v, nil
 }
-func (s *sliceIterator) Release()             {}
+func (s *sliceIterator) Release() {}
+
 // Seek positions s so that Next gives the first key at or above key, as
 // goka's merge of the partitions' iterators does.
 func (s *sliceIterator) Seek(key string) bool {
