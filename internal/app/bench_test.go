@@ -7,6 +7,7 @@ package app
 // (-benchtime 1x).
 
 import (
+	"bufio"
 	"clicks/internal/broker"
 	"clicks/internal/cache"
 	"clicks/internal/clicks"
@@ -959,6 +960,50 @@ func BenchmarkViewMemory(b *testing.B) {
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
 		b.ReportMetric(heap/(1<<20), "heap-inuse-MiB")
+		p.kill()
+	}
+}
+
+// BenchmarkExport: GET /-/export of a view-only instance of the built
+// program serving 1,000,000 users, from the request until the last line,
+// against a raw read of the same table's changelog from the same broker
+// in the same run (bare-consume/s); and the instance's peak RSS over the
+// export (VmHWM, reset before it is measured only by the process's start:
+// the peak of recovery and of the export together) and after it.
+func BenchmarkExport(b *testing.B) {
+	const users = 1_000_000
+	e := newBenchEnv(b, clicks.DefaultPartitions)
+	e.fillTable(users)
+	bin := buildClicks(b)
+	consume := e.bareConsume(string(clicks.Table), users)
+	for b.Loop() {
+		p := startProcess(b, bin, "-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
+			"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
+		base := viewURL(b, p)
+		waitForSummary(b, base, 5*time.Minute, fmt.Sprintf("%d users", users), func(st servedSummary) bool { return st.Users == users })
+		before := procStatusMiB(b, p, "VmHWM")
+		start := time.Now()
+		res, err := http.Get(base + "/-/export")
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines := bufio.NewScanner(res.Body)
+		n, last := 0, ""
+		for lines.Scan() {
+			n++
+			last = lines.Text()
+		}
+		res.Body.Close()
+		took := time.Since(start).Seconds()
+		if err := lines.Err(); err != nil || n != users+1 || last != fmt.Sprintf(`{"complete":true,"users":%d}`, users) {
+			b.Fatalf("export: %d lines (%v), last %q", n, err, last)
+		}
+		b.ReportMetric(users/took, "users/s")
+		b.ReportMetric(consume, "bare-consume/s")
+		b.ReportMetric(users/took/consume, "export-to-consume")
+		b.ReportMetric(before, "peak-rss-before-MiB")
+		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
+		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-after-MiB")
 		p.kill()
 	}
 }

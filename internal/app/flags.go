@@ -57,6 +57,8 @@ type config struct {
 	partitions      int
 	partitionsGiven bool   // -partitions on the command line: existing topics must agree
 	topic           string // the click topic
+	pprof           bool   // serve Go's profiles on pprofListen
+	pprofListen     string
 	connectTimeout  time.Duration
 	compactInterval time.Duration
 	sync            bool
@@ -91,6 +93,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.IntVar(&cfg.minInsync, "min-insync", 0, "min.insync.replicas of the topics clicks creates: the replicas that must have a click before it is acknowledged; 0: 2 with 3 or more replicas, else 1")
 	fs.IntVar(&cfg.partitions, "partitions", clicks.DefaultPartitions, "number of partitions of the topics clicks creates where none of them exists yet, at most 1000; otherwise they follow the existing ones")
 	fs.StringVar(&cfg.topic, "topic", string(clicks.Topic), "the Kafka topic of the clicks (env CLICKS_TOPIC); goka's own 2-clicks writes to user-click")
+	fs.BoolVar(&cfg.pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /-/debug/pprof/ on -pprof-listen")
+	fs.StringVar(&cfg.pprofListen, "pprof-listen", "127.0.0.1:6060", "address of the profiles' server; keep it on loopback: profiles show the program's insides")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table and deletes the clicks it keeps no more")
 	fs.IntVar(&cfg.cacheBatches, "cache-batches", 2, "changelog batches the processor's record cache keeps in flight; 0 writes every table update as it comes, as goka does")
@@ -170,6 +174,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.serve {
 		if _, _, err := net.SplitHostPort(cfg.listen); err != nil {
 			return cfg, usageError{fmt.Errorf("-listen: %w", err)}
+		}
+	}
+	if cfg.pprof {
+		if _, _, err := net.SplitHostPort(cfg.pprofListen); err != nil {
+			return cfg, usageError{fmt.Errorf("-pprof-listen: %w", err)}
 		}
 	}
 	return cfg, nil

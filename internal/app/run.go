@@ -98,8 +98,19 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer httpListener.Close()
 	}
 
+	var pprofListener net.Listener
+	if cfg.pprof {
+		if pprofListener, err = net.Listen("tcp", cfg.pprofListen); err != nil {
+			return fmt.Errorf("listen for profiles on %s: %w", cfg.pprofListen, err)
+		}
+		defer pprofListener.Close()
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { flushPeriodically(gctx, out, 100*time.Millisecond, logger); return nil })
+	if pprofListener != nil {
+		g.Go(func() error { return web.ServeDebug(gctx, pprofListener, logger) })
+	}
 	brokers := cfg.brokers
 	var embedded *broker.Embedded
 	if len(brokers) == 0 {
