@@ -29,7 +29,8 @@ import (
 // TestMain lets more tests run at once than there are cores, unless
 // -parallel is given: the whole-program tests wait on brokers, rebalances
 // and timers far more than they compute (go test -short took 78 s of wall
-// time for 10 s of CPU one at a time).
+// time for 10 s of CPU one at a time). It removes the program the tests
+// built (buildClicks) once they are done.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	given := false
@@ -40,7 +41,11 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if testBinary.dir != "" {
+		os.RemoveAll(testBinary.dir)
+	}
+	os.Exit(code)
 }
 
 // syncBuffer collects what the program writes, for the test to read

@@ -5,11 +5,13 @@ import (
 	"clicks/internal/clicks"
 	"clicks/internal/metrics/metricstest"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,12 +23,30 @@ import (
 // buildClicks compiles the program, for tests that need a real process.
 func buildClicks(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "clicks")
-	out, err := exec.Command("go", "build", "-o", bin, "clicks").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	testBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "clicks-test-bin-")
+		if err != nil {
+			testBinary.err = err
+			return
+		}
+		testBinary.dir = dir
+		testBinary.path = filepath.Join(dir, "clicks")
+		if out, err := exec.Command("go", "build", "-o", testBinary.path, "clicks").CombinedOutput(); err != nil {
+			testBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if testBinary.err != nil {
+		t.Fatal(testBinary.err)
 	}
-	return bin
+	return testBinary.path
+}
+
+// testBinary is the program built once for the whole test run, and
+// removed by TestMain after it.
+var testBinary struct {
+	once      sync.Once
+	dir, path string
+	err       error
 }
 
 var sentRE = regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+)`)
