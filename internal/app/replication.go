@@ -43,14 +43,14 @@ func replicationFor(replication, minInsync, brokers int) (int, int, error) {
 
 // chooseReplication sets the replication of the topics clicks creates
 // from the flags and the brokers the cluster has now.
-func (r *roles) chooseReplication(client sarama.Client) error {
-	replication, minInsync, err := replicationFor(r.cfg.replication, r.cfg.minInsync, len(client.Brokers()))
+func (prog *program) chooseReplication(client sarama.Client) error {
+	replication, minInsync, err := replicationFor(prog.cfg.replication, prog.cfg.minInsync, len(client.Brokers()))
 	if err != nil {
 		return err
 	}
-	r.k.Replication, r.k.MinInsync = replication, minInsync
-	if brokers := len(client.Brokers()); r.cfg.replication == 0 && brokers > 1 && replication < defaultReplication {
-		r.logger.Warn("fewer brokers than replicas clicks would choose: topics created now get fewer replicas, and an acknowledged click may be on one broker only; give -replication 3 to refuse instead",
+	prog.k.Replication, prog.k.MinInsync = replication, minInsync
+	if brokers := len(client.Brokers()); prog.cfg.replication == 0 && brokers > 1 && replication < defaultReplication {
+		prog.logger.Warn("fewer brokers than replicas clicks would choose: topics created now get fewer replicas, and an acknowledged click may be on one broker only; give -replication 3 to refuse instead",
 			"brokers", brokers, "replication", replication, "min_insync", minInsync)
 	}
 	return nil

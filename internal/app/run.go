@@ -24,6 +24,7 @@ import (
 	"clicks/internal/kafka"
 	"clicks/internal/logs"
 	"clicks/internal/metrics"
+	"clicks/internal/repair"
 	"clicks/internal/status"
 	"clicks/internal/web"
 
@@ -47,11 +48,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	// stdout has the [proc] line of each click and the "View opened"
 	// line. Partitions are processed concurrently and each line must come
-	// out whole, so writes are serialized; and they are buffered: at full
-	// speed a write system call per click cost a third of the throughput
-	// when stdout is a pipe (150k -> 100k clicks/s). The buffer is flushed
-	// every 100 ms, after the "View opened" line and when the program
-	// stops.
+	// out whole, so writes are serialized; and they are buffered: a write
+	// system call per click cost a third of the counting rate when stdout
+	// is a pipe (docs/performance.md). The buffer is flushed every 100 ms,
+	// after the "View opened" line and when the program stops.
 	out := logs.Lock(bufio.NewWriterSize(stdout, 64<<10))
 	defer func() {
 		if ferr := out.Flush(); ferr != nil {
@@ -68,12 +68,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	if len(cfg.brokers) == 0 && getenv("GOMEMLIMIT") == "" {
 		// Under a flood of clicks the heap grows well past what the
-		// embedded broker keeps, left to GOGC alone: with a week of
-		// clicks written as fast as they went, RSS peaked at 345 MiB and
-		// stayed at 256. With this soft limit: 183 and 155, for 9,600
-		// clicks/s counted instead of 16,700 (BenchmarkWeekOfClicks). At
-		// the default 10 clicks/s it costs nothing. GOMEMLIMIT overrides
-		// it.
+		// embedded broker keeps, left to GOGC alone; a soft limit keeps
+		// the whole program within 200 MiB at some cost to the counting
+		// rate under such a flood, and none at the default 10 clicks/s
+		// (BenchmarkWeekOfClicks, docs/performance.md). GOMEMLIMIT
+		// overrides it.
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(embeddedMemoryLimit))
 	}
 	if err := ensureWritableDir(cfg.dataDir); err != nil {
@@ -127,9 +126,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Even the embedded broker alone prepares the topics, so that the
-	// roles that join it later find them with the right settings.
-	r := roles{cfg: cfg, g: g, logger: logger, stdout: out, metrics: metrics.New(), broker: embedded}
-	if err := r.start(gctx, brokers, httpListener); err != nil {
+	// instances that join it later find them with the right settings.
+	prog := program{cfg: cfg, g: g, logger: logger, stdout: out, metrics: metrics.New(), broker: embedded}
+	if err := prog.start(gctx, brokers, httpListener); err != nil {
 		g.Go(func() error { return err })
 	}
 
@@ -146,14 +145,14 @@ const originalTopic = "user-click"
 // warnOfOriginalTopic says so where the cluster has the click topic of
 // goka's 2-clicks and clicks reads another: clicks still written there by
 // the original's emitter would never be counted.
-func (r *roles) warnOfOriginalTopic(client sarama.Client) {
-	if r.cfg.topic == originalTopic {
+func (prog *program) warnOfOriginalTopic(client sarama.Client) {
+	if prog.cfg.topic == originalTopic {
 		return
 	}
 	topics, err := client.Topics()
 	if err == nil && slices.Contains(topics, originalTopic) {
-		r.logger.Warn("the cluster has the topic of goka's 2-clicks, which clicks does not read: clicks written there are not counted; start clicks with -topic "+originalTopic+" to count them",
-			"topic", originalTopic, "reading", r.cfg.topic)
+		prog.logger.Warn("the cluster has the topic of goka's 2-clicks, which clicks does not read: clicks written there are not counted; start clicks with -topic "+originalTopic+" to count them",
+			"topic", originalTopic, "reading", prog.cfg.topic)
 	}
 }
 
@@ -169,7 +168,7 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 		MinFree:         uint64(cfg.brokerFreeMiB) << 20,
 		// Other clients' writes to the click topics wait for the
 		// start-up repair to fill what their logs lost (see
-		// roles.repairLogs).
+		// repair.Repair.Run).
 		Hold: &broker.WriteHold{Filler: clicks.FillerHeader, Topics: []string{cfg.topic, string(clicks.Loop)}},
 	}, logger)
 	if err != nil {
@@ -181,9 +180,11 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 	return b, nil
 }
 
-// roles starts the emitter, the processor and the view that cfg switches
-// on, each in g, and the HTTP server that reports on them.
-type roles struct {
+// program is one running instance: it connects to the brokers, prepares
+// the topics, has the start-up repair run, and starts the emitter, the
+// processor and the view that cfg switches on, each in g, and the HTTP
+// server that reports on them.
+type program struct {
 	cfg     config
 	g       *errgroup.Group
 	logger  *slog.Logger
@@ -199,10 +200,10 @@ type roles struct {
 
 // start connects to the brokers, prepares topics and local caches, and
 // starts each role.
-func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Listener) error {
-	r.k = kafka.New(brokers, r.cfg.replication, r.cfg.partitions, r.logger)
-	r.k.PartitionsGiven = r.cfg.partitionsGiven
-	client, err := r.k.Connect(ctx, r.cfg.connectTimeout)
+func (prog *program) start(ctx context.Context, brokers []string, httpListener net.Listener) error {
+	prog.k = kafka.New(brokers, prog.cfg.replication, prog.cfg.partitions, prog.logger)
+	prog.k.PartitionsGiven = prog.cfg.partitionsGiven
+	client, err := prog.k.Connect(ctx, prog.cfg.connectTimeout)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while waiting: not a failure
@@ -210,58 +211,62 @@ func (r *roles) start(ctx context.Context, brokers []string, httpListener net.Li
 		return err
 	}
 	defer client.Close()
-	if err := r.chooseReplication(client); err != nil {
+	if err := prog.chooseReplication(client); err != nil {
 		return err
 	}
-	partitions, err := r.k.EnsureTopics(client, kafka.Topics{Stream: r.cfg.topic, Table: string(clicks.Table), Loop: string(clicks.Loop)})
+	partitions, err := prog.k.EnsureTopics(client, kafka.Topics{Stream: prog.cfg.topic, Table: string(clicks.Table), Loop: string(clicks.Loop)})
 	if err != nil {
-		return tooFewBrokers(err, r.k.Replication, client)
+		return tooFewBrokers(err, prog.k.Replication, client)
 	}
-	r.warnOfOriginalTopic(client)
-	if len(r.cfg.brokers) == 0 {
-		if err := r.k.LimitRetention(client, int64(r.cfg.brokerKeepMiB)<<20, r.cfg.topic, string(clicks.Loop)); err != nil {
+	prog.warnOfOriginalTopic(client)
+	if len(prog.cfg.brokers) == 0 {
+		if err := prog.k.LimitRetention(client, int64(prog.cfg.brokerKeepMiB)<<20, prog.cfg.topic, string(clicks.Loop)); err != nil {
 			return err
 		}
 	}
 	// Before the emitter starts: new clicks must not take offsets a
-	// damaged log lost before they are filled (see repairLogs).
-	if err := r.repairLogs(ctx, client); err != nil {
+	// damaged log lost before they are filled (see repair.Repair.Run).
+	fix := repair.New(repair.Config{Kafka: prog.k, Topic: prog.cfg.topic, Process: prog.cfg.process, Serve: prog.cfg.serve, DataDir: prog.cfg.dataDir,
+		Broker: prog.broker, Metrics: prog.metrics, Logger: prog.logger})
+	if err := fix.Run(ctx, client); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while it waited: not a failure
 		}
 		return err
 	}
-	if r.broker != nil {
+	if prog.broker != nil {
 		// After the repair (which opened the broker to writes once it
 		// had filled the lost ends): the ends recorded before are what
 		// it compared with.
-		r.g.Go(func() error { return r.recordLogEnds(ctx) })
+		prog.g.Go(func() error { return fix.RecordLogEnds(ctx) })
 	}
-	if r.cfg.emit {
-		if err := r.startEmitter(ctx); err != nil {
+	if prog.cfg.emit {
+		if err := prog.startEmitter(ctx); err != nil {
 			return err
 		}
 	}
-	if r.cfg.process {
-		if err := r.startProcessor(ctx, partitions); err != nil {
+	if prog.cfg.process {
+		if err := prog.startProcessor(ctx, partitions); err != nil {
 			return err
 		}
 	}
-	if r.cfg.serve {
-		return r.startView(ctx, httpListener)
+	if prog.cfg.serve {
+		return prog.startView(ctx, httpListener)
 	}
 	return nil
 }
 
 // cacheDir is where a role keeps its local copy of the table.
-func (r *roles) cacheDir(role string) string { return filepath.Join(r.cfg.dataDir, role) }
+func (prog *program) cacheDir(role string) string { return filepath.Join(prog.cfg.dataDir, role) }
 
-func (r *roles) startEmitter(ctx context.Context) error {
-	e, err := clicks.NewEmitter(r.k.Brokers, goka.Stream(r.cfg.topic), r.k.EmitterOptions()...)
+func (prog *program) startEmitter(ctx context.Context) error {
+	e, err := clicks.NewEmitter(prog.k.Brokers, goka.Stream(prog.cfg.topic), prog.k.EmitterOptions()...)
 	if err != nil {
 		return err
 	}
-	r.g.Go(func() error { return clicks.RunEmitter(ctx, e, r.cfg.interval, r.cfg.users, r.metrics, r.logger) })
+	prog.g.Go(func() error {
+		return clicks.RunEmitter(ctx, e, prog.cfg.interval, prog.cfg.users, prog.metrics, prog.logger)
+	})
 	return nil
 }
 
@@ -269,29 +274,29 @@ func (r *roles) startEmitter(ctx context.Context) error {
 // that the embedded broker's disk is nearly full, which goka's error does
 // not always say (a write that found no space is "an unexpected server
 // error" to the client).
-func (r *roles) failureNote() []any {
-	if r.broker == nil {
+func (prog *program) failureNote() []any {
+	if prog.broker == nil {
 		return nil
 	}
-	if full, free := r.broker.DiskFull(); full {
+	if full, free := prog.broker.DiskFull(); full {
 		return []any{"disk", fmt.Sprintf("the embedded broker's disk is nearly full (%d MiB free): it refuses writes until space returns", free)}
 	}
 	return nil
 }
 
-func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
-	var out io.Writer = r.stdout
-	if r.cfg.quiet {
+func (prog *program) startProcessor(ctx context.Context, partitions int32) error {
+	var out io.Writer = prog.stdout
+	if prog.cfg.quiet {
 		out = nil
 	}
-	id, err := r.k.TopicID(r.cfg.topic)
+	id, err := prog.k.TopicID(prog.cfg.topic)
 	if err != nil {
 		return err
 	}
-	counter := clicks.NewCounter(out, id, partitions, r.metrics, r.logger.With("part", "processor"))
-	counter.Stream = goka.Stream(r.cfg.topic)
+	counter := clicks.NewCounter(out, id, partitions, prog.metrics, prog.logger.With("part", "processor"))
+	counter.Stream = goka.Stream(prog.cfg.topic)
 	build := func() (*goka.Processor, error) {
-		return clicks.NewProcessor(r.k.Brokers, counter, r.k.ProcessorOptions(cache.Builder(r.cacheDir("processor")), string(clicks.Table), r.cfg.cacheBatches)...)
+		return clicks.NewProcessor(prog.k.Brokers, counter, prog.k.ProcessorOptions(cache.Builder(prog.cacheDir("processor")), string(clicks.Table), prog.cfg.cacheBatches)...)
 	}
 	proc, err := build()
 	if err != nil {
@@ -300,9 +305,9 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 	// goka's processor cannot run twice: one that failed is replaced.
 	var current atomic.Pointer[goka.Processor]
 	current.Store(proc)
-	r.proc = proc
-	r.parts = append(r.parts, status.ProcessorPart(current.Load))
-	r.g.Go(func() error {
+	prog.proc = proc
+	prog.parts = append(prog.parts, status.ProcessorPart(current.Load))
+	prog.g.Go(func() error {
 		run := func(ctx context.Context) error { return stoppedDuringStartup(ctx, current.Load().Run(ctx)) }
 		rebuild := func() error {
 			p, err := build()
@@ -311,11 +316,11 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 			}
 			return err
 		}
-		return keepRunning(ctx, "processor", r.logger, run, rebuild, r.failureNote)
+		return keepRunning(ctx, "processor", prog.logger, run, rebuild, prog.failureNote)
 	})
-	r.g.Go(func() error {
+	prog.g.Go(func() error {
 		status.LogRecovery(ctx, "processor", string(clicks.Table), func() map[int32]*goka.TableStats { return status.ProcessorTables(current.Load()) },
-			func() bool { return current.Load().Recovered() }, r.cfg.progressEvery, r.logger)
+			func() bool { return current.Load().Recovered() }, prog.cfg.progressEvery, prog.logger)
 		return nil
 	})
 	return nil
@@ -323,48 +328,48 @@ func (r *roles) startProcessor(ctx context.Context, partitions int32) error {
 
 // startView starts the view, what watches it (lag, metrics, the live
 // page) and the HTTP server.
-func (r *roles) startView(ctx context.Context, httpListener net.Listener) error {
+func (prog *program) startView(ctx context.Context, httpListener net.Listener) error {
 	summary := web.NewSummary()
-	view, err := clicks.NewView(r.k.Brokers, r.k.ViewOptions(cache.Builder(r.cacheDir("view")), summary.Update)...)
+	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(cache.Builder(prog.cacheDir("view")), summary.Update)...)
 	if err != nil {
 		return err
 	}
-	r.parts = append(r.parts, status.ViewPart(view))
-	r.g.Go(func() error { return keepRunning(ctx, "view", r.logger, view.Run, view.Rebuild, r.failureNote) })
-	r.g.Go(func() error {
-		status.LogRecovery(ctx, "view", string(clicks.Table), func() map[int32]*goka.TableStats { return view.Stats(ctx).Partitions }, view.Recovered, r.cfg.progressEvery, r.logger)
+	prog.parts = append(prog.parts, status.ViewPart(view))
+	prog.g.Go(func() error { return keepRunning(ctx, "view", prog.logger, view.Run, view.Rebuild, prog.failureNote) })
+	prog.g.Go(func() error {
+		status.LogRecovery(ctx, "view", string(clicks.Table), func() map[int32]*goka.TableStats { return view.Stats(ctx).Partitions }, view.Recovered, prog.cfg.progressEvery, prog.logger)
 		return nil
 	})
 	group := ""
-	if r.proc != nil {
+	if prog.proc != nil {
 		group = string(clicks.Group)
 	}
-	lag, err := status.NewLagWatch(r.k, view, string(clicks.Table), r.cfg.topic, group, 2*time.Second, r.logger)
+	lag, err := status.NewLagWatch(prog.k, view, string(clicks.Table), prog.cfg.topic, group, 2*time.Second, prog.logger)
 	if err != nil {
 		return err
 	}
-	r.g.Go(func() error { return lag.Run(ctx) })
+	prog.g.Go(func() error { return lag.Run(ctx) })
 
-	m := r.metrics
+	m := prog.metrics
 	m.WatchView(func() int64 { return summary.Snapshot().Total }, func() int64 { return summary.Snapshot().Users }, lag.Reading)
 	var counts func() *metrics.ProcessorCounts
-	if r.proc != nil {
+	if prog.proc != nil {
 		m.WatchProcessorLag(lag.Reading)
 		counts = m.ProcessorCounts
 	}
-	for _, p := range r.parts {
+	for _, p := range prog.parts {
 		m.WatchPart(p)
 	}
-	feed := web.NewFeed(summary, view, r.parts, lag.Reading, counts, r.cfg.feedTick, r.logger)
-	r.g.Go(func() error { return feed.Run(ctx) })
-	brokers := status.NewBrokerWatch(r.k.Brokers, time.Second, 2*time.Second, r.logger)
-	r.g.Go(func() error { return brokers.Run(ctx) })
+	feed := web.NewFeed(summary, view, prog.parts, lag.Reading, counts, prog.cfg.feedTick, prog.logger)
+	prog.g.Go(func() error { return feed.Run(ctx) })
+	brokers := status.NewBrokerWatch(prog.k.Brokers, time.Second, 2*time.Second, prog.logger)
+	prog.g.Go(func() error { return brokers.Run(ctx) })
 	m.WatchBrokers(func() bool { ok, _, _ := brokers.Answering(); return ok })
-	if r.broker != nil {
-		m.WatchWritesRefused(r.broker.WritesRefused)
+	if prog.broker != nil {
+		m.WatchWritesRefused(prog.broker.WritesRefused)
 	}
-	router := web.NewRouter(view, m, r.logger, web.Ready(append(r.parts, brokers.Part())), web.List(view), web.Export(view), web.Page(feed), web.GokaPages(view, r.proc))
-	r.g.Go(func() error { return web.Serve(ctx, httpListener, router, r.stdout, r.logger) })
+	router := web.NewRouter(view, m, prog.logger, web.Ready(append(prog.parts, brokers.Part())), web.List(view), web.Export(view), web.Page(feed), web.GokaPages(view, prog.proc))
+	prog.g.Go(func() error { return web.Serve(ctx, httpListener, router, prog.stdout, prog.logger) })
 	return nil
 }
 

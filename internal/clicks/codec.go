@@ -62,14 +62,14 @@ func (u *User) setCounted(from int32, offset int64) {
 	u.Forwarded[from] = offset
 }
 
-// UserCodec encodes a *user as JSON for the group table.
+// UserCodec encodes a *User as JSON for the group table.
 //
 // goka stops a processor or view on a codec error (fail early, so that a
 // table is never written with mixed codecs), so errors here must say
 // clearly what was wrong.
 type UserCodec struct{}
 
-// Encode turns a *user into JSON, byte for byte what json.Marshal
+// Encode turns a *User into JSON, byte for byte what json.Marshal
 // writes. Every click is a decode and an encode in the processor and a
 // decode in the view, and encoding/json's reflection was an eighth of the
 // program's CPU at full speed, so the usual shapes are written by hand;
@@ -142,7 +142,7 @@ func plainID(s string) bool {
 	return true
 }
 
-// Decode turns JSON from the group table back into a *user.
+// Decode turns JSON from the group table back into a *User.
 func (UserCodec) Decode(data []byte) (any, error) {
 	u, err := decodeUser(data)
 	if err != nil {

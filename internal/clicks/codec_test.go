@@ -21,7 +21,7 @@ func TestUserCodecRoundTrip(t *testing.T) {
 		}
 		u, ok := v.(*User)
 		if !ok {
-			t.Fatalf("Decode(%s) = %T, want *user", data, v)
+			t.Fatalf("Decode(%s) = %T, want *User", data, v)
 		}
 		if u.Clicks != clicks {
 			t.Errorf("round trip of %d gave %d", clicks, u.Clicks)

@@ -55,7 +55,7 @@ func TestProcessorCountsClicksPerKey(t *testing.T) {
 	for key, n := range want {
 		got, ok := tt.TableValue(Table, key).(*User)
 		if !ok {
-			t.Fatalf("table value of %s is %T, want *user", key, tt.TableValue(Table, key))
+			t.Fatalf("table value of %s is %T, want *User", key, tt.TableValue(Table, key))
 		}
 		if got.Clicks != n {
 			t.Errorf("%s: got %d clicks, want %d", key, got.Clicks, n)
@@ -185,7 +185,7 @@ func TestProcessorFailsOnForeignTableValue(t *testing.T) {
 	ctx := &fakeContext{value: "not a user"}
 	NewCounter(nil, "", 1, nil, slog.New(slog.DiscardHandler)).click(ctx, "click")
 	if ctx.failed == nil {
-		t.Fatal("callback accepted a table value that is not *user")
+		t.Fatal("callback accepted a table value that is not *User")
 	}
 	if !strings.Contains(ctx.failed.Error(), "string") {
 		t.Errorf("error %q does not name the wrong type", ctx.failed)

@@ -1,4 +1,4 @@
-package app
+package repair
 
 import (
 	"fmt"
@@ -33,7 +33,7 @@ import (
 // commit, whose clicks lie just below user-clicks' own commit (both are
 // committed every second). With the emitter's clicks alone (none
 // forwarded) nothing is read.
-func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, b logBounds, rw rewinds) error {
+func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, b logBounds, rw rewinds) error {
 	damaged := map[int32]bool{}
 	for _, l := range lost {
 		if l.Topic == string(clicks.Loop) && l.lostFrom() < l.To {
@@ -70,7 +70,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			return fmt.Errorf("look for fillers in the loop topic: %w", err)
 		}
 	}
-	id, err := r.k.TopicID(r.cfg.topic)
+	id, err := r.k.TopicID(r.topic)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 	again := map[int32][]string{}
 	firstUncounted := map[int32]map[int32]int64{} // holed p only, by s
 	for s := range parts {
-		c, read := committed[r.cfg.topic][s]
+		c, read := committed[r.topic][s]
 		if !read {
 			continue
 		}
@@ -153,7 +153,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			continue
 		}
 		first := map[int32]int64{}
-		err := r.k.Scan(client, r.cfg.topic, s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
+		err := r.k.Scan(client, r.topic, s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
 			if len(m.Key) == 0 {
 				return true
 			}
@@ -176,7 +176,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 				}
 				if _, seen := first[p]; !seen {
 					first[p] = m.Offset
-					rw.add(r.cfg.topic, s, m.Offset)
+					rw.add(r.topic, s, m.Offset)
 				}
 				notCounted[p]++
 			}
@@ -186,15 +186,15 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			return fmt.Errorf("look for forwards the loop topic lost: %w", err)
 		}
 		for p, o := range first {
-			again[p] = append(again[p], fmt.Sprintf("%s/%d@%d", r.cfg.topic, s, o))
+			again[p] = append(again[p], fmt.Sprintf("%s/%d@%d", r.topic, s, o))
 		}
 	}
 	for p := range parts {
 		if notCounted[p] > 0 && holed[p] {
 			var from []string
 			for s, o := range firstUncounted[p] {
-				rw.add(r.cfg.topic, s, o)
-				from = append(from, fmt.Sprintf("%s/%d@%d", r.cfg.topic, s, o))
+				rw.add(r.topic, s, o)
+				from = append(from, fmt.Sprintf("%s/%d@%d", r.topic, s, o))
 			}
 			slices.Sort(from)
 			rw.skip[p] = skipLoop{to: loopEnds[p], forwardsLost: int64(notCounted[p])}
@@ -206,7 +206,7 @@ func (r *roles) lostForwards(client sarama.Client, committed map[string]map[int3
 			dropped := 0
 			for s, offsets := range waitingAt[p] {
 				for o := range offsets {
-					if o < starts[s] || inLostEnd(lost, r.cfg.topic, s, o) {
+					if o < starts[s] || inLostEnd(lost, r.topic, s, o) {
 						dropped++
 					}
 				}

@@ -1,4 +1,4 @@
-package app
+package repair
 
 import (
 	"cmp"
@@ -34,10 +34,10 @@ type tableOffsets struct {
 // readCounted reads the whole table for what it says was counted. The
 // table values hold these offsets, and compacted the table keeps about
 // one record per user, so it is read at every start.
-func (r *roles) readCounted(client sarama.Client) (tableOffsets, error) {
+func (r *Repair) readCounted(client sarama.Client) (tableOffsets, error) {
 	counted := tableOffsets{anywhere: map[int32]int64{}, home: map[int32]int64{},
 		forwarded: map[int32]map[int32]int64{}, unreadable: map[string]bool{}, legacy: map[string]bool{}}
-	id, err := r.k.TopicID(r.cfg.topic)
+	id, err := r.k.TopicID(r.topic)
 	if err != nil {
 		return counted, err
 	}
@@ -123,7 +123,7 @@ func (rw rewinds) add(topic string, p int32, offset int64) {
 // a margin, or until ctx ends. Members that stay (processors of other
 // instances) keep the records from being counted again, for good: an
 // error line says which, and clicks_not_counted_again_total counts them.
-func (r *roles) rewind(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, rw rewinds) error {
+func (r *Repair) rewind(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, rw rewinds) error {
 	type back struct {
 		topic     string
 		p         int32
@@ -195,7 +195,7 @@ const rewindMargin = 5 * time.Second
 
 // waitForEmptyGroup polls the processor group until it has no members,
 // wait has passed or ctx ends, and returns its members and state then.
-func (r *roles) waitForEmptyGroup(ctx context.Context, client sarama.Client, wait time.Duration) (members int, state string, err error) {
+func (r *Repair) waitForEmptyGroup(ctx context.Context, client sarama.Client, wait time.Duration) (members int, state string, err error) {
 	deadline := time.Now().Add(wait)
 	logged := false
 	for {
@@ -273,18 +273,18 @@ func readBounds(client sarama.Client, topic string) (logBounds, error) {
 // user-clicks and to the start of the loop topic. A click counted before
 // is recognised by its user's stored offset, so only the lost counts are
 // made again.
-func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, writtenBack []int32, b logBounds, rw rewinds) error {
+func (r *Repair) countAgain(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, writtenBack []int32, b logBounds, rw rewinds) error {
 	parts, starts, ends, loopStarts := b.parts, b.starts, b.ends, b.loopStarts
 	for p := range parts {
 		home, ok := counted.home[p]
 		if !ok {
 			home = -1
 		}
-		c, read := committed[r.cfg.topic][p]
+		c, read := committed[r.topic][p]
 		at, found := int64(0), false
 		if read {
 			// Up to the log end, where the log lost its end too.
-			err := r.k.Scan(client, r.cfg.topic, p, max(home+1, starts[p]), min(c, ends[p]), func(m *sarama.ConsumerMessage) bool {
+			err := r.k.Scan(client, r.topic, p, max(home+1, starts[p]), min(c, ends[p]), func(m *sarama.ConsumerMessage) bool {
 				at, found = m.Offset, clickOf(m, p, parts, counted)
 				return !found
 			})
@@ -297,7 +297,7 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 		}
 		args := []any{"topic", clicks.Table, "partition", p, "counted_up_to", home + 1}
 		if found {
-			rw.add(r.cfg.topic, p, at)
+			rw.add(r.topic, p, at)
 			args = append(args, "read_up_to", c, "count_again_from", at)
 		}
 		if _, ok := committed[string(clicks.Loop)][p]; ok {
@@ -307,7 +307,7 @@ func (r *roles) countAgain(client sarama.Client, committed map[string]map[int32]
 		r.logger.Warn("the table's changelog lost counts (a damaged or truncated log?): the processor reads those clicks again and counts what the table lacks", args...)
 		if home+1 < starts[p] {
 			r.logger.Warn("the broker deleted clicks that what the table's changelog lost may have counted: the counts of those are lost",
-				"topic", r.cfg.topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
+				"topic", r.topic, "partition", p, "offsets", fmt.Sprintf("%d-%d", home+1, starts[p]-1))
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package app
+package repair
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// repairLogs runs at start, before the emitter, the processor and the
+// Run runs at start, before the emitter, the processor and the
 // view: the local tables are made to agree with the table's changelog
 // (what a damaged changelog lost and a local table holds is written back
 // to it); then, where the processor or the embedded broker runs, the
@@ -25,20 +25,20 @@ import (
 // broker.Config.Hold), and holes in their middle are reported; where the
 // processor runs, what its group will never read is reported too, and
 // counts the table lost are made again.
-func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
+func (r *Repair) Run(ctx context.Context, client sarama.Client) error {
 	start := time.Now()
 	dirs := map[string]string{}
-	if r.cfg.process {
+	if r.process {
 		dirs["processor"] = r.cacheDir("processor")
 	}
-	if r.cfg.serve {
+	if r.serve {
 		dirs["view"] = r.cacheDir("view")
 	}
 	writtenBack, err := cache.Reconcile(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, func() error { return r.mayWriteBack(client) }, r.logger)
 	if err != nil {
 		return err
 	}
-	if !r.cfg.process && r.broker == nil {
+	if !r.process && r.broker == nil {
 		return nil
 	}
 	defer func() {
@@ -66,7 +66,7 @@ func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
 	if err != nil {
 		return err
 	}
-	if !r.cfg.process {
+	if !r.process {
 		// The embedded broker alone: the processor's instance does the
 		// rest when it starts.
 		return nil
@@ -79,8 +79,8 @@ func (r *roles) repairLogs(ctx context.Context, client sarama.Client) error {
 // processor writes the table, and only while no other processor of the
 // group runs, which may have written newer counts meanwhile (a stale
 // value written back would become the key's last record).
-func (r *roles) mayWriteBack(client sarama.Client) error {
-	if !r.cfg.process {
+func (r *Repair) mayWriteBack(client sarama.Client) error {
+	if !r.process {
 		return errors.New("this instance runs no processor (-process=false): a processor elsewhere may have counted on since")
 	}
 	members, state, err := r.k.GroupMembers(client, string(clicks.Group))
@@ -101,12 +101,12 @@ func (r *roles) mayWriteBack(client sarama.Client) error {
 // are never given again), but forwards a loop partition lost there may
 // not have been counted: the loop partitions with holes are returned,
 // for lostForwards.
-func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
+func (r *Repair) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 	if r.broker == nil {
 		return nil, nil
 	}
 	var loopHoles []kafka.Gap
-	for _, topic := range []string{r.cfg.topic, string(clicks.Loop)} {
+	for _, topic := range []string{r.topic, string(clicks.Loop)} {
 		partitions, err := client.Partitions(topic)
 		if err != nil {
 			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
@@ -140,9 +140,9 @@ func (r *roles) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 // here. writtenBack are the partitions of the table whose changelog lost
 // records a local table held; loopHoles, the holes found in the loop
 // topic.
-func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets,
+func (r *Repair) reportUnreadClicks(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets,
 	lost []lostEnd, writtenBack []int32, loopHoles []kafka.Gap) error {
-	deleted, err := kafka.Deleted(client, committed, r.cfg.topic, string(clicks.Loop))
+	deleted, err := kafka.Deleted(client, committed, r.topic, string(clicks.Loop))
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, co
 		r.logger.Warn("clicks were deleted before they were counted: the processor was stopped longer than the broker keeps clicks (-broker-keep-mib, retention.ms)",
 			"topic", d.Topic, "partition", d.Partition, "offsets", fmt.Sprintf("%d-%d", d.From, d.To-1), "clicks", d.To-d.From)
 	}
-	bounds, err := readBounds(client, r.cfg.topic)
+	bounds, err := readBounds(client, r.topic)
 	if err != nil {
 		return err
 	}
@@ -168,8 +168,8 @@ func (r *roles) reportUnreadClicks(ctx context.Context, client sarama.Client, co
 // findLostEnds finds and reports the ends the logs of user-clicks and
 // the loop topic lost (see lostRecords), with what the group committed
 // and the table says was counted.
-func (r *roles) findLostEnds(client sarama.Client) (map[string]map[int32]int64, tableOffsets, []lostEnd, error) {
-	committed, err := r.k.Committed(client, string(clicks.Group), r.cfg.topic, string(clicks.Loop))
+func (r *Repair) findLostEnds(client sarama.Client) (map[string]map[int32]int64, tableOffsets, []lostEnd, error) {
+	committed, err := r.k.Committed(client, string(clicks.Group), r.topic, string(clicks.Loop))
 	if err != nil {
 		return nil, tableOffsets{}, nil, err
 	}
@@ -189,7 +189,7 @@ func (r *roles) findLostEnds(client sarama.Client) (map[string]map[int32]int64, 
 		}
 		r.metrics.RecordsLost(l.Topic, l.To-l.lostFrom())
 		args := []any{"topic", l.Topic, "partition", l.Partition, "log_end", l.From, "read_up_to", l.committed}
-		if l.Topic == r.cfg.topic {
+		if l.Topic == r.topic {
 			args = append(args, "counted_up_to", l.counted)
 		}
 		// records_lost: those read or counted; records_lost_uncounted:
@@ -236,9 +236,9 @@ func (l lostEnd) lostFrom() int64 { return max(l.From, min(l.heldStart, l.To)) }
 // a log that lost only its last records is seen only in the table. That
 // takes a read of the whole table, at every start (the table values hold
 // the offsets; compacted, the table keeps about one record per user).
-func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets) ([]lostEnd, error) {
+func (r *Repair) lostRecords(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets) ([]lostEnd, error) {
 	var lost []lostEnd
-	for _, topic := range []string{r.cfg.topic, string(clicks.Loop)} {
+	for _, topic := range []string{r.topic, string(clicks.Loop)} {
 		ends, err := kafka.Offsets(client, topic, sarama.OffsetNewest)
 		if err != nil {
 			return nil, err
@@ -253,7 +253,7 @@ func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32
 		}
 		for _, p := range partitions {
 			l := lostEnd{Gap: kafka.Gap{Topic: topic, Partition: p, From: ends[p]}, committed: committed[topic][p]}
-			if topic == r.cfg.topic {
+			if topic == r.topic {
 				if c, ok := counted.anywhere[p]; ok {
 					l.counted = c + 1
 				}
@@ -274,7 +274,7 @@ func (r *roles) lostRecords(client sarama.Client, committed map[string]map[int32
 // a new click on such an offset for one delivered again, and skip it, for
 // good; in the loop topic a new forward below the group's committed
 // offset would never be read.
-func (r *roles) fillLostOffsets(client sarama.Client, lost []lostEnd) error {
+func (r *Repair) fillLostOffsets(client sarama.Client, lost []lostEnd) error {
 	for _, l := range lost {
 		n, err := r.k.Fill(client, l.Topic, l.Partition, l.To, clicks.FillerHeader)
 		if err != nil {
@@ -287,9 +287,9 @@ func (r *roles) fillLostOffsets(client sarama.Client, lost []lostEnd) error {
 }
 
 // heldEnds are the log ends of topic the embedded broker running here
-// last recorded (recordLogEnds), if they are of the topic as it is now
+// last recorded (RecordLogEnds), if they are of the topic as it is now
 // (not one deleted and created again since).
-func (r *roles) heldEnds(topic string) (ends, starts map[int32]int64, err error) {
+func (r *Repair) heldEnds(topic string) (ends, starts map[int32]int64, err error) {
 	if r.broker == nil {
 		return nil, nil, nil
 	}
@@ -307,10 +307,10 @@ func (r *roles) heldEnds(topic string) (ends, starts map[int32]int64, err error)
 	return prev.Ends, prev.Starts, nil
 }
 
-// recordLogEnds records every second, until ctx ends and once more then,
+// RecordLogEnds records every second, until ctx ends and once more then,
 // where the logs of user-clicks and the loop topic end, for the next
 // start's check (see broker.PreviousLogEnds).
-func (r *roles) recordLogEnds(ctx context.Context) error {
+func (r *Repair) RecordLogEnds(ctx context.Context) error {
 	// Not a reason to stop the program: the check it serves is one of
 	// three, so a failure here is said and recording goes without.
 	client, err := sarama.NewClient(r.k.Brokers, r.k.Config())
@@ -320,7 +320,7 @@ func (r *roles) recordLogEnds(ctx context.Context) error {
 	}
 	defer client.Close()
 	ids := map[string]string{}
-	for _, topic := range []string{r.cfg.topic, string(clicks.Loop)} {
+	for _, topic := range []string{r.topic, string(clicks.Loop)} {
 		if ids[topic], err = r.k.TopicID(topic); err != nil {
 			r.logger.Warn("cannot record the log ends: a log that loses its end above what the processor counted will go unnoticed", "part", "broker", "err", err)
 			return nil
