@@ -2,8 +2,11 @@
 // its codec (codec.go), the process callbacks that count clicks exactly
 // once (processor.go, route.go), the emitter that simulates the users
 // (emitter.go) and the view the counts are served from (view.go). A reader
-// of the goka example finds its parts here; how they are wired, served
-// and run is the rest of internal/.
+// of the goka example finds its parts here; start at Counter.click. Beside
+// them, each for one reason: userjson.go writes and reads the JSON by hand
+// (speed), recent.go keeps the users last written decoded (speed),
+// stored.go is what the start-up repair reads of stored values. How the
+// parts are wired, served and run is the rest of internal/.
 package clicks
 
 import "github.com/lovoo/goka"
