@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"strings"
 )
 
@@ -14,9 +15,12 @@ import (
 const gokaStartupCancelled = "context closed while waiting for startup tables"
 
 // stoppedDuringStartup returns nil for that error once ctx has ended (the
-// stop was asked for), and err otherwise.
+// stop was asked for), and err otherwise. The same for the context's own
+// cancellation, which sarama's ConsumerGroup.Consume returns when the stop
+// comes while the group is being joined, and goka passes on as "error
+// consuming from group consumer: context canceled".
 func stoppedDuringStartup(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && strings.Contains(err.Error(), gokaStartupCancelled) {
+	if err != nil && ctx.Err() != nil && (strings.Contains(err.Error(), gokaStartupCancelled) || errors.Is(err, context.Canceled)) {
 		return nil
 	}
 	return err

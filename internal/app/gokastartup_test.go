@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/hashicorp/go-multierror"
 )
 
 // goka's Processor.Run, stopped while it waits for its start-up tables,
@@ -25,6 +27,10 @@ func TestGokaStartupCancelledIsACleanStop(t *testing.T) {
 		want error
 	}{
 		{"stopped during start-up", stopped, gokas, nil},
+		// As goka v1.1.17 passes on sarama's answer to a stop during the
+		// join, in a multierror of its own.
+		{"stopped while joining the group", stopped, multierror.Append(nil, fmt.Errorf("error consuming from group consumer: %w", context.Canceled)), nil},
+		{"cancelled, not stopped", running, context.Canceled, context.Canceled},
 		{"the same words, not stopped", running, gokas, gokas},
 		{"another error while stopping", stopped, other, other},
 		{"no error", stopped, nil, nil},
