@@ -7,10 +7,10 @@ DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null
 # The three brokers of docker-compose.yml.
 KAFKA_BROKERS ?= 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
 
-.PHONY: all run run-kafka test test-race test-kafka soak bench start stop restart clean
+.PHONY: all run run-kafka test test-race test-kafka soak bench bench-kafka start stop restart clean
 
 all:
-	@echo "targets: run run-kafka test test-race test-kafka soak bench start stop restart clean"
+	@echo "targets: run run-kafka test test-race test-kafka soak bench bench-kafka start stop restart clean"
 
 # The example with its embedded broker: no Docker, no Kafka needed.
 run:
@@ -32,7 +32,7 @@ test-race:
 # make start started: end to end, the crashes of the program and of the
 # processor, the scale-out, brokers killed (the others start their own
 # embedded broker).
-KAFKA_TESTS = ^Test(EndToEndKafka|KafkaTopicsReplicated|KafkaBrokersKilled|KafkaClusterStopped|ClicksFromAnyClientCountedOnce|CrashesCountEachClickOnce|CrashesOfProcessorAlone|ScaleOut)$$
+KAFKA_TESTS = ^Test(EndToEndKafka|KafkaTopicsReplicated|KafkaBrokersKilled|KafkaClusterStopped|ClicksFromAnyClientCountedOnce|CrashesCountEachClickOnce|CrashesOfProcessorAlone|ScaleOut|TakeOverFromTheOriginal)$$
 test-kafka:
 	KAFKA_BROKERS=$(KAFKA_BROKERS) go test -count=1 -timeout 30m -run '$(KAFKA_TESTS)' -v ./internal/app
 
@@ -47,6 +47,13 @@ soak:
 BENCH ?= .
 bench:
 	bash -o pipefail -c "go test -run '^$$' -bench '$(BENCH)' -benchtime 1x -count 1 -timeout 60m ./internal/app | tee bench.txt"
+
+# The benchmarks that run on a real cluster, on the one make start
+# started (each deletes clicks' topics and group there first), into
+# bench-kafka.txt; BENCH_KAFKA selects as BENCH does.
+BENCH_KAFKA ?= Throughput/users=10/|Latency|Export
+bench-kafka:
+	bash -o pipefail -c "KAFKA_BROKERS=$(KAFKA_BROKERS) go test -run '^$$' -bench '$(BENCH_KAFKA)' -benchtime 1x -count 1 -timeout 60m ./internal/app | tee bench-kafka.txt"
 
 # The three Kafka brokers of docker-compose.yml where a Docker engine
 # answers; otherwise the same three as JVM processes (cluster/kafka.sh, with

@@ -73,20 +73,39 @@ func cacheBatchesToMeasure(b *testing.B) int {
 // topics are the topics of the program, as it creates them.
 var topics = kafka.Topics{Stream: string(clicks.Topic), Table: string(clicks.Table), Loop: string(clicks.Loop)}
 
+//
+// With KAFKA_BROKERS set, the benchmark runs on that real cluster instead,
+// which it takes as new: clicks' topics and group are deleted first, and
+// its topics get 3 replicas and min.insync.replicas=2, as clicks gives
+// them there.
 func newBenchEnv(b *testing.B, partitions int) *benchEnv {
 	b.Helper()
 	dir := b.TempDir()
 	// Warnings and errors only: a log line per record would measure the
 	// logger.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	brk, err := broker.Start(broker.Config{
-		Listen: "127.0.0.1:0", Count: 1, Dir: filepath.Join(dir, "broker"), Table: string(clicks.Table), CompactInterval: time.Hour,
-	}, logger)
-	if err != nil {
-		b.Fatal(err)
+	var (
+		brk *broker.Embedded
+		k   *kafka.Cluster
+	)
+	if real := kafkaBrokers(b); real != "" {
+		brokers := strings.Split(real, ",")
+		resetRealCluster(b, brokers, topics.Stream, topics.Table, topics.Loop, topics.Stream+"-forwarded")
+		k = kafka.New(brokers, min(len(brokers), 3), partitions, logger)
+		if k.Replication == 3 {
+			k.MinInsync = 2
+		}
+	} else {
+		var err error
+		brk, err = broker.Start(broker.Config{
+			Listen: "127.0.0.1:0", Count: 1, Dir: filepath.Join(dir, "broker"), Table: string(clicks.Table), CompactInterval: time.Hour,
+		}, logger)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(brk.Close)
+		k = kafka.New(brk.ListenAddrs(), 1, partitions, logger)
 	}
-	b.Cleanup(brk.Close)
-	k := kafka.New(brk.ListenAddrs(), 1, partitions, logger)
 	client, err := k.Connect(context.Background(), 10*time.Second)
 	if err != nil {
 		b.Fatal(err)
@@ -224,7 +243,7 @@ func (e *benchEnv) createTopic(name string) {
 	if err != nil {
 		e.b.Fatal(err)
 	}
-	err = admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: int32(e.k.Partitions), ReplicationFactor: 1}, false)
+	err = admin.CreateTopic(name, &sarama.TopicDetail{NumPartitions: int32(e.k.Partitions), ReplicationFactor: int16(e.k.Replication)}, false)
 	if err := errors.Join(err, admin.Close()); err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		e.b.Fatalf("create %s: %v", name, err)
 	}

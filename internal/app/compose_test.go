@@ -260,7 +260,7 @@ func makeN(t *testing.T, target string) string {
 
 // kafkaTests are the tests that run against the real cluster in the Kafka
 // CI job (make test-kafka).
-var kafkaTests = []string{"TestClicksFromAnyClientCountedOnce", "TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaBrokersKilled", "TestKafkaClusterStopped", "TestKafkaTopicsReplicated", "TestScaleOut"}
+var kafkaTests = []string{"TestClicksFromAnyClientCountedOnce", "TestCrashesCountEachClickOnce", "TestCrashesOfProcessorAlone", "TestEndToEndKafka", "TestKafkaBrokersKilled", "TestKafkaClusterStopped", "TestKafkaTopicsReplicated", "TestScaleOut", "TestTakeOverFromTheOriginal"}
 
 func TestMakefileTargets(t *testing.T) {
 	t.Parallel()

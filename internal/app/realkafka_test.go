@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -336,4 +337,70 @@ func TestKafkaClusterStopped(t *testing.T) {
 	stopWithSIGTERM(t, app)
 	checkExactlyOnce(t, "-data", dir, "-brokers", all)
 	writer.checkAckedInTopic(t, recordsPerKey(t, c.brokers, string(clicks.Topic)))
+}
+
+// resetRealCluster deletes topics and the processor group from the real
+// cluster at brokers and waits until every broker has forgotten them, for
+// a test or benchmark that needs the cluster as new (the topics' counts,
+// the group's commits). The group must have no members.
+func resetRealCluster(tb testing.TB, brokers []string, topics ...string) {
+	tb.Helper()
+	admin, err := sarama.NewClusterAdmin(brokers, sarama.NewConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer admin.Close()
+	existing, err := admin.ListTopics()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, name := range topics {
+		if _, ok := existing[name]; ok {
+			if err := admin.DeleteTopic(name); err != nil && !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+				tb.Fatalf("delete topic %s: %v", name, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := admin.DeleteConsumerGroup(string(clicks.Group))
+		if err == nil || errors.Is(err, sarama.ErrGroupIDNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("delete group %s: %v", clicks.Group, err)
+		}
+		time.Sleep(200 * time.Millisecond) // members of a stopped instance leave, or time out
+	}
+	client, err := sarama.NewClient(brokers, sarama.NewConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer client.Close()
+	for {
+		left := []string{}
+		for _, b := range client.Brokers() {
+			if ok, _ := b.Connected(); !ok {
+				if err := b.Open(client.Config()); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
+					tb.Fatal(err)
+				}
+			}
+			resp, err := b.GetMetadata(&sarama.MetadataRequest{Version: 1, Topics: topics})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			for _, m := range resp.Topics {
+				if m.Err != sarama.ErrUnknownTopicOrPartition {
+					left = append(left, fmt.Sprintf("%s on broker %d", m.Name, b.ID()))
+				}
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("deleted topics still known after 60 s: %v", left)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -125,15 +125,29 @@ func topicPartitions(t *testing.T, brokers []string) map[string]int32 {
 // the original's click topic is not read; with -topic user-click it counts
 // on from the original's counts: every user's count is the original's and
 // the clicks since.
+//
+// On the real cluster of KAFKA_BROKERS too, which it takes as new: it
+// deletes clicks' topics and group before and after.
 func TestTakeOverFromTheOriginal(t *testing.T) {
 	t.Parallel()
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Dir: t.TempDir(), Table: string(clicks.Table), CompactInterval: time.Minute},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
+	var brokers []string
+	replication := int16(1)
+	if k := kafkaBrokers(t); k != "" {
+		brokers, replication = strings.Split(k, ","), int16(min(len(strings.Split(k, ",")), 3))
+		ours := []string{originalTopic, string(clicks.Topic), string(clicks.Table), string(clicks.Loop)}
+		resetRealCluster(t, brokers, ours...)
+		// Last, after the instances below have stopped: the tests after
+		// this one find the cluster as new again.
+		t.Cleanup(func() { resetRealCluster(t, brokers, ours...) })
+	} else {
+		b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Dir: t.TempDir(), Table: string(clicks.Table), CompactInterval: time.Minute},
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		brokers = b.ListenAddrs()
 	}
-	t.Cleanup(b.Close)
-	brokers := b.ListenAddrs()
 	addr := strings.Join(brokers, ",")
 
 	// The original's topics, with 8 partitions, as a cluster whose default
@@ -144,8 +158,8 @@ func TestTakeOverFromTheOriginal(t *testing.T) {
 	}
 	compact := "compact"
 	for name, d := range map[string]*sarama.TopicDetail{
-		originalTopic:        {NumPartitions: 8, ReplicationFactor: 1},
-		string(clicks.Table): {NumPartitions: 8, ReplicationFactor: 1, ConfigEntries: map[string]*string{"cleanup.policy": &compact}},
+		originalTopic:        {NumPartitions: 8, ReplicationFactor: replication},
+		string(clicks.Table): {NumPartitions: 8, ReplicationFactor: replication, ConfigEntries: map[string]*string{"cleanup.policy": &compact}},
 	} {
 		if err := admin.CreateTopic(name, d, false); err != nil {
 			t.Fatal(err)
