@@ -73,7 +73,6 @@ func cacheBatchesToMeasure(b *testing.B) int {
 // topics are the topics of the program, as it creates them.
 var topics = kafka.Topics{Stream: string(clicks.Topic), Table: string(clicks.Table), Loop: string(clicks.Loop)}
 
-//
 // With KAFKA_BROKERS set, the benchmark runs on that real cluster instead,
 // which it takes as new: clicks' topics and group are deleted first, and
 // its topics get 3 replicas and min.insync.replicas=2, as clicks gives
