@@ -43,8 +43,9 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// benchEnv is an embedded broker with the topics created, in a temporary
-// directory, for one benchmark.
+// benchEnv is a broker with the topics created (an embedded one, or the
+// real cluster of KAFKA_BROKERS) and a temporary directory, for one
+// benchmark.
 type benchEnv struct {
 	b      *testing.B
 	dir    string
@@ -73,7 +74,9 @@ func cacheBatchesToMeasure(b *testing.B) int {
 // topics are the topics of the program, as it creates them.
 var topics = kafka.Topics{Stream: string(clicks.Topic), Table: string(clicks.Table), Loop: string(clicks.Loop)}
 
-// With KAFKA_BROKERS set, the benchmark runs on that real cluster instead,
+// newBenchEnv starts an embedded broker with the program's topics, for one
+// benchmark. With KAFKA_BROKERS set, the benchmark runs on that real
+// cluster instead,
 // which it takes as new: clicks' topics and group are deleted first, and
 // its topics get 3 replicas and min.insync.replicas=2, as clicks gives
 // them there.
