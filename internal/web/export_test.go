@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,20 +24,29 @@ import (
 )
 
 // countingTable is a fakeTable that counts the iterators open and can
-// fail the n-th one.
+// fail the n-th one. Its keys are sorted once, so that a table of many
+// users is cheap to iterate chunk by chunk.
 type countingTable struct {
 	fakeTable
 	open, opened atomic.Int64
 	failAt       int64 // 0: never
+	sorted       []string
 }
 
 func (c *countingTable) IteratorWithRange(start, limit string) (goka.Iterator, error) {
 	if n := c.opened.Add(1); n == c.failAt {
 		return nil, errors.New("view stopped")
 	}
-	it, err := c.fakeTable.IteratorWithRange(start, limit)
+	if len(c.sorted) != len(c.fakeTable) {
+		c.sorted = slices.Sorted(maps.Keys(c.fakeTable))
+	}
+	from := sort.SearchStrings(c.sorted, start)
+	to := from
+	for to < len(c.sorted) && strings.HasPrefix(c.sorted[to], start) {
+		to++
+	}
 	c.open.Add(1)
-	return &releaseCounting{Iterator: it, open: &c.open}, err
+	return &releaseCounting{Iterator: &sliceIterator{keys: c.sorted[from:to], values: c.fakeTable}, open: &c.open}, nil
 }
 
 type releaseCounting struct {
@@ -159,4 +171,52 @@ func TestExportClientGone(t *testing.T) {
 		t.Errorf("the export read all %d chunks for a client that left", n)
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
+}
+
+// A client that stops reading does not hold the view: while the export
+// waits to write, no iterator is open, and the view answers others.
+func TestExportSlowClientDoesNotHoldTheView(t *testing.T) {
+	table := &countingTable{fakeTable: usersTable(300_000)}
+	router := NewRouter(&fakeView{recovered: true}, nil, slog.New(slog.DiscardHandler), Export(table), List(table))
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/-/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	// Read nothing: once the connection's buffers are full, the export
+	// waits in a write; the chunks read from the view stop growing.
+	var last int64 = -1
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		time.Sleep(200 * time.Millisecond)
+		n := table.opened.Load()
+		if n == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the export never waited for its client: %d chunks read", n)
+		}
+		last = n
+	}
+	if last >= 300 {
+		t.Fatalf("the whole table was read (%d chunks) for a client that read nothing", last)
+	}
+	if n := table.open.Load(); n != 0 {
+		t.Errorf("%d iterators open while the export waits for its client", n)
+	}
+	if code, a := getList(t, router, "?prefix=user-0000&limit=5"); code != 200 || len(a.Users) != 5 {
+		t.Errorf("the listing beside a waiting export: %d %+v", code, a)
+	}
+	// Reading on, the client gets the whole export.
+	lines := bufio.NewScanner(res.Body)
+	n, lastLine := 0, ""
+	for lines.Scan() {
+		n++
+		lastLine = lines.Text()
+	}
+	if n != 300_001 || lastLine != `{"complete":true,"users":300000}` {
+		t.Errorf("after waiting: %d lines, last %q", n, lastLine)
+	}
 }
