@@ -56,7 +56,7 @@ func recordsPerKey(t *testing.T, brokers []string, topic string) map[string]int 
 // After a restart the embedded broker reloads its log from disk, and kfake
 // does not restart its compaction timer then; clicks compacts the table
 // itself, so the table keeps about one record per user.
-func TestKfakeCompactionTimerAfterReload(t *testing.T) {
+func TestTableCompactedAfterRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	first := startClicks(t, nil, "-data", dir, "-emit=false", "-serve=false", "-process=false")

@@ -36,7 +36,7 @@ func removeSegments(t *testing.T, brokerDir string) {
 
 // A kill in the middle of a compaction leaves the backup and partitions
 // without their segments: the next start restores them and every count.
-func TestKfakeCompactionRebuildNotAtomic(t *testing.T) {
+func TestInterruptedCompactionIsRestored(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	brokerDir := filepath.Join(dir, "broker")
