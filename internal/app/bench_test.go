@@ -654,6 +654,54 @@ func profileCPU(b *testing.B) (stop func()) {
 	}
 }
 
+// processProfileArgs are the flags a whole-process benchmark gives the
+// program it starts: with CLICKS_PROCESS_PROFILE set (a directory), the
+// program serves its profiles (-pprof) so that profileProcess can take
+// them; otherwise none.
+func processProfileArgs() []string {
+	if os.Getenv("CLICKS_PROCESS_PROFILE") == "" {
+		return nil
+	}
+	return []string{"-pprof", "-pprof-listen", "127.0.0.1:0"}
+}
+
+// profileProcess takes, where CLICKS_PROCESS_PROFILE names a directory,
+// a CPU profile and an execution trace (what waits, and on what) of the
+// program p for the given seconds from now, into that directory, named
+// after the benchmark and what; it returns at once, and the returned func
+// waits for both files.
+func profileProcess(b *testing.B, p *process, what string, seconds int) (wait func()) {
+	dir := os.Getenv("CLICKS_PROCESS_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	url := waitForLog(b, p, regexp.MustCompile(`msg="profiles served" url=(\S+)`))
+	name := strings.NewReplacer("/", "-", "=", "").Replace(b.Name()) + "-" + what
+	var wg sync.WaitGroup
+	for file, path := range map[string]string{name + ".cpu.prof": "profile", name + ".trace": "trace"} {
+		wg.Go(func() {
+			res, err := http.Get(fmt.Sprintf("%s%s?seconds=%d", url, path, seconds))
+			if err != nil {
+				b.Errorf("CLICKS_PROCESS_PROFILE: %v", err)
+				return
+			}
+			defer res.Body.Close()
+			f, err := os.Create(filepath.Join(dir, file))
+			if err != nil {
+				b.Errorf("CLICKS_PROCESS_PROFILE: %v", err)
+				return
+			}
+			if _, err := io.Copy(f, res.Body); err != nil {
+				b.Errorf("CLICKS_PROCESS_PROFILE: %s: %v", file, err)
+			}
+			if err := f.Close(); err != nil {
+				b.Errorf("CLICKS_PROCESS_PROFILE: %v", err)
+			}
+		})
+	}
+	return wg.Wait
+}
+
 // BenchmarkLatency: time from a click's emit to the view showing it, at
 // the default rate (10 a second) and at 1,000 a second, with the
 // program's emitter, processor and view.
@@ -763,8 +811,9 @@ func BenchmarkRecoveryProcess(b *testing.B) {
 	for b.Loop() {
 		for range 3 {
 			start := time.Now()
-			p := startProcess(b, bin, "-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
-				"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
+			p := startProcess(b, bin, append([]string{"-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
+				"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet"}, processProfileArgs()...)...)
+			profiled := profileProcess(b, p, "fresh-view", 8)
 			base := viewURL(b, p)
 			for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
 				res, err := http.Get(base + last)
@@ -785,6 +834,7 @@ func BenchmarkRecoveryProcess(b *testing.B) {
 				b.Fatalf("recovery time %q: %v", took, err)
 			}
 			recovery = append(recovery, d.Seconds())
+			profiled()
 			p.kill()
 		}
 	}
