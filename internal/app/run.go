@@ -18,6 +18,7 @@ import (
 
 	"clicks/internal/broker"
 	"clicks/internal/clicks"
+	"clicks/internal/filler"
 	"clicks/internal/logs"
 	"clicks/internal/metrics"
 	"clicks/internal/web"
@@ -144,7 +145,7 @@ func startBroker(ctx context.Context, g *errgroup.Group, cfg config, logger *slo
 		// Other clients' writes to the click topics wait for the
 		// start-up repair to fill what their logs lost (see
 		// repair.Repair.Run).
-		Hold: &broker.WriteHold{Filler: clicks.FillerHeader, Topics: []string{cfg.topic, string(clicks.Loop)}},
+		Hold: &broker.WriteHold{Filler: filler.Header, Topics: []string{cfg.topic, string(clicks.Loop)}},
 	}, logger)
 	if err != nil {
 		return nil, err

@@ -26,16 +26,10 @@ const (
 	SkipNoKey             = "no_key"             // a null or empty key: no user
 	SkipUnreadableValue   = "unreadable_value"   // the user's table value cannot be read
 	SkipUnreadableForward = "unreadable_forward" // a record in the loop topic that clicks did not write
-	SkipFiller            = "filler"             // written by clicks to fill offsets a damaged log lost (FillerHeader)
+	SkipFiller            = "filler"             // written by clicks to fill offsets a damaged log lost (package filler)
 	SkipStaleForward      = "stale_forward"      // a forward of an earlier incarnation of the click topic
 )
 
-// FillerHeader marks the records clicks writes into a partition of the
-// click topic whose log lost its end, up to the offsets already counted,
-// so that no offset is given to a second click (see app's repair). They
-// have no key: the headers are looked at only for records without one,
-// as goka builds a map of them for every message asked.
-const FillerHeader = "clicks-filler"
 
 // SkipReasons lists every reason, for metrics that show them all from the
 // start.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"clicks/internal/filler"
 	"clicks/internal/logs"
 
 	"github.com/lovoo/goka"
@@ -70,7 +71,7 @@ func NewCounter(out io.Writer, topicID string, partitions int32, events Events, 
 func (c *Counter) click(ctx goka.Context, msg any) {
 	key := ctx.Key()
 	if key == "" {
-		if _, ok := ctx.Headers()[FillerHeader]; ok {
+		if _, ok := ctx.Headers()[filler.Header]; ok {
 			c.events.Skipped(SkipFiller) // not a click: no log line either
 			return
 		}
@@ -97,7 +98,7 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 func (c *Counter) forwarded(ctx goka.Context, msg any) {
 	if ctx.Key() == "" {
 		// Fillers have no key; asking for headers costs a map.
-		if _, ok := ctx.Headers()[FillerHeader]; ok {
+		if _, ok := ctx.Headers()[filler.Header]; ok {
 			c.events.Skipped(SkipFiller) // what a damaged loop topic lost, filled
 			return
 		}

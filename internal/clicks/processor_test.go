@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"clicks/internal/filler"
 	"clicks/internal/logs"
 
 	"github.com/lovoo/goka"
@@ -223,7 +224,7 @@ func TestFillerIsNotAClick(t *testing.T) {
 		{"user-clicks", func(c *Counter, ctx goka.Context) { c.click(ctx, "") }},
 		{"loop", func(c *Counter, ctx goka.Context) { c.forwarded(ctx, unreadable{errors.New("empty")}) }},
 	} {
-		ctx := &fakeContext{noKey: true, headers: goka.Headers{FillerHeader: nil}}
+		ctx := &fakeContext{noKey: true, headers: goka.Headers{filler.Header: nil}}
 		events := &recordedEvents{skipped: map[string]int{}}
 		tc.call(NewCounter(nil, "", 1, events, slog.New(slog.DiscardHandler)), ctx)
 		if ctx.set != nil || events.counted != 0 {

@@ -10,6 +10,7 @@ import (
 	"clicks/internal/broker"
 	"clicks/internal/cache"
 	"clicks/internal/clicks"
+	"clicks/internal/filler"
 	"clicks/internal/kafka"
 	"clicks/internal/logs"
 
@@ -276,7 +277,7 @@ func (r *Repair) lostRecords(client sarama.Client, committed map[string]map[int3
 // offset would never be read.
 func (r *Repair) fillLostOffsets(client sarama.Client, lost []lostEnd) error {
 	for _, l := range lost {
-		n, err := r.k.Fill(client, l.Topic, l.Partition, l.To, clicks.FillerHeader)
+		n, err := r.k.Fill(client, l.Topic, l.Partition, l.To, filler.Header)
 		if err != nil {
 			return err
 		}

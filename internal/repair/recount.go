@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/filler"
 	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
@@ -218,7 +219,7 @@ func (r *Repair) waitForEmptyGroup(ctx context.Context, client sarama.Client, wa
 // isFiller tells whether m is a filler of an earlier repair.
 func isFiller(m *sarama.ConsumerMessage) bool {
 	for _, h := range m.Headers {
-		if string(h.Key) == clicks.FillerHeader {
+		if string(h.Key) == filler.Header {
 			return true
 		}
 	}
