@@ -36,7 +36,14 @@ func TestMain(m *testing.M) {
 	given := false
 	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
 	if !given {
-		if err := flag.Set("test.parallel", "8"); err != nil {
+		// Half as many under the race detector, which makes every test
+		// several times slower: with eight at once a view timed out
+		// under it.
+		parallel := "8"
+		if raceEnabled {
+			parallel = "4"
+		}
+		if err := flag.Set("test.parallel", parallel); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}

@@ -75,18 +75,20 @@ func TestViewServesOtherKeysBesideBadTableValue(t *testing.T) {
 
 	in.waitForBody("/"+keys[1], `{"Clicks":4}`, 30*time.Second)
 	// The two keys may live in different partitions: wait for the bad one.
+	// A 503 says to ask again (the view reloading: seen once under -race
+	// with eight tests at once).
 	var (
 		status int
 		body   string
 		err    error
 	)
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if status, body, err = in.get("/" + keys[0]); err == nil && status != http.StatusNotFound {
+		if status, body, err = in.get("/" + keys[0]); err == nil && status != http.StatusNotFound && status != http.StatusServiceUnavailable {
 			break
 		}
 	}
 	if err != nil || status != http.StatusInternalServerError || !strings.Contains(body, `"error"`) {
-		t.Fatalf("bad value: %d %s (%v), want 500 with a JSON error", status, body, err)
+		t.Fatalf("bad value: %d %s (%v), want 500 with a JSON error\n%s", status, body, err, lastLines(in.stderr.String(), 30))
 	}
 	if !strings.Contains(in.stderr.String(), "decode user") {
 		t.Errorf("the bad value was not logged:\n%s", in.stderr)
