@@ -30,7 +30,6 @@ const (
 	SkipStaleForward      = "stale_forward"      // a forward of an earlier incarnation of the click topic
 )
 
-
 // SkipReasons lists every reason, for metrics that show them all from the
 // start.
 func SkipReasons() []string {
