@@ -253,20 +253,29 @@ func (r *Repair) lostRecords(client sarama.Client, committed map[string]map[int3
 			return nil, fmt.Errorf("partitions of %s: %w", topic, err)
 		}
 		for _, p := range partitions {
-			l := lostEnd{Gap: kafka.Gap{Topic: topic, Partition: p, From: ends[p]}, committed: committed[topic][p]}
+			var countedTo int64
 			if topic == r.topic {
 				if c, ok := counted.anywhere[p]; ok {
-					l.counted = c + 1
+					countedTo = c + 1
 				}
 			}
-			l.held, l.heldStart = held[p], heldStarts[p]
-			l.To = max(l.committed, l.counted, l.held)
-			if l.From < l.To {
+			if l, ok := lostEndOf(topic, p, ends[p], committed[topic][p], countedTo, held[p], heldStarts[p]); ok {
 				lost = append(lost, l)
 			}
 		}
 	}
 	return lost, nil
+}
+
+// lostEndOf decides whether partition p of topic lost the end of its log:
+// it did where the log ends (end) before the highest of what the group
+// committed, what the table counted (countedTo: one past the last click
+// counted from it, the click topic only; 0 if none) and what the embedded
+// broker last recorded of its end (held; heldStart, its start then).
+func lostEndOf(topic string, p int32, end, committed, countedTo, held, heldStart int64) (lostEnd, bool) {
+	l := lostEnd{Gap: kafka.Gap{Topic: topic, Partition: p, From: end}, committed: committed, counted: countedTo, held: held, heldStart: heldStart}
+	l.To = max(l.committed, l.counted, l.held)
+	return l, l.From < l.To
 }
 
 // fillLostOffsets writes fillers into each partition whose log lost its
