@@ -16,6 +16,7 @@ import (
 
 	"clicks/internal/broker"
 	"clicks/internal/clicks"
+	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -166,6 +167,15 @@ func TestTakeOverFromTheOriginal(t *testing.T) {
 		}
 	}
 	admin.Close()
+	// Known to every broker before the original's goka asks any of them.
+	client, err := sarama.NewClient(brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kafka.WaitForTopics(client, originalTopic, string(clicks.Table)); err != nil {
+		t.Fatal(err)
+	}
+	client.Close()
 	original := map[string]int{}
 	for i := range 10 {
 		original[fmt.Sprintf("user-%d", i)] = 40 + i

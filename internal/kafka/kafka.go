@@ -198,18 +198,25 @@ func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, erro
 			k.logger.Info("created topic", "topic", name, "partitions", plan.Partitions, "replication", k.Replication, "min_insync", c["min.insync.replicas"])
 		}
 	}
-	if err := waitForTopics(client, []string{topics.Stream, topics.Table, topics.Loop}); err != nil {
+	if err := waitForTopics(client, []string{topics.Stream, topics.Table, topics.Loop}, len(plan.Create) > 0); err != nil {
 		return 0, err
 	}
 	return plan.Partitions, nil
 }
 
 // waitForTopics polls metadata until every topic has leaders for all its
-// partitions: a topic just created may not be ready on all brokers yet.
-func waitForTopics(client sarama.Client, topics []string) error {
+// partitions, as every broker tells it: on Kafka each broker learns of a
+// topic just created on its own, and goka asks whichever broker it picks
+// (its processor failed at start with "Error getting config for topic
+// mini-group-table: ... does not exist on this broker" on Kafka 3.9).
+// Every broker is asked only where created says the topics are new.
+func waitForTopics(client sarama.Client, topics []string, created bool) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := client.RefreshMetadata(topics...)
+		if err == nil && created {
+			err = everyBrokerKnows(client, topics)
+		}
 		if err == nil {
 			for _, t := range topics {
 				var ps []int32
@@ -234,6 +241,42 @@ func waitForTopics(client sarama.Client, topics []string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// everyBrokerKnows returns an error unless every broker of client that
+// answers tells topics in its metadata, each partition with a leader. A
+// broker that does not answer is left out: a broker down must not stop a
+// start.
+func everyBrokerKnows(client sarama.Client, topics []string) error {
+	for _, b := range client.Brokers() {
+		if ok, _ := b.Connected(); !ok {
+			if err := b.Open(client.Config()); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
+				continue
+			}
+		}
+		resp, err := b.GetMetadata(&sarama.MetadataRequest{Version: 1, Topics: topics})
+		if err != nil {
+			continue // down, or gone since the client listed it
+		}
+		for _, t := range resp.Topics {
+			if t.Err != sarama.ErrNoError {
+				return fmt.Errorf("broker %d on %s: %w", b.ID(), t.Name, t.Err)
+			}
+			for _, p := range t.Partitions {
+				if p.Err != sarama.ErrNoError && p.Err != sarama.ErrReplicaNotAvailable {
+					return fmt.Errorf("broker %d on %s/%d: %w", b.ID(), t.Name, p.ID, p.Err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// WaitForTopics waits until every broker tells topics, each partition
+// with a leader, for up to 10 s: a topic just created is not there at once
+// on every broker of a Kafka cluster.
+func WaitForTopics(client sarama.Client, topics ...string) error {
+	return waitForTopics(client, topics, true)
 }
 
 // TopicID returns the ID the cluster gave topic when it was created, which
