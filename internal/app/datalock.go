@@ -36,14 +36,11 @@ func lockDataDir(dir string) (release func(), err error) {
 		}
 		return nil, fmt.Errorf("%w: %s is used by another clicks (process %s); give each instance a -data of its own: %v", errDataInUse, dir, pid, err)
 	}
-	if err := errors.Join(f.Truncate(0), writeAt0(f, strconv.Itoa(os.Getpid())+"\n"), f.Sync()); err != nil {
+	terr := f.Truncate(0)
+	_, werr := f.WriteString(strconv.Itoa(os.Getpid()) + "\n") // just opened: at offset 0
+	if err := errors.Join(terr, werr, f.Sync()); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
 	}
 	return func() { f.Close() }, nil
-}
-
-func writeAt0(f *os.File, s string) error {
-	_, err := f.WriteAt([]byte(s), 0)
-	return err
 }

@@ -298,10 +298,24 @@ func TestClicksFromAnyClientCountedOnce(t *testing.T) {
 // broker restarts; whatever their outcome, the topic is what counts.
 func startForeignWriter(t *testing.T, brokers []string) (stop func()) {
 	t.Helper()
+	return startAckedWriter(t, brokers).stop
+}
+
+// ackedWriter is the foreign writer (franz-go: acks=all, idempotent) that
+// also counts, per key, the clicks the brokers acknowledged.
+type ackedWriter struct {
+	mu    sync.Mutex
+	acked map[string]int
+	stop  func()
+}
+
+func startAckedWriter(t *testing.T, brokers []string) *ackedWriter {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
+	w := &ackedWriter{acked: map[string]int{}}
 	keys := testKeys(10)
 	for i := range 10 {
 		keys = append(keys, fmt.Sprintf("user-%d", i))
@@ -310,30 +324,57 @@ func startForeignWriter(t *testing.T, brokers []string) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-tick.C:
 			}
-			cl.Produce(ctx, &kgo.Record{Topic: string(clicks.Topic), Key: []byte(keys[i%len(keys)]), Value: []byte("a click from franz-go")}, nil)
+			key := keys[i%len(keys)]
+			cl.Produce(ctx, &kgo.Record{Topic: string(clicks.Topic), Key: []byte(key), Value: []byte("a click from franz-go")}, func(_ *kgo.Record, err error) {
+				if err == nil {
+					w.mu.Lock()
+					w.acked[key]++
+					w.mu.Unlock()
+				}
+			})
 		}
 	}()
 	var once sync.Once
-	stop = func() {
+	w.stop = func() {
 		once.Do(func() {
 			cancel()
 			<-done
-			flush, cancelFlush := context.WithTimeout(context.Background(), 15*time.Second)
+			flush, cancelFlush := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancelFlush()
 			if err := cl.Flush(flush); err != nil {
-				t.Logf("foreign writer: flush: %v", err)
+				t.Logf("acked writer: flush: %v", err)
 			}
 			cl.Close()
 		})
 	}
-	t.Cleanup(stop)
-	return stop
+	t.Cleanup(w.stop)
+	return w
+}
+
+// checkAckedInTopic fails the test for every key of which the topic holds
+// fewer clicks than the cluster acknowledged to w.
+func (w *ackedWriter) checkAckedInTopic(t *testing.T, inTopic map[string]int) {
+	t.Helper()
+	w.stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	total := 0
+	for k, n := range w.acked {
+		total += n
+		if inTopic[k] < n {
+			t.Errorf("%s: %d clicks acknowledged, %d in %s: acknowledged clicks lost", k, n, inTopic[k], clicks.Topic)
+		}
+	}
+	if total == 0 {
+		t.Error("the cluster acknowledged no click of the writer: the test tested nothing")
+	}
+	t.Logf("%d clicks acknowledged to franz-go, all in the topic", total)
 }

@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -135,85 +135,6 @@ func (c *realCluster) client() sarama.Client {
 	}
 	c.t.Cleanup(func() { client.Close() })
 	return client
-}
-
-// ackedWriter writes clicks with franz-go (murmur2, as the Java client;
-// acks=all, idempotent) for ten keys of its own and user-0 … user-9, one a
-// millisecond, and counts per key the clicks the cluster acknowledged.
-type ackedWriter struct {
-	mu    sync.Mutex
-	acked map[string]int
-	stop  func()
-}
-
-func startAckedWriter(t *testing.T, brokers []string) *ackedWriter {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &ackedWriter{acked: map[string]int{}}
-	keys := testKeys(10)
-	for i := range 10 {
-		keys = append(keys, fmt.Sprintf("user-%d", i))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			key := keys[i%len(keys)]
-			cl.Produce(ctx, &kgo.Record{Topic: string(clicks.Topic), Key: []byte(key), Value: []byte("a click from franz-go")}, func(_ *kgo.Record, err error) {
-				if err == nil {
-					w.mu.Lock()
-					w.acked[key]++
-					w.mu.Unlock()
-				}
-			})
-		}
-	}()
-	var once sync.Once
-	w.stop = func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			flush, cancelFlush := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancelFlush()
-			if err := cl.Flush(flush); err != nil {
-				t.Logf("acked writer: flush: %v", err)
-			}
-			cl.Close()
-		})
-	}
-	t.Cleanup(w.stop)
-	return w
-}
-
-// checkAckedInTopic fails the test for every key of which the topic holds
-// fewer clicks than the cluster acknowledged to w.
-func (w *ackedWriter) checkAckedInTopic(t *testing.T, inTopic map[string]int) {
-	t.Helper()
-	w.stop()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	total := 0
-	for k, n := range w.acked {
-		total += n
-		if inTopic[k] < n {
-			t.Errorf("%s: %d clicks acknowledged, %d in %s: acknowledged clicks lost", k, n, inTopic[k], clicks.Topic)
-		}
-	}
-	if total == 0 {
-		t.Error("the cluster acknowledged no click of the writer: the test tested nothing")
-	}
-	t.Logf("%d clicks acknowledged to franz-go, all in the topic", total)
 }
 
 // Brokers are killed (SIGKILL) under load and started again: first the
@@ -385,30 +306,7 @@ func resetRealCluster(tb testing.TB, brokers []string, topics ...string) {
 		tb.Fatal(err)
 	}
 	defer client.Close()
-	for {
-		left := []string{}
-		for _, b := range client.Brokers() {
-			if ok, _ := b.Connected(); !ok {
-				if err := b.Open(client.Config()); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
-					tb.Fatal(err)
-				}
-			}
-			resp, err := b.GetMetadata(&sarama.MetadataRequest{Version: 1, Topics: topics})
-			if err != nil {
-				tb.Fatal(err)
-			}
-			for _, m := range resp.Topics {
-				if m.Err != sarama.ErrUnknownTopicOrPartition {
-					left = append(left, fmt.Sprintf("%s on broker %d", m.Name, b.ID()))
-				}
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("deleted topics still known after 60 s: %v", left)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := kafka.WaitForTopicsGone(client, topics...); err != nil {
+		tb.Fatal(err)
 	}
 }

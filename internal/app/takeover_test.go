@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,21 +71,7 @@ func runOriginal(t *testing.T, brokers []string, clicksOf map[string]int) {
 	if err := p.WaitForReadyContext(ready); err != nil {
 		t.Fatalf("the original's processor did not become ready: %v", err)
 	}
-	em, err := goka.NewEmitter(brokers, originalTopic, new(codec.String))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for user, n := range clicksOf {
-		for range n {
-			// Not EmitSync: it waits for goka's flush interval, 100 ms a click.
-			if _, err := em.Emit(user, time.Now().String()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := em.Finish(); err != nil {
-		t.Fatal(err)
-	}
+	emitOriginal(t, brokers, clicksOf)
 	deadline := time.Now().Add(30 * time.Second)
 	for user, n := range clicksOf {
 		for {
@@ -104,6 +91,38 @@ func runOriginal(t *testing.T, brokers []string, clicksOf map[string]int) {
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("the original's processor: %v", err)
+	}
+}
+
+// emitOriginal sends clicksOf[user] clicks for each user to user-click
+// with goka's emitter, as the original's does, and fails the test unless
+// the broker took every one.
+func emitOriginal(t *testing.T, brokers []string, clicksOf map[string]int) {
+	t.Helper()
+	em, err := goka.NewEmitter(brokers, originalTopic, new(codec.String))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed atomic.Pointer[error]
+	for user, n := range clicksOf {
+		for range n {
+			// Not EmitSync: it waits for goka's flush interval, 100 ms a click.
+			promise, err := em.Emit(user, time.Now().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			promise.Then(func(err error) {
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+			})
+		}
+	}
+	if err := em.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	if err := failed.Load(); err != nil {
+		t.Fatalf("a click of the original's emitter was not taken: %v", *err)
 	}
 }
 
@@ -215,21 +234,7 @@ func TestTakeOverFromTheOriginal(t *testing.T) {
 	// The original's emitter goes on writing to user-click; clicks with
 	// -topic user-click counts those clicks on top of the original's.
 	since := map[string]int{"user-0": 5, "user-7": 2}
-	em, err := goka.NewEmitter(brokers, originalTopic, new(codec.String))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for user, n := range since {
-		for range n {
-			// Not EmitSync: it waits for goka's flush interval, 100 ms a click.
-			if _, err := em.Emit(user, time.Now().String()); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := em.Finish(); err != nil {
-		t.Fatal(err)
-	}
+	emitOriginal(t, brokers, since)
 	in = startClicks(t, nil, "-data", dir, "-brokers", addr, "-emit=false", "-topic", originalTopic)
 	for _, user := range slices.Sorted(maps.Keys(original)) {
 		in.waitForBody("/"+user, fmt.Sprintf(`{"Clicks":%d}`, original[user]+since[user]), 30*time.Second)

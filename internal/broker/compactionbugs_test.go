@@ -30,6 +30,22 @@ func writeKeys(t *testing.T, b *Embedded, topic, key string, n int) {
 	}
 }
 
+// compactInBackground runs b's own compaction of the table until the test
+// ends, and fails the test if it failed.
+func compactInBackground(t *testing.T, b *Embedded) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.CompactPeriodically(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return ctx
+}
+
 // logRange returns where partition 0 of topic starts and ends.
 func logRange(t *testing.T, b *Embedded, topic string) (start, end int64) {
 	t.Helper()
@@ -69,16 +85,8 @@ func TestKfakeCompactionTimerAfterReload(t *testing.T) {
 	if b, err = Start(cfg, logger); err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.CompactPeriodically(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	t.Cleanup(b.Close) // after the compaction has stopped
+	compactInBackground(t, b)
 	writeKeys(t, b, "table", "user", 1)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		start, end := logRange(t, b, "table")

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -23,16 +22,8 @@ func TestKfakeCompactionMovesLogStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.CompactPeriodically(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	t.Cleanup(b.Close) // after the compaction has stopped
+	ctx := compactInBackground(t, b)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.ListenAddrs()...), kgo.DefaultProduceTopic(table))
 	if err != nil {

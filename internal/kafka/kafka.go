@@ -198,7 +198,7 @@ func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, erro
 			k.logger.Info("created topic", "topic", name, "partitions", plan.Partitions, "replication", k.Replication, "min_insync", c["min.insync.replicas"])
 		}
 	}
-	if err := waitForTopics(client, []string{topics.Stream, topics.Table, topics.Loop}, len(plan.Create) > 0); err != nil {
+	if err := waitForTopics(client, []string{topics.Stream, topics.Table, topics.Loop}); err != nil {
 		return 0, err
 	}
 	return plan.Partitions, nil
@@ -209,12 +209,11 @@ func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, erro
 // topic just created on its own, and goka asks whichever broker it picks
 // (its processor failed at start with "Error getting config for topic
 // mini-group-table: ... does not exist on this broker" on Kafka 3.9).
-// Every broker is asked only where created says the topics are new.
-func waitForTopics(client sarama.Client, topics []string, created bool) error {
+func waitForTopics(client sarama.Client, topics []string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := client.RefreshMetadata(topics...)
-		if err == nil && created {
+		if err == nil {
 			err = everyBrokerKnows(client, topics)
 		}
 		if err == nil {
@@ -248,6 +247,23 @@ func waitForTopics(client sarama.Client, topics []string, created bool) error {
 // broker that does not answer is left out: a broker down must not stop a
 // start.
 func everyBrokerKnows(client sarama.Client, topics []string) error {
+	return eachBrokerTells(client, topics, func(id int32, t *sarama.TopicMetadata) error {
+		if t.Err != sarama.ErrNoError {
+			return fmt.Errorf("broker %d on %s: %w", id, t.Name, t.Err)
+		}
+		for _, p := range t.Partitions {
+			if p.Err != sarama.ErrNoError && p.Err != sarama.ErrReplicaNotAvailable {
+				return fmt.Errorf("broker %d on %s/%d: %w", id, t.Name, p.ID, p.Err)
+			}
+		}
+		return nil
+	})
+}
+
+// eachBrokerTells asks every broker of client that answers for the
+// metadata of topics and passes each topic's to check, stopping at its
+// first error.
+func eachBrokerTells(client sarama.Client, topics []string, check func(broker int32, t *sarama.TopicMetadata) error) error {
 	for _, b := range client.Brokers() {
 		if ok, _ := b.Connected(); !ok {
 			if err := b.Open(client.Config()); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
@@ -259,24 +275,41 @@ func everyBrokerKnows(client sarama.Client, topics []string) error {
 			continue // down, or gone since the client listed it
 		}
 		for _, t := range resp.Topics {
-			if t.Err != sarama.ErrNoError {
-				return fmt.Errorf("broker %d on %s: %w", b.ID(), t.Name, t.Err)
-			}
-			for _, p := range t.Partitions {
-				if p.Err != sarama.ErrNoError && p.Err != sarama.ErrReplicaNotAvailable {
-					return fmt.Errorf("broker %d on %s/%d: %w", b.ID(), t.Name, p.ID, p.Err)
-				}
+			if err := check(b.ID(), t); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
 }
 
+// WaitForTopicsGone waits, for up to a minute, until no broker that
+// answers knows topics any more: Kafka deletes a topic broker by broker,
+// and one deleted is created again only once all have let it go.
+func WaitForTopicsGone(client sarama.Client, topics ...string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := eachBrokerTells(client, topics, func(id int32, t *sarama.TopicMetadata) error {
+			if t.Err != sarama.ErrUnknownTopicOrPartition {
+				return fmt.Errorf("broker %d still knows %s", id, t.Name)
+			}
+			return nil
+		})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("deleted topics still there after a minute: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // WaitForTopics waits until every broker tells topics, each partition
 // with a leader, for up to 10 s: a topic just created is not there at once
 // on every broker of a Kafka cluster.
 func WaitForTopics(client sarama.Client, topics ...string) error {
-	return waitForTopics(client, topics, true)
+	return waitForTopics(client, topics)
 }
 
 // TopicID returns the ID the cluster gave topic when it was created, which
@@ -303,22 +336,13 @@ func (k *Cluster) TopicID(name string) (id string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("find a broker to ask for the ID of %s: %w", name, err)
 	}
-	// On Kafka each broker learns of a new topic on its own: one asked
-	// right after the topic was created may not know it yet for a moment.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := broker.GetMetadata(sarama.NewMetadataRequest(sarama.V2_8_0_0, []string{name}))
-		if err != nil {
-			k.logger.Warn("the brokers do not tell topic IDs: a re-created topic will not be noticed", "topic", name, "err", err)
-			return "", nil
-		}
-		id, err := topicIDIn(resp, name)
-		if errors.Is(err, sarama.ErrUnknownTopicOrPartition) && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		return id, err
+	// EnsureTopics waited until every broker knew the topics.
+	resp, err := broker.GetMetadata(sarama.NewMetadataRequest(sarama.V2_8_0_0, []string{name}))
+	if err != nil {
+		k.logger.Warn("the brokers do not tell topic IDs: a re-created topic will not be noticed", "topic", name, "err", err)
+		return "", nil
 	}
+	return topicIDIn(resp, name)
 }
 
 // topicIDIn returns the ID of topic name in a metadata answer.
