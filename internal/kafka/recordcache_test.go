@@ -91,6 +91,7 @@ func (h *heldProducer) ack(t *testing.T, i int, offset int64, err error) {
 
 // outcome is what a promise finished with.
 type outcome struct {
+	mu     sync.Mutex
 	done   bool
 	offset int64
 	err    error
@@ -99,12 +100,32 @@ type outcome struct {
 func watch(p *goka.Promise) *outcome {
 	o := &outcome{}
 	p.ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
 		o.done, o.err = true, err
 		if msg != nil {
 			o.offset = msg.Offset
 		}
 	})
 	return o
+}
+
+// settled waits until o's promise has finished: the cache may attach its
+// callback to a record's promise after the record was acknowledged, in
+// its sender's goroutine.
+func (o *outcome) settled(t *testing.T) *outcome {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; runtime.Gosched() {
+		o.mu.Lock()
+		done := o.done
+		o.mu.Unlock()
+		if done {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a promise did not finish within 5 s")
+		}
+	}
 }
 
 func TestRecordCacheSendsAtOnceWhenIdle(t *testing.T) {
@@ -140,7 +161,7 @@ func TestRecordCacheMergesWhileInFlight(t *testing.T) {
 		t.Fatalf("%d records sent while one was in flight, want 1", n)
 	}
 	inner.ack(t, 0, 10, nil)
-	if !first.done || first.offset != 10 {
+	if first.settled(t); first.offset != 10 {
 		t.Fatalf("first: %+v", first)
 	}
 	if n := inner.waitSent(t, 4); n != 4 {
@@ -187,17 +208,14 @@ func TestRecordCacheOrdersLoopAndTableWrites(t *testing.T) {
 		t.Fatalf("loop %+v: finished before the table write made before it", loop)
 	}
 	inner.ack(t, 0, 9, nil)
-	if !table.done || !loop.done {
-		t.Fatalf("table %+v, loop %+v: want both done", table, loop)
-	}
+	table.settled(t)
+	loop.settled(t)
 	if later.done {
 		t.Fatalf("later %+v: finished before it was sent", later)
 	}
 	inner.waitSent(t, 3)
 	inner.ack(t, 2, 5, nil)
-	if !later.done {
-		t.Errorf("later %+v: want done", later)
-	}
+	later.settled(t)
 }
 
 // After a failed write, batches already taken are not sent: they fail.
@@ -208,7 +226,7 @@ func TestRecordCacheSendsNothingAfterAFailure(t *testing.T) {
 	waiting := watch(c.Emit("table", "b", []byte("1")))
 	inner.waitSent(t, 1)
 	inner.ack(t, 0, 0, errors.New("broken"))
-	if !waiting.done || waiting.err == nil {
+	if waiting.settled(t); waiting.err == nil {
 		t.Fatalf("waiting: %+v, want failed", waiting)
 	}
 	if err := c.Close(); err != nil {
@@ -237,9 +255,8 @@ func TestRecordCacheFinishesBatchesInOrder(t *testing.T) {
 		t.Fatal("the second batch finished before the first")
 	}
 	inner.ack(t, 0, 9, nil)
-	if !a.done || !b.done {
-		t.Fatalf("a %+v, b %+v: want both done", a, b)
-	}
+	a.settled(t)
+	b.settled(t)
 }
 
 // A failed write fails its promises, everything after it, and every
@@ -287,7 +304,9 @@ func TestRecordCacheCloseFlushes(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
-	if !first.done || !waiting.done || !inner.closed {
+	first.settled(t)
+	waiting.settled(t)
+	if !inner.closed {
 		t.Errorf("first %+v, waiting %+v, inner closed %v: want all", first, waiting, inner.closed)
 	}
 	if after := watch(c.Emit("table", "c", []byte("1"))); after.err == nil {
