@@ -1,4 +1,4 @@
-package app
+package cluster
 
 import (
 	"go/ast"
@@ -41,9 +41,13 @@ var kafkaServices = []struct{ name, hostPort string }{
 	{"kafka3", "127.0.0.1:9094"},
 }
 
+// clicksReplication is the replication factor clicks gives its topics by
+// default (internal/app/replication.go): the brokers' defaults match it.
+const clicksReplication = 3
+
 func readCompose(t *testing.T) composeFile {
 	t.Helper()
-	data, err := os.ReadFile("../../docker-compose.yml")
+	data, err := os.ReadFile("../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +80,7 @@ func TestDockerCompose(t *testing.T) {
 		if s.EnvFile != sharedEnvFile {
 			t.Errorf("%s: env_file %q, want %s (the settings shared with cluster/kafka.sh)", want.name, s.EnvFile, sharedEnvFile)
 		}
-		env := readEnvFile(t, "../../"+sharedEnvFile)
+		env := readEnvFile(t, "../"+sharedEnvFile)
 		for k, v := range s.Environment {
 			if shared, ok := env[k]; ok && shared != v {
 				t.Errorf("%s: %s = %q here and %q in %s", want.name, k, v, shared, sharedEnvFile)
@@ -110,10 +114,10 @@ func TestDockerCompose(t *testing.T) {
 		clusterIDs = append(clusterIDs, env["CLUSTER_ID"])
 		for key, value := range map[string]string{
 			"KAFKA_AUTO_CREATE_TOPICS_ENABLE":                "false",
-			"KAFKA_DEFAULT_REPLICATION_FACTOR":               strconv.Itoa(defaultReplication),
+			"KAFKA_DEFAULT_REPLICATION_FACTOR":               strconv.Itoa(clicksReplication),
 			"KAFKA_MIN_INSYNC_REPLICAS":                      "2",
-			"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         strconv.Itoa(defaultReplication),
-			"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": strconv.Itoa(defaultReplication),
+			"KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR":         strconv.Itoa(clicksReplication),
+			"KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": strconv.Itoa(clicksReplication),
 			"KAFKA_TRANSACTION_STATE_LOG_MIN_ISR":            "2",
 			"KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE":           "false",
 		} {
@@ -146,7 +150,7 @@ func TestDockerCompose(t *testing.T) {
 
 	// Where Docker Compose is installed, it must accept the file too.
 	if docker, err := exec.LookPath("docker"); err == nil {
-		out, err := exec.Command(docker, "compose", "-f", "../../docker-compose.yml", "config", "--quiet").CombinedOutput()
+		out, err := exec.Command(docker, "compose", "-f", "../docker-compose.yml", "config", "--quiet").CombinedOutput()
 		if err != nil && !strings.Contains(string(out), "is not a docker command") && !strings.Contains(string(out), "unknown") {
 			t.Errorf("docker compose config: %v\n%s", err, out)
 		}
@@ -181,13 +185,13 @@ func readEnvFile(t *testing.T, path string) map[string]string {
 func TestLocalClusterAgreesWithCompose(t *testing.T) {
 	t.Parallel()
 	c := readCompose(t)
-	shared := readEnvFile(t, "../../"+sharedEnvFile)
+	shared := readEnvFile(t, "../"+sharedEnvFile)
 	if len(shared) == 0 {
 		t.Fatalf("%s holds no setting", sharedEnvFile)
 	}
 	for _, flavour := range []string{"kraft", "zookeeper"} {
 		for i, want := range kafkaServices {
-			cmd := exec.Command("../../cluster/kafka.sh", "config", strconv.Itoa(i+1))
+			cmd := exec.Command("../cluster/kafka.sh", "config", strconv.Itoa(i+1))
 			cmd.Env = append(os.Environ(), "KAFKA_FLAVOUR="+flavour, "KAFKA_CLUSTER_DIR="+t.TempDir())
 			out, err := cmd.CombinedOutput()
 			if err != nil {
@@ -248,7 +252,7 @@ func makeN(t *testing.T, target string) string {
 		}
 		t.Skipf("no make found: %v", err)
 	}
-	cmd := exec.Command("make", "-n", "-C", "../..", "--no-print-directory", target)
+	cmd := exec.Command("make", "-n", "-C", "..", "--no-print-directory", target)
 	// The Makefile's own default, not one from the environment.
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "KAFKA_BROKERS=") })
 	out, err := cmd.CombinedOutput()
@@ -264,7 +268,7 @@ var kafkaTests = []string{"TestClicksFromAnyClientCountedOnce", "TestCrashesCoun
 
 func TestMakefileTargets(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile("../../Makefile")
+	data, err := os.ReadFile("../Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +282,14 @@ func TestMakefileTargets(t *testing.T) {
 		hostPorts = append(hostPorts, s.hostPort)
 	}
 	brokers := strings.Join(hostPorts, ",")
+	// The real-Kafka tests stop and start the brokers of this list only.
+	src, err := os.ReadFile("../internal/app/realkafka_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`const makeStartBrokers = "([^"]*)"`).FindSubmatch(src); m == nil || string(m[1]) != brokers {
+		t.Errorf("internal/app/realkafka_test.go: makeStartBrokers is %q, want the compose file's %s", m, brokers)
+	}
 
 	checkClusterTargets(t)
 	if got, want := makeN(t, "run-kafka"), "go run main.go -brokers "+brokers; got != want {
@@ -311,11 +323,11 @@ func TestMakefileTargets(t *testing.T) {
 	}
 }
 
-// testFuncs returns the source of each Test function of this package, by
+// testFuncs returns the source of each Test function of internal/app, by
 // name.
 func testFuncs(t *testing.T) map[string]string {
 	t.Helper()
-	files, err := filepath.Glob("*_test.go")
+	files, err := filepath.Glob("../internal/app/*_test.go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +370,7 @@ type workflow struct {
 // happened.
 func TestKafkaWorkflow(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile("../../.github/workflows/kafka.yml")
+	data, err := os.ReadFile("../.github/workflows/kafka.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +448,7 @@ func checkClusterTargets(t *testing.T) {
 	}
 	makeWith := func(path, docker string, targets ...string) (string, error) {
 		os.Remove(calls)
-		args := append([]string{"-s", "-C", "../..", "--no-print-directory", "DOCKER=" + docker, "CLUSTER=" + cluster}, targets...)
+		args := append([]string{"-s", "-C", "..", "--no-print-directory", "DOCKER=" + docker, "CLUSTER=" + cluster}, targets...)
 		cmd := exec.Command("make", args...)
 		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }), "PATH="+path)
 		out, err := cmd.CombinedOutput()
