@@ -8,13 +8,6 @@ package app
 
 import (
 	"bufio"
-	"clicks/internal/broker"
-	"clicks/internal/cache"
-	"clicks/internal/clicks"
-	"clicks/internal/kafka"
-	"clicks/internal/metrics"
-	"clicks/internal/metrics/metricstest"
-	"clicks/internal/web"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +28,14 @@ import (
 	"testing"
 	"time"
 
+	"clicks/internal/broker"
+	"clicks/internal/cache"
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+	"clicks/internal/metrics"
+	"clicks/internal/metrics/metricstest"
+	"clicks/internal/web"
+
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -50,7 +51,7 @@ type benchEnv struct {
 	b      *testing.B
 	dir    string
 	broker *broker.Embedded
-	k      *kafka.Cluster
+	k      *kafka.Config
 	logger *slog.Logger
 
 	// cacheBatches is the processor's -cache-batches: 2, the default, or
@@ -88,7 +89,7 @@ func newBenchEnv(b *testing.B, partitions int) *benchEnv {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var (
 		brk *broker.Embedded
-		k   *kafka.Cluster
+		k   *kafka.Config
 	)
 	if real := kafkaBrokers(b); real != "" {
 		brokers := strings.Split(real, ",")
@@ -241,7 +242,7 @@ func (e *benchEnv) emitAsFastAsPossible(n, users, first int) {
 // is there.
 func (e *benchEnv) createTopic(name string) {
 	e.b.Helper()
-	admin, err := sarama.NewClusterAdmin(e.k.Brokers, e.k.Config())
+	admin, err := sarama.NewClusterAdmin(e.k.Brokers, e.k.Sarama())
 	if err != nil {
 		e.b.Fatal(err)
 	}
@@ -262,7 +263,7 @@ type benchProducer struct {
 
 func (e *benchEnv) newProducer() *benchProducer {
 	e.b.Helper()
-	return e.newProducerWith(e.k.Config())
+	return e.newProducerWith(e.k.Sarama())
 }
 
 func (e *benchEnv) newProducerWith(cfg *sarama.Config) *benchProducer {
@@ -375,7 +376,7 @@ func (e *benchEnv) consumeInGroup(topic string, h interface {
 	Joined() <-chan struct{}
 }) (stop func()) {
 	e.b.Helper()
-	g, err := sarama.NewConsumerGroup(e.k.Brokers, fmt.Sprintf("bare-%d", rand.Int()), e.k.Config())
+	g, err := sarama.NewConsumerGroup(e.k.Brokers, fmt.Sprintf("bare-%d", rand.Int()), e.k.Sarama())
 	if err != nil {
 		e.b.Fatal(err)
 	}
@@ -439,9 +440,9 @@ func (e *benchEnv) bareGoka(n int) float64 {
 		}),
 	)
 	opts := []goka.ProcessorOption{
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(e.k.Config())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(e.k.Config())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(e.k.Config())),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(e.k.Sarama())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(e.k.Sarama())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(e.k.Sarama())),
 		goka.WithTopicManagerBuilder(e.k.TopicManagerBuilder()),
 	}
 	p, err := goka.NewProcessor(e.k.Brokers, graph, opts...)
@@ -612,7 +613,7 @@ func BenchmarkForeignClicks(b *testing.B) {
 // with a producer configured as the program's but for its partitioner.
 func (e *benchEnv) produceWith(partitioner sarama.PartitionerConstructor, n, users int) {
 	e.b.Helper()
-	cfg := e.k.Config()
+	cfg := e.k.Sarama()
 	cfg.Producer.Partitioner = partitioner
 	p := e.newProducerWith(cfg)
 	value := sarama.StringEncoder(time.Now().String())

@@ -14,6 +14,7 @@ import (
 
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
+	"clicks/internal/repair"
 
 	"github.com/IBM/sarama"
 )
@@ -321,7 +322,7 @@ func BenchmarkDamageCheck(b *testing.B) {
 	e := newBenchEnv(b, clicks.DefaultPartitions)
 	e.fillTable(1_000_000)
 	e.emitAsFastAsPossible(700_000, 1_000_000, 0)
-	client, err := sarama.NewClient(e.k.Brokers, e.k.Config())
+	client, err := sarama.NewClient(e.k.Brokers, e.k.Sarama())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -330,7 +331,7 @@ func BenchmarkDamageCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	for p, end := range ends {
-		if err := e.k.Rewind(client, string(clicks.Group), string(clicks.Topic), p, end); err != nil {
+		if err := repair.Rewind(client, string(clicks.Group), string(clicks.Topic), p, end); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -43,9 +43,17 @@ func TestDesignLayoutIsTheCode(t *testing.T) {
 			t.Errorf("docs/design.md's layout does not name %s/", top)
 		}
 	}
-	for _, named := range regexp.MustCompile(`(?m)^internal/([a-z]+)/`).FindAllStringSubmatch(layout, -1) {
-		if _, err := os.Stat("../" + named[1]); err != nil {
-			t.Errorf("docs/design.md's layout names internal/%s/, which is not there", named[1])
+	// Each package's entry (its line and the indented ones below it)
+	// names only files the package has.
+	for _, entry := range regexp.MustCompile(`(?m)^internal/([a-z]+)/ (.*\n(?: {10,}.*\n)*)`).FindAllStringSubmatch(layout, -1) {
+		if _, err := os.Stat("../" + entry[1]); err != nil {
+			t.Errorf("docs/design.md's layout names internal/%s/, which is not there", entry[1])
+			continue
+		}
+		for _, file := range regexp.MustCompile(`\b[a-z_]+\.go\b`).FindAllString(entry[2], -1) {
+			if _, err := os.Stat(filepath.Join("..", entry[1], file)); err != nil {
+				t.Errorf("docs/design.md's layout names internal/%s/%s, which is not there", entry[1], file)
+			}
 		}
 	}
 }

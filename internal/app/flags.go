@@ -61,6 +61,7 @@ type config struct {
 	pprofListen     string
 	connectTimeout  time.Duration
 	compactInterval time.Duration
+	repairGroupWait time.Duration
 	sync            bool
 	cacheBatches    int
 	brokerKeepMiB   int
@@ -97,6 +98,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", "127.0.0.1:6060", "address of the profiles' server; keep it on loopback: profiles show the program's insides")
 	fs.DurationVar(&cfg.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the brokers to answer at start")
 	fs.DurationVar(&cfg.compactInterval, "compact-interval", time.Minute, "how often the embedded broker compacts the group table and deletes the clicks it keeps no more")
+	fs.DurationVar(&cfg.repairGroupWait, "repair-group-wait", 0, "how long the start-up repair waits for the processor group to empty (a killed processor stays a member until its session times out) before it gives up making lost records counted again; 0: the session timeout and 5s")
 	fs.IntVar(&cfg.cacheBatches, "cache-batches", 2, "changelog batches the processor's record cache keeps in flight; 0 writes every table update as it comes, as goka does")
 	fs.IntVar(&cfg.brokerKeepMiB, "broker-keep-mib", 96, "MiB of clicks the embedded broker keeps (and as much of forwarded clicks), deleting the oldest beyond it as after 7 days; its memory grows with what it keeps: 96 MiB is about a day of the default emitter's clicks and about 70 MiB of memory; 0 keeps 7 days whatever their size")
 	fs.IntVar(&cfg.brokerFreeMiB, "broker-min-free-mib", 64, "MiB the embedded broker keeps free on the disk of -data: below it, it refuses writes (the writers retry) until space returns; 0: no floor")
@@ -161,6 +163,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return cfg, usageError{fmt.Errorf("-broker-min-free-mib must be at least 0, got %d", cfg.brokerFreeMiB)}
 	case cfg.compactInterval <= 0:
 		return cfg, usageError{fmt.Errorf("-compact-interval must be positive, got %v", cfg.compactInterval)}
+	case cfg.repairGroupWait < 0:
+		return cfg, usageError{fmt.Errorf("-repair-group-wait must be at least 0, got %v", cfg.repairGroupWait)}
 	case cfg.dataDir == "":
 		return cfg, usageError{errors.New("-data must not be empty")}
 	case len(cfg.brokers) > 0 && !cfg.emit && !cfg.process && !cfg.serve:

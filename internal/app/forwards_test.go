@@ -14,6 +14,7 @@ import (
 
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
+	"clicks/internal/repair"
 
 	"github.com/IBM/sarama"
 )
@@ -60,7 +61,7 @@ func produceTo(t *testing.T, addr, topic string, partition int32, key string, n 
 // home of the loop topic, not counted, and the group's offset of other
 // committed past them. It returns a client of the broker, closed at the
 // test's end.
-func forwardedNotCounted(t *testing.T, addr string, home, other int32, from, n int) (*kafka.Cluster, sarama.Client) {
+func forwardedNotCounted(t *testing.T, addr string, home, other int32, from, n int) (*kafka.Config, sarama.Client) {
 	t.Helper()
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", n, func(i int) string { return fmt.Sprintf("click %d", from+i) })
 	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -71,12 +72,12 @@ func forwardedNotCounted(t *testing.T, addr string, home, other int32, from, n i
 	produceTo(t, addr, string(clicks.Loop), home, "user-0", n, func(i int) string {
 		return fmt.Sprintf(`{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, from+i, id)
 	})
-	client, err := sarama.NewClient([]string{addr}, k.Config())
+	client, err := sarama.NewClient([]string{addr}, k.Sarama())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, int64(from+n)); err != nil {
+	if err := repair.Rewind(client, string(clicks.Group), string(clicks.Topic), other, int64(from+n)); err != nil {
 		t.Fatal(err)
 	}
 	return k, client
@@ -224,17 +225,17 @@ func TestFilledLoopEndIsStillKnownDamaged(t *testing.T) {
 		clickRecords[i] = [2][]byte{[]byte("user-0"), []byte(click(10 + i))}
 		forwards[i] = [2][]byte{[]byte("user-0"), fmt.Appendf(nil, `{"Partition":%d,"Offset":%d,"TopicID":%q}`, other, 10+i, id)}
 	}
-	if _, err := k.Append(string(clicks.Topic), other, clickRecords); err != nil {
+	if _, err := repair.Append(k, string(clicks.Topic), other, clickRecords); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.Append(string(clicks.Loop), home, forwards); err != nil {
+	if _, err := repair.Append(k, string(clicks.Loop), home, forwards); err != nil {
 		t.Fatal(err)
 	}
-	client, err := sarama.NewClient([]string{addr}, k.Config())
+	client, err := sarama.NewClient([]string{addr}, k.Sarama())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 10+more); err != nil {
+	if err := repair.Rewind(client, string(clicks.Group), string(clicks.Topic), other, 10+more); err != nil {
 		t.Fatal(err)
 	}
 	client.Close()

@@ -338,6 +338,7 @@ func TestStartupErrors(t *testing.T) {
 		{"bad interval", []string{"-interval", "-1s"}, 2, "-interval must be positive"},
 		{"negative broker keep", []string{"-broker-keep-mib", "-1"}, 2, "-broker-keep-mib must be at least 0"},
 		{"negative disk floor", []string{"-broker-min-free-mib", "-1"}, 2, "-broker-min-free-mib must be at least 0"},
+		{"negative repair wait", []string{"-repair-group-wait", "-1s"}, 2, "-repair-group-wait must be at least 0"},
 		{"bad topic", []string{"-topic", "user clicks"}, 2, `-topic: topic "user clicks": Kafka allows only`},
 		{"the table as topic", []string{"-topic", "mini-group-table"}, 2, "-topic: mini-group-table is the group's own topic"},
 		{"nothing to do", []string{"-brokers", "127.0.0.1:9092", "-emit=false", "-process=false", "-serve=false"}, 2, "nothing to do"},

@@ -38,7 +38,7 @@ type program struct {
 
 	broker *broker.Embedded // nil unless the embedded broker runs here
 
-	k     *kafka.Cluster
+	k     *kafka.Config
 	parts []status.Part   // what /-/ready reports on
 	proc  *goka.Processor // nil unless the processor runs here
 }
@@ -72,7 +72,7 @@ func (prog *program) start(ctx context.Context, brokers []string, httpListener n
 	// Before the emitter starts: new clicks must not take offsets a
 	// damaged log lost before they are filled (see repair.Repair.Run).
 	fix := repair.New(repair.Config{Kafka: prog.k, Topic: prog.cfg.topic, Process: prog.cfg.process, Serve: prog.cfg.serve, DataDir: prog.cfg.dataDir,
-		Broker: prog.broker, Metrics: prog.metrics, Logger: prog.logger})
+		Broker: prog.broker, Metrics: prog.metrics, Logger: prog.logger, GroupWait: prog.cfg.repairGroupWait})
 	if err := fix.Run(ctx, client); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while it waited: not a failure

@@ -15,6 +15,7 @@ import (
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
 	"clicks/internal/metrics/metricstest"
+	"clicks/internal/repair"
 
 	"github.com/IBM/sarama"
 )
@@ -51,7 +52,7 @@ func rewindSetup(t *testing.T, bin string, n int) (addr string, part int32, args
 // joinAndDie makes a member join group and never heartbeat, as a
 // processor killed while its broker runs: the coordinator keeps it until
 // its session times out.
-func joinAndDie(t *testing.T, k *kafka.Cluster, client sarama.Client, group string, session time.Duration) {
+func joinAndDie(t *testing.T, k *kafka.Config, client sarama.Client, group string, session time.Duration) {
 	t.Helper()
 	coordinator, err := client.Coordinator(group)
 	if err != nil {
@@ -71,7 +72,7 @@ func joinAndDie(t *testing.T, k *kafka.Cluster, client sarama.Client, group stri
 	if synced, err := coordinator.SyncGroup(sync); err != nil || !errors.Is(synced.Err, sarama.ErrNoError) {
 		t.Fatalf("sync %s: %v %v", group, err, synced)
 	}
-	members, state, err := k.GroupMembers(client, group)
+	members, state, err := repair.GroupMembers(client, group)
 	if err != nil || members != 1 {
 		t.Fatalf("group %s after the join: %d members, %s, %v", group, members, state, err)
 	}
@@ -89,7 +90,7 @@ func TestDamageRewindWaitsForKilledMember(t *testing.T) {
 	const n = 1000
 	addr, part, args := rewindSetup(t, bin, n)
 	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	client, err := sarama.NewClient([]string{addr}, k.Config())
+	client, err := sarama.NewClient([]string{addr}, k.Sarama())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestDamageRewindRefusedIsReported(t *testing.T) {
 	const n = 1000
 	addr, part, args := rewindSetup(t, bin, n)
 	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Config())
+	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Sarama())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,13 +138,13 @@ func TestDamageRewindRefusedIsReported(t *testing.T) {
 			t.Errorf("close the other member: %v", err)
 		}
 	}()
-	client, err := sarama.NewClient([]string{addr}, k.Config())
+	client, err := sarama.NewClient([]string{addr}, k.Sarama())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		members, state, err := k.GroupMembers(client, string(clicks.Group))
+		members, state, err := repair.GroupMembers(client, string(clicks.Group))
 		if err == nil && members > 0 && state == "Stable" {
 			break
 		}
@@ -152,7 +153,8 @@ func TestDamageRewindRefusedIsReported(t *testing.T) {
 		}
 	}
 
-	x := startProcess(t, bin, args...)
+	// The wait for the group is shortened: it cannot empty here.
+	x := startProcess(t, bin, append(args, "-repair-group-wait", "2s")...)
 	re := regexp.MustCompile(`level=ERROR msg="cannot make the processor group read those records again[^\n]* topic=user-clicks partition=` +
 		strconv.Itoa(int(part)) + ` offsets=0-(\d+) records_not_counted_again=(\d+)`)
 	m := re.FindStringSubmatch(waitForLogLine(t, x, re))

@@ -2,9 +2,6 @@ package app
 
 import (
 	"bufio"
-	"clicks/internal/clicks"
-	"clicks/internal/kafka"
-	"clicks/internal/web/webtest"
 	"context"
 	"fmt"
 	"log/slog"
@@ -12,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/kafka"
+	"clicks/internal/web/webtest"
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
@@ -103,7 +104,7 @@ func TestEmitterLogsFailedSends(t *testing.T) {
 	logs := newSyncBuffer()
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	k := kafka.New(broker.brokers, 1, clicks.DefaultPartitions, logger)
-	cfg := k.Config()
+	cfg := k.Sarama()
 	cfg.Producer.Retry.Max = 1
 	cfg.Producer.Retry.Backoff = 10 * time.Millisecond
 	e, err := goka.NewEmitter(broker.brokers, clicks.Topic, new(codec.String),

@@ -15,6 +15,7 @@ import (
 
 	"clicks/internal/clicks"
 	"clicks/internal/kafka"
+	"clicks/internal/repair"
 
 	"github.com/IBM/sarama"
 )
@@ -94,12 +95,12 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	// group (played by a consumer that holds its partitions and writes
 	// nothing, so that nothing else changes the changelog meanwhile).
 	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	client, err := sarama.NewClient([]string{addr}, k.Config())
+	client, err := sarama.NewClient([]string{addr}, k.Sarama())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Config())
+	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Sarama())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	consumed := make(chan error, 1)
 	go func() { consumed <- group.Consume(ctx, []string{string(clicks.Topic)}, holdPartitions{}) }()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		members, state, err := k.GroupMembers(client, string(clicks.Group))
+		members, state, err := repair.GroupMembers(client, string(clicks.Group))
 		if err == nil && members > 0 && state == "Stable" {
 			break
 		}

@@ -15,7 +15,7 @@ import (
 // SegmentStarts returns the offsets at which the segment files of
 // partition p of topic begin, in order: kfake names each file after the
 // offset of its first record batch (<base>.dat, persist.go), in a
-// directory per partition. kafka.Holes uses them to find records lost
+// directory per partition. repair.Holes uses them to find records lost
 // from the middle of a log.
 func (b *Embedded) SegmentStarts(topic string, p int32) ([]int64, error) {
 	dir := filepath.Join(b.cfg.Dir, "partitions", fmt.Sprintf("%s-%d", url.PathEscape(topic), p))

@@ -1,8 +1,7 @@
 // Package cache is the local copy of the group table the processor and
 // the view keep: goka's storage on LevelDB with recent writes held in
-// memory (tablecache.go), and the check at start that writes back to the
-// changelog what a copy holds and the changelog lost, or drops a copy of
-// another incarnation of the table (reconcile.go).
+// memory (tablecache.go), and what the start-up repair reads and sets in
+// a closed copy (closed.go).
 package cache
 
 import (
@@ -18,11 +17,11 @@ import (
 	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
 )
 
-// cachedOffset reads the changelog offset the goka LevelDB cache at path
+// Offset reads the changelog offset the goka LevelDB cache at path
 // has recovered up to, or -1 if it has none. It opens the database as
 // storage.DefaultBuilder does, but keeps LevelDB's error types, so that a
 // corrupted cache can be told from, say, one that another process holds.
-func cachedOffset(path string) (off int64, err error) {
+func Offset(path string) (off int64, err error) {
 	db, err := leveldb.OpenFile(path, nil)
 	if err != nil {
 		if lverrors.IsCorrupted(err) {

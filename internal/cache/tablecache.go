@@ -15,10 +15,10 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-// offsetKey is where goka's LevelDB storage keeps the changelog offset a
+// OffsetKey is where goka's LevelDB storage keeps the changelog offset a
 // cache has reached; tableCache keeps it there too, so that caches written
-// by either can be read by both (cachedOffset reads it with goka's).
-const offsetKey = "__offset"
+// by either can be read by both (Offset reads it with goka's).
+const OffsetKey = "__offset"
 
 // maxPendingWrites is how many users' values a tableCache holds in memory
 // before it writes them to LevelDB in one batch.
@@ -58,7 +58,7 @@ type tableCache struct {
 // openTableCache opens the cache in db, whose files are closed after it.
 func openTableCache(db *leveldb.DB, files io.Closer) (*tableCache, error) {
 	c := &tableCache{db: db, files: files, pending: make(map[string][]byte), written: time.Now()}
-	data, err := db.Get([]byte(offsetKey), nil)
+	data, err := db.Get([]byte(OffsetKey), nil)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):
 	case err != nil:
@@ -168,7 +168,7 @@ func (c *tableCache) writeLocked() error {
 		}
 	}
 	if c.known {
-		b.Put([]byte(offsetKey), strconv.AppendInt(nil, c.offset, 10))
+		b.Put([]byte(OffsetKey), strconv.AppendInt(nil, c.offset, 10))
 	}
 	if err := c.db.Write(b, nil); err != nil {
 		return fmt.Errorf("write %d values to the table cache: %w", len(c.pending), err)
@@ -215,7 +215,7 @@ type tableIterator struct{ ldbiter.Iterator }
 
 func (i tableIterator) Next() bool {
 	for i.Iterator.Next() {
-		if string(i.Iterator.Key()) != offsetKey {
+		if string(i.Iterator.Key()) != OffsetKey {
 			return true
 		}
 	}
@@ -226,7 +226,7 @@ func (i tableIterator) Seek(key []byte) bool {
 	if !i.Iterator.Seek(key) {
 		return false
 	}
-	if string(i.Iterator.Key()) == offsetKey {
+	if string(i.Iterator.Key()) == OffsetKey {
 		return i.Next()
 	}
 	return true

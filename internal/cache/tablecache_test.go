@@ -104,7 +104,7 @@ func TestTableCacheIterators(t *testing.T) {
 	if err := st.SetOffset(7); err != nil {
 		t.Fatal(err)
 	}
-	if got := cacheContents(t, st); len(got) != 4 || got["A-1"] != "A-1" || got[offsetKey] != "" {
+	if got := cacheContents(t, st); len(got) != 4 || got["A-1"] != "A-1" || got[OffsetKey] != "" {
 		t.Errorf("whole table: %v", got)
 	}
 	keys := func(it storage.Iterator, err error) []string {
@@ -132,8 +132,8 @@ func TestTableCacheIterators(t *testing.T) {
 	defer it.Release()
 	// "__offset" sorts between "A-1" and "a-1": seeking to it lands on the
 	// next user.
-	if !it.Seek([]byte(offsetKey)) || string(it.Key()) != "a-1" {
-		t.Errorf("Seek(%q) landed on %q", offsetKey, it.Key())
+	if !it.Seek([]byte(OffsetKey)) || string(it.Key()) != "a-1" {
+		t.Errorf("Seek(%q) landed on %q", OffsetKey, it.Key())
 	}
 }
 

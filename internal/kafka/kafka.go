@@ -22,10 +22,10 @@ import (
 // every click sent during a longer outage.
 const StreamRetention = 7 * 24 * time.Hour
 
-// Cluster holds what every goka part needs to reach the cluster: the
+// Config holds what every goka part needs to reach the cluster: the
 // broker list and one sarama configuration, copied for each client so that
 // no two clients share (and race on) a *sarama.Config.
-type Cluster struct {
+type Config struct {
 	Brokers     []string
 	Replication int // of the topics clicks creates
 	MinInsync   int // their min.insync.replicas; 0: the brokers' default
@@ -39,7 +39,7 @@ type Cluster struct {
 
 // New returns the configuration to reach brokers with, for topics of
 // replication and partitions.
-func New(brokers []string, replication, partitions int, logger *slog.Logger) *Cluster {
+func New(brokers []string, replication, partitions int, logger *slog.Logger) *Config {
 	c := goka.DefaultConfig()
 	// Count every click in the topic, also those sent before the group
 	// first committed an offset. goka's default (newest) drops them.
@@ -76,18 +76,18 @@ func New(brokers []string, replication, partitions int, logger *slog.Logger) *Cl
 	// each: 737-765k records/s) and the same counting rate. 64 KiB saved
 	// 10 MiB more but recovered 10 % slower.
 	c.Consumer.Fetch.Default = 128 << 10
-	return &Cluster{Brokers: brokers, Replication: replication, Partitions: partitions, base: *c, logger: logger}
+	return &Config{Brokers: brokers, Replication: replication, Partitions: partitions, base: *c, logger: logger}
 }
 
-// Config returns a fresh copy of the sarama configuration.
-func (k *Cluster) Config() *sarama.Config {
+// Sarama returns a fresh copy of the sarama configuration.
+func (k *Config) Sarama() *sarama.Config {
 	c := k.base
 	return &c
 }
 
 // topicManagerConfig makes goka create topics the way EnsureTopics does,
 // should it ever need to create one itself.
-func (k *Cluster) topicManagerConfig() *goka.TopicManagerConfig {
+func (k *Config) topicManagerConfig() *goka.TopicManagerConfig {
 	tmc := goka.NewTopicManagerConfig()
 	tmc.Table.Replication = k.Replication
 	tmc.Stream.Replication = k.Replication
@@ -96,19 +96,19 @@ func (k *Cluster) topicManagerConfig() *goka.TopicManagerConfig {
 	return tmc
 }
 
-func (k *Cluster) TopicManagerBuilder() goka.TopicManagerBuilder {
-	return goka.TopicManagerBuilderWithConfig(k.Config(), k.topicManagerConfig())
+func (k *Config) TopicManagerBuilder() goka.TopicManagerBuilder {
+	return goka.TopicManagerBuilderWithConfig(k.Sarama(), k.topicManagerConfig())
 }
 
 // Connect returns a client once the brokers answer, retrying until timeout
 // so that a broker that is still starting (docker compose) is waited for.
-func (k *Cluster) Connect(ctx context.Context, timeout time.Duration) (sarama.Client, error) {
+func (k *Config) Connect(ctx context.Context, timeout time.Duration) (sarama.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	addrs := strings.Join(k.Brokers, ",")
 	deadline, _ := ctx.Deadline()
 	for attempt := 0; ; attempt++ {
-		cfg := k.Config()
+		cfg := k.Sarama()
 		cfg.ClientID = "clicks-admin"
 		// One quick try per round: this loop retries until the deadline,
 		// which sarama's own retries would overshoot.
@@ -143,7 +143,7 @@ type Topics struct{ Stream, Table, Loop string }
 // out. It returns the number of partitions they all have. Every check
 // (partitions, co-partitioning, replication) runs before the first topic
 // is created: a start that fails creates nothing.
-func (k *Cluster) EnsureTopics(client sarama.Client, topics Topics) (int32, error) {
+func (k *Config) EnsureTopics(client sarama.Client, topics Topics) (int32, error) {
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return 0, fmt.Errorf("create cluster admin: %w", err)
@@ -315,12 +315,12 @@ func WaitForTopics(client sarama.Client, topics ...string) error {
 // TopicID returns the ID the cluster gave topic when it was created, which
 // changes when the topic is deleted and created again. It is "" where the
 // brokers are older than Kafka 2.8 and do not tell topic IDs.
-func (k *Cluster) TopicID(name string) (id string, err error) {
+func (k *Config) TopicID(name string) (id string, err error) {
 	// Metadata v10 (Kafka 2.8) is the first to carry topic IDs, and sarama
 	// only sends it when its configured version is at least 2.8. Only
 	// this client asks for so new a version; with an older broker sarama
 	// falls back to what the broker supports, and the ID stays empty.
-	cfg := k.Config()
+	cfg := k.Sarama()
 	cfg.ClientID = "clicks-admin"
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient(k.Brokers, cfg)

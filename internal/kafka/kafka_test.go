@@ -11,7 +11,7 @@ import (
 // read timeout (sarama waits for a JoinGroup answer only its read
 // timeout: see docs/upstream.md).
 func TestSaramaConfigForExactCounts(t *testing.T) {
-	c := New([]string{"localhost:9092"}, 1, 10, nil).Config()
+	c := New([]string{"localhost:9092"}, 1, 10, nil).Sarama()
 	if !c.Producer.Idempotent || c.Producer.RequiredAcks != sarama.WaitForAll || c.Net.MaxOpenRequests != 1 || c.Producer.Retry.Max < 1 {
 		t.Errorf("producer is not idempotent: idempotent=%v acks=%v in-flight=%d retries=%d",
 			c.Producer.Idempotent, c.Producer.RequiredAcks, c.Net.MaxOpenRequests, c.Producer.Retry.Max)

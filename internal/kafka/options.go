@@ -13,9 +13,9 @@ import (
 // view keep their local tables where local says.
 
 // EmitterOptions are the emitter's goka options.
-func (k *Cluster) EmitterOptions() []goka.EmitterOption {
+func (k *Config) EmitterOptions() []goka.EmitterOption {
 	return []goka.EmitterOption{
-		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(k.Config())),
+		goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(k.Sarama())),
 		goka.WithEmitterTopicManagerBuilder(k.TopicManagerBuilder()),
 		goka.WithEmitterLogger(logs.Goka{L: k.logger.With("part", "emitter")}),
 	}
@@ -24,15 +24,15 @@ func (k *Cluster) EmitterOptions() []goka.EmitterOption {
 // ProcessorOptions are the processor's goka options. With cacheBatches
 // above 0 its writes of table go through a RecordCache with that many
 // batches in flight.
-func (k *Cluster) ProcessorOptions(local storage.Builder, table string, cacheBatches int) []goka.ProcessorOption {
-	producer := goka.ProducerBuilderWithConfig(k.Config())
+func (k *Config) ProcessorOptions(local storage.Builder, table string, cacheBatches int) []goka.ProcessorOption {
+	producer := goka.ProducerBuilderWithConfig(k.Sarama())
 	if cacheBatches > 0 {
 		producer = RecordCacheBuilder(producer, table, cacheBatches)
 	}
 	return []goka.ProcessorOption{
 		goka.WithStorageBuilder(local),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.Config())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Config())),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.Sarama())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Sarama())),
 		goka.WithProducerBuilder(producer),
 		goka.WithTopicManagerBuilder(k.TopicManagerBuilder()),
 		goka.WithLogger(logs.Goka{L: k.logger.With("part", "processor")}),
@@ -45,11 +45,11 @@ func (k *Cluster) ProcessorOptions(local storage.Builder, table string, cacheBat
 
 // ViewOptions are the view's goka options; every update of the table
 // passes through update.
-func (k *Cluster) ViewOptions(local storage.Builder, update goka.UpdateCallback) []goka.ViewOption {
+func (k *Config) ViewOptions(local storage.Builder, update goka.UpdateCallback) []goka.ViewOption {
 	return []goka.ViewOption{
 		goka.WithViewCallback(update),
 		goka.WithViewStorageBuilder(local),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Config())),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Sarama())),
 		goka.WithViewTopicManagerBuilder(k.TopicManagerBuilder()),
 		goka.WithViewLogger(logs.Goka{L: k.logger.With("part", "view")}),
 		// Reconnect in place when the brokers go away instead of failing:

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"clicks/internal/broker"
-	"clicks/internal/cache"
 	"clicks/internal/clicks"
 	"clicks/internal/filler"
 	"clicks/internal/kafka"
@@ -35,7 +34,7 @@ func (r *Repair) Run(ctx context.Context, client sarama.Client) error {
 	if r.serve {
 		dirs["view"] = r.cacheDir("view")
 	}
-	writtenBack, err := cache.Reconcile(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, func() error { return r.mayWriteBack(client) }, r.logger)
+	writtenBack, err := reconcileCaches(r.k, client, string(clicks.Table), dirs, clicks.NewerValue, func() error { return r.mayWriteBack(client) }, r.logger)
 	if err != nil {
 		return err
 	}
@@ -84,7 +83,7 @@ func (r *Repair) mayWriteBack(client sarama.Client) error {
 	if !r.process {
 		return errors.New("this instance runs no processor (-process=false): a processor elsewhere may have counted on since")
 	}
-	members, state, err := r.k.GroupMembers(client, string(clicks.Group))
+	members, state, err := GroupMembers(client, string(clicks.Group))
 	if err != nil {
 		return fmt.Errorf("cannot tell whether other processors run: %w", err)
 	}
@@ -102,11 +101,11 @@ func (r *Repair) mayWriteBack(client sarama.Client) error {
 // are never given again), but forwards a loop partition lost there may
 // not have been counted: the loop partitions with holes are returned,
 // for lostForwards.
-func (r *Repair) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
+func (r *Repair) reportHoles(client sarama.Client) ([]Gap, error) {
 	if r.broker == nil {
 		return nil, nil
 	}
-	var loopHoles []kafka.Gap
+	var loopHoles []Gap
 	for _, topic := range []string{r.topic, string(clicks.Loop)} {
 		partitions, err := client.Partitions(topic)
 		if err != nil {
@@ -117,7 +116,7 @@ func (r *Repair) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 			if err != nil {
 				return nil, err
 			}
-			holes, err := kafka.Holes(client, topic, p, starts)
+			holes, err := Holes(client, topic, p, starts)
 			if err != nil {
 				return nil, fmt.Errorf("look for records lost from the middle of the log: %w", err)
 			}
@@ -142,8 +141,8 @@ func (r *Repair) reportHoles(client sarama.Client) ([]kafka.Gap, error) {
 // records a local table held; loopHoles, the holes found in the loop
 // topic.
 func (r *Repair) reportUnreadClicks(ctx context.Context, client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets,
-	lost []lostEnd, writtenBack []int32, loopHoles []kafka.Gap) error {
-	deleted, err := kafka.Deleted(client, committed, r.topic, string(clicks.Loop))
+	lost []lostEnd, writtenBack []int32, loopHoles []Gap) error {
+	deleted, err := Deleted(client, committed, r.topic, string(clicks.Loop))
 	if err != nil {
 		return err
 	}
@@ -170,7 +169,7 @@ func (r *Repair) reportUnreadClicks(ctx context.Context, client sarama.Client, c
 // the loop topic lost (see lostRecords), with what the group committed
 // and the table says was counted.
 func (r *Repair) findLostEnds(client sarama.Client) (map[string]map[int32]int64, tableOffsets, []lostEnd, error) {
-	committed, err := r.k.Committed(client, string(clicks.Group), r.topic, string(clicks.Loop))
+	committed, err := Committed(client, string(clicks.Group), r.topic, string(clicks.Loop))
 	if err != nil {
 		return nil, tableOffsets{}, nil, err
 	}
@@ -215,7 +214,7 @@ func (r *Repair) findLostEnds(client sarama.Client) (map[string]map[int32]int64,
 // and (user-clicks) the one after the last click the table says was
 // counted.
 type lostEnd struct {
-	kafka.Gap
+	Gap
 	committed int64 // 0 if the group never committed the partition
 	counted   int64 // user-clicks only; 0 if the table counted none
 	held      int64 // the log end the embedded broker last recorded; 0 if none
@@ -273,7 +272,7 @@ func (r *Repair) lostRecords(client sarama.Client, committed map[string]map[int3
 // counted from it, the click topic only; 0 if none) and what the embedded
 // broker last recorded of its end (held; heldStart, its start then).
 func lostEndOf(topic string, p int32, end, committed, countedTo, held, heldStart int64) (lostEnd, bool) {
-	l := lostEnd{Gap: kafka.Gap{Topic: topic, Partition: p, From: end}, committed: committed, counted: countedTo, held: held, heldStart: heldStart}
+	l := lostEnd{Gap: Gap{Topic: topic, Partition: p, From: end}, committed: committed, counted: countedTo, held: held, heldStart: heldStart}
 	l.To = max(l.committed, l.counted, l.held)
 	return l, l.From < l.To
 }
@@ -286,7 +285,7 @@ func lostEndOf(topic string, p int32, end, committed, countedTo, held, heldStart
 // offset would never be read.
 func (r *Repair) fillLostOffsets(client sarama.Client, lost []lostEnd) error {
 	for _, l := range lost {
-		n, err := r.k.Fill(client, l.Topic, l.Partition, l.To, filler.Header)
+		n, err := Fill(r.k, client, l.Topic, l.Partition, l.To, filler.Header)
 		if err != nil {
 			return err
 		}
@@ -323,7 +322,7 @@ func (r *Repair) heldEnds(topic string) (ends, starts map[int32]int64, err error
 func (r *Repair) RecordLogEnds(ctx context.Context) error {
 	// Not a reason to stop the program: the check it serves is one of
 	// three, so a failure here is said and recording goes without.
-	client, err := sarama.NewClient(r.k.Brokers, r.k.Config())
+	client, err := sarama.NewClient(r.k.Brokers, r.k.Sarama())
 	if err != nil {
 		r.logger.Warn("cannot record the log ends: a log that loses its end above what the processor counted will go unnoticed", "part", "broker", "err", err)
 		return nil

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"clicks/internal/clicks"
-	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
 )
@@ -33,28 +32,8 @@ import (
 // commit, whose clicks lie just below user-clicks' own commit (both are
 // committed every second). With the emitter's clicks alone (none
 // forwarded) nothing is read.
-func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []kafka.Gap, b logBounds, rw rewinds) error {
-	damaged := map[int32]bool{}
-	for _, l := range lost {
-		if l.Topic == string(clicks.Loop) && l.lostFrom() < l.To {
-			damaged[l.Partition] = true
-		}
-	}
-	// A hole loses forwards from the middle of what waits in a loop
-	// partition: the forwards after it have higher offsets of the same
-	// partitions than those lost, and once counted they would make the
-	// lost ones, forwarded again, look like ones counted before. So
-	// where a hole lost forwards, the group skips what waits in the
-	// loop partition, and all its forwards not counted are made again,
-	// in order, from user-clicks.
-	holed := map[int32]bool{}
-	for _, h := range loopHoles {
-		damaged[h.Partition] = true
-		holed[h.Partition] = true
-	}
-	for p := range rw.back[string(clicks.Loop)] {
-		damaged[p] = true
-	}
+func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int32]int64, counted tableOffsets, lost []lostEnd, loopHoles []Gap, b logBounds, rw rewinds) error {
+	damaged, holed := loopDamage(lost, loopHoles, rw.back[string(clicks.Loop)])
 	// A loop partition whose lost end an embedded broker of another
 	// process filled before this instance started: the record just below
 	// the group's commit is a filler (until the group reads on past it).
@@ -62,7 +41,7 @@ func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int
 		if damaged[p] || c <= 0 {
 			continue
 		}
-		err := r.k.Scan(client, string(clicks.Loop), p, c-1, c, func(m *sarama.ConsumerMessage) bool {
+		err := Scan(client, string(clicks.Loop), p, c-1, c, func(m *sarama.ConsumerMessage) bool {
 			damaged[p] = isFiller(m)
 			return false
 		})
@@ -93,7 +72,7 @@ func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int
 			from = min(from, again)
 		}
 		waiting := map[int32]int64{}
-		err := r.k.Scan(client, string(clicks.Loop), p, max(from, loopStarts[p]), loopEnds[p], func(m *sarama.ConsumerMessage) bool {
+		err := Scan(client, string(clicks.Loop), p, max(from, loopStarts[p]), loopEnds[p], func(m *sarama.ConsumerMessage) bool {
 			if isFiller(m) {
 				// Filled by an embedded broker of another process,
 				// above the group's commit: the end was lost.
@@ -116,19 +95,7 @@ func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int
 		if err != nil {
 			return fmt.Errorf("read what waits in the loop topic: %w", err)
 		}
-		last[p] = map[int32]int64{}
-		for s := range parts {
-			l := int64(-1)
-			if o, ok := counted.forwarded[p][s]; ok {
-				l = o
-			}
-			if o, ok := waiting[s]; ok && !holed[p] {
-				l = max(l, o)
-			}
-			if s != p {
-				last[p][s] = l
-			}
-		}
+		last[p] = lastForwarded(parts, p, counted.forwarded[p], waiting, holed[p])
 	}
 	// One read of each partition of user-clicks, from the lowest of
 	// what is to be looked at, for all partitions of the loop topic.
@@ -143,26 +110,20 @@ func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int
 		from, any := c, false
 		for p := range parts {
 			if l, ok := last[p][s]; ok {
-				if !damaged[p] {
-					l = max(l, c-recentForwards-1)
-				}
-				from, any = min(from, l+1), true
+				from, any = min(from, lookAfter(l, c, damaged[p])+1), true
 			}
 		}
 		if !any {
 			continue
 		}
 		first := map[int32]int64{}
-		err := r.k.Scan(client, r.topic, s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
+		err := Scan(client, r.topic, s, max(from, starts[s]), min(c, ends[s]), func(m *sarama.ConsumerMessage) bool {
 			if len(m.Key) == 0 {
 				return true
 			}
 			p := clicks.KeyPartition(string(m.Key), parts)
 			l, ok := last[p][s]
-			if ok && !damaged[p] {
-				l = max(l, c-recentForwards-1)
-			}
-			if ok && m.Offset > l && clickOf(m, p, parts, counted) {
+			if ok && m.Offset > lookAfter(l, c, damaged[p]) && clickOf(m, p, parts, counted) {
 				if holed[p] {
 					if firstUncounted[p] == nil {
 						firstUncounted[p] = map[int32]int64{}
@@ -224,6 +185,69 @@ func (r *Repair) lostForwards(client sarama.Client, committed map[string]map[int
 		}
 	}
 	return nil
+}
+
+// loopDamage returns the loop partitions known to be damaged at start:
+// those whose log lost its end (lost), those with a hole (loopHoles, also
+// holed), and those read again because their table partition lost counts
+// (readAgain).
+func loopDamage(lost []lostEnd, loopHoles []Gap, readAgain map[int32]int64) (damaged, holed map[int32]bool) {
+	damaged, holed = map[int32]bool{}, map[int32]bool{}
+	for _, l := range lost {
+		if l.Topic == string(clicks.Loop) && l.lostFrom() < l.To {
+			damaged[l.Partition] = true
+		}
+	}
+	// A hole loses forwards from the middle of what waits in a loop
+	// partition: the forwards after it have higher offsets of the same
+	// partitions than those lost, and once counted they would make the
+	// lost ones, forwarded again, look like ones counted before. So
+	// where a hole lost forwards, the group skips what waits in the
+	// loop partition, and all its forwards not counted are made again,
+	// in order, from user-clicks.
+	for _, h := range loopHoles {
+		damaged[h.Partition] = true
+		holed[h.Partition] = true
+	}
+	for p := range readAgain {
+		damaged[p] = true
+	}
+	return damaged, holed
+}
+
+// lastForwarded returns, for each partition s of user-clicks but p, the
+// offset of the last click of s forwarded to loop partition p that was
+// counted (counted, from the table) or waits there (waiting; not trusted
+// in a holed partition, whose waiting forwards are made again); -1 where
+// none is known.
+func lastForwarded(parts, p int32, counted, waiting map[int32]int64, holed bool) map[int32]int64 {
+	last := make(map[int32]int64, parts)
+	for s := range parts {
+		if s == p {
+			continue
+		}
+		l := int64(-1)
+		if o, ok := counted[s]; ok {
+			l = o
+		}
+		if o, ok := waiting[s]; ok && !holed {
+			l = max(l, o)
+		}
+		last[s] = l
+	}
+	return last
+}
+
+// lookAfter is the offset of a partition of user-clicks, committed up
+// to c, after which its clicks forwarded to a loop partition are looked
+// at: after the last one counted or waiting there (last), and, where the
+// loop partition is not known to be damaged, only among the last
+// recentForwards below c.
+func lookAfter(last, c int64, damaged bool) int64 {
+	if damaged {
+		return last
+	}
+	return max(last, c-recentForwards-1)
 }
 
 // inLostEnd tells whether offset o of topic/p lies in an end its log lost.

@@ -47,7 +47,7 @@ func (r *Repair) readCounted(client sarama.Client) (tableOffsets, error) {
 			m[p] = o
 		}
 	}
-	err = r.k.ReadTopic(client, string(clicks.Table), func(p int32, key, value []byte) {
+	err = ReadTopic(client, string(clicks.Table), func(p int32, key, value []byte) {
 		v := clicks.ReadStored(value, id)
 		if !v.Readable {
 			counted.unreadable[string(key)] = true
@@ -155,7 +155,10 @@ func (r *Repair) rewind(ctx context.Context, client sarama.Client, committed map
 	slices.SortFunc(backs, func(a, b back) int {
 		return cmp.Or(cmp.Compare(a.topic, b.topic), cmp.Compare(a.p, b.p))
 	})
-	wait := r.k.Config().Consumer.Group.Session.Timeout + rewindMargin
+	wait := r.groupWait
+	if wait <= 0 {
+		wait = r.k.Sarama().Consumer.Group.Session.Timeout + rewindMargin
+	}
 	members, state, werr := r.waitForEmptyGroup(ctx, client, wait)
 	if ctx.Err() != nil {
 		// Stopped while waiting: nothing was set back, so the next
@@ -172,7 +175,7 @@ func (r *Repair) rewind(ctx context.Context, client sarama.Client, committed map
 		case members > 0:
 			why = fmt.Sprintf("the processor group still has %d members (state %s) after %v: do other processors of the group run? stop them all and start one", members, state, wait)
 		default:
-			err := r.k.Rewind(client, string(clicks.Group), b.topic, b.p, b.offset)
+			err := Rewind(client, string(clicks.Group), b.topic, b.p, b.offset)
 			if err == nil {
 				continue
 			}
@@ -191,7 +194,7 @@ func (r *Repair) rewind(ctx context.Context, client sarama.Client, committed map
 }
 
 // rewindMargin is how long past the group's session timeout rewind waits
-// for a killed member to leave.
+// for a killed member to leave, unless Config.GroupWait says otherwise.
 const rewindMargin = 5 * time.Second
 
 // waitForEmptyGroup polls the processor group until it has no members,
@@ -200,7 +203,7 @@ func (r *Repair) waitForEmptyGroup(ctx context.Context, client sarama.Client, wa
 	deadline := time.Now().Add(wait)
 	logged := false
 	for {
-		members, state, err = r.k.GroupMembers(client, string(clicks.Group))
+		members, state, err = GroupMembers(client, string(clicks.Group))
 		if err == nil && members == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return members, state, err
 		}
@@ -285,7 +288,7 @@ func (r *Repair) countAgain(client sarama.Client, committed map[string]map[int32
 		at, found := int64(0), false
 		if read {
 			// Up to the log end, where the log lost its end too.
-			err := r.k.Scan(client, r.topic, p, max(home+1, starts[p]), min(c, ends[p]), func(m *sarama.ConsumerMessage) bool {
+			err := Scan(client, r.topic, p, max(home+1, starts[p]), min(c, ends[p]), func(m *sarama.ConsumerMessage) bool {
 				at, found = m.Offset, clickOf(m, p, parts, counted)
 				return !found
 			})

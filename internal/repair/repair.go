@@ -11,6 +11,7 @@ package repair
 import (
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"clicks/internal/broker"
 	"clicks/internal/kafka"
@@ -19,7 +20,7 @@ import (
 
 // Config is what the repair needs of the program.
 type Config struct {
-	Kafka   *kafka.Cluster
+	Kafka   *kafka.Config
 	Topic   string           // the click topic
 	Process bool             // the processor runs in this instance
 	Serve   bool             // the view runs in this instance
@@ -27,23 +28,28 @@ type Config struct {
 	Broker  *broker.Embedded // nil unless the embedded broker runs in this instance
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+	// GroupWait is how long the repair waits for the processor group to
+	// empty before it gives up making lost records counted again; 0: the
+	// group's session timeout and 5 s.
+	GroupWait time.Duration
 }
 
 // Repair is the start-up repair of one instance.
 type Repair struct {
-	k              *kafka.Cluster
+	k              *kafka.Config
 	topic          string
 	process, serve bool
 	dataDir        string
 	broker         *broker.Embedded
 	metrics        *metrics.Metrics
 	logger         *slog.Logger
+	groupWait      time.Duration
 }
 
 // New returns the repair of the instance cfg describes.
 func New(cfg Config) *Repair {
 	return &Repair{k: cfg.Kafka, topic: cfg.Topic, process: cfg.Process, serve: cfg.Serve, dataDir: cfg.DataDir,
-		broker: cfg.Broker, metrics: cfg.Metrics, logger: cfg.Logger}
+		broker: cfg.Broker, metrics: cfg.Metrics, logger: cfg.Logger, groupWait: cfg.GroupWait}
 }
 
 // cacheDir is where the local table of role (processor, view) is kept.

@@ -46,8 +46,8 @@ type Lag struct {
 
 // NewLagWatch measures the lag of view (nil: none) on table and, unless
 // group is "", of the consumer group group on stream, every interval.
-func NewLagWatch(k *kafka.Cluster, view ViewStats, table, stream, group string, every time.Duration, logger *slog.Logger) (*LagWatch, error) {
-	cfg := k.Config()
+func NewLagWatch(k *kafka.Config, view ViewStats, table, stream, group string, every time.Duration, logger *slog.Logger) (*LagWatch, error) {
+	cfg := k.Sarama()
 	cfg.ClientID = "clicks-lag"
 	client, err := sarama.NewClient(k.Brokers, cfg)
 	if err != nil {

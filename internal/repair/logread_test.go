@@ -1,4 +1,4 @@
-package kafka
+package repair
 
 import (
 	"context"
@@ -8,23 +8,25 @@ import (
 	"testing"
 	"time"
 
+	"clicks/internal/kafka"
+
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // fakeCluster starts an in-process broker with topic (one partition).
-func fakeCluster(t *testing.T, topic string) *Cluster {
+func fakeCluster(t *testing.T, topic string) *kafka.Config {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return New(c.ListenAddrs(), 1, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return kafka.New(c.ListenAddrs(), 1, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
-func fakeClient(t *testing.T, k *Cluster, cfg *sarama.Config) sarama.Client {
+func fakeClient(t *testing.T, k *kafka.Config, cfg *sarama.Config) sarama.Client {
 	t.Helper()
 	client, err := sarama.NewClient(k.Brokers, cfg)
 	if err != nil {
@@ -44,17 +46,17 @@ func TestScanOffsetOutOfRangeMidway(t *testing.T) {
 	// 50 KiB a record: a fetch (1 MiB) returns about 20.
 	value := make([]byte, 50<<10)
 	for i := range n {
-		if _, err := k.Append(topic, 0, [][2][]byte{{[]byte(strconv.Itoa(i)), value}}); err != nil {
+		if _, err := Append(k, topic, 0, [][2][]byte{{[]byte(strconv.Itoa(i)), value}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	client := fakeClient(t, k, k.Config())
+	client := fakeClient(t, k, k.Sarama())
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[int64]int{}
-	err = k.Scan(client, topic, 0, 0, n, func(m *sarama.ConsumerMessage) bool {
+	err = Scan(client, topic, 0, 0, n, func(m *sarama.ConsumerMessage) bool {
 		if len(seen) == 0 {
 			if err := admin.DeleteRecords(topic, map[int32]int64{0: deleteTo}); err != nil {
 				t.Errorf("delete records: %v", err)
@@ -106,7 +108,7 @@ func TestScanEndsBeforeCommitMarkers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	client := fakeClient(t, k, k.Config())
+	client := fakeClient(t, k, k.Sarama())
 	end, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +118,7 @@ func TestScanEndsBeforeCommitMarkers(t *testing.T) {
 	}
 	read := 0
 	start := time.Now()
-	if err := k.Scan(client, topic, 0, 0, end, func(*sarama.ConsumerMessage) bool { read++; return true }); err != nil {
+	if err := Scan(client, topic, 0, 0, end, func(*sarama.ConsumerMessage) bool { read++; return true }); err != nil {
 		t.Fatalf("scan up to the commit marker: %v", err)
 	}
 	if read != n {
@@ -124,7 +126,7 @@ func TestScanEndsBeforeCommitMarkers(t *testing.T) {
 	}
 	t.Logf("read %d records and 2 markers in %v", read, time.Since(start).Round(time.Millisecond))
 	read = 0
-	if err := k.ReadPartition(client, topic, 0, func(int32, []byte, []byte) { read++ }); err != nil {
+	if err := ReadPartition(client, topic, 0, func(int32, []byte, []byte) { read++ }); err != nil {
 		t.Fatalf("read partition up to the commit marker: %v", err)
 	}
 	if read != n {

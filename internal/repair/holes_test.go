@@ -1,4 +1,4 @@
-package kafka
+package repair
 
 import (
 	"io"
@@ -10,20 +10,22 @@ import (
 	"strings"
 	"testing"
 
+	"clicks/internal/kafka"
+
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // persistedCluster starts an in-process broker that keeps its log in dir,
 // in segments of segmentBytes, with topic (one partition) if new.
-func persistedCluster(t *testing.T, dir, topic string, segmentBytes int) (*kfake.Cluster, *Cluster) {
+func persistedCluster(t *testing.T, dir, topic string, segmentBytes int) (*kfake.Cluster, *kafka.Config) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(dir), kfake.SeedTopics(1, topic),
 		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(segmentBytes)}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, New(c.ListenAddrs(), 1, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return c, kafka.New(c.ListenAddrs(), 1, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // segmentFiles returns the segment files of partition 0 of topic under
@@ -82,7 +84,7 @@ func TestHolesInTheMiddleOfALog(t *testing.T) {
 			// 1 KiB a record, each its own batch: about four a segment.
 			value := make([]byte, 1<<10)
 			for i := range n {
-				if _, err := k.Append(topic, 0, [][2][]byte{{[]byte(strconv.Itoa(i)), value}}); err != nil {
+				if _, err := Append(k, topic, 0, [][2][]byte{{[]byte(strconv.Itoa(i)), value}}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -122,7 +124,7 @@ func TestHolesInTheMiddleOfALog(t *testing.T) {
 
 			c, k = persistedCluster(t, dir, topic, 4<<10)
 			defer c.Close()
-			client := fakeClient(t, k, k.Config())
+			client := fakeClient(t, k, k.Sarama())
 			holes, err := Holes(client, topic, 0, slices.Sorted(func(yield func(int64) bool) {
 				for s := range segmentFiles(t, dir, topic) {
 					if !yield(s) {
@@ -139,7 +141,7 @@ func TestHolesInTheMiddleOfALog(t *testing.T) {
 			// What the broker serves agrees: every offset outside the
 			// holes, none inside.
 			seen := 0
-			err = k.Scan(client, topic, 0, 0, n, func(m *sarama.ConsumerMessage) bool {
+			err = Scan(client, topic, 0, 0, n, func(m *sarama.ConsumerMessage) bool {
 				for _, h := range want {
 					if m.Offset >= h.From && m.Offset < h.To {
 						t.Errorf("offset %d served, in the hole %v", m.Offset, h)

@@ -1,4 +1,4 @@
-package cache
+package repair
 
 import (
 	"bytes"
@@ -8,17 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
+	"clicks/internal/cache"
 	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
-	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
 )
 
-// Reconcile keeps the local table caches in step with the broker's
+// reconcileCaches keeps the local table caches in step with the broker's
 // changelog of tableTopic, at start, before goka opens them.
 //
 // goka caches the group table in LevelDB and remembers the changelog
@@ -50,7 +49,7 @@ import (
 // removed and rebuilt. It returns the partitions whose changelog lost
 // records a cache held and that were written back. dirs maps a name
 // (processor, view) to a storage directory as used with Builder.
-func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs map[string]string, newer func(cached, logged []byte) bool, mayWriteBack func() error, logger *slog.Logger) (writtenBack []int32, err error) {
+func reconcileCaches(k *kafka.Config, client sarama.Client, tableTopic string, dirs map[string]string, newer func(cached, logged []byte) bool, mayWriteBack func() error, logger *slog.Logger) (writtenBack []int32, err error) {
 	id, err := k.TopicID(tableTopic)
 	if err != nil {
 		return nil, err
@@ -91,7 +90,7 @@ func Reconcile(k *kafka.Cluster, client sarama.Client, tableTopic string, dirs m
 				}
 				continue
 			}
-			local, err := cachedOffset(path)
+			local, err := cache.Offset(path)
 			if lverrors.IsCorrupted(err) {
 				if err := remove(path, fmt.Sprintf("unreadable: %v", err)); err != nil {
 					return nil, err
@@ -157,7 +156,7 @@ type aheadCache struct {
 // the caches' offsets so that goka reads on from what the changelog
 // holds now: that cache after what was written back, the others before
 // it, so that they read it.
-func writeBack(k *kafka.Cluster, client sarama.Client, topic string, p int32, end int64, caches []aheadCache, newer func(cached, logged []byte) bool, logger *slog.Logger) error {
+func writeBack(k *kafka.Config, client sarama.Client, topic string, p int32, end int64, caches []aheadCache, newer func(cached, logged []byte) bool, logger *slog.Logger) error {
 	src := caches[0]
 	for _, c := range caches[1:] {
 		if c.offset > src.offset {
@@ -165,31 +164,22 @@ func writeBack(k *kafka.Cluster, client sarama.Client, topic string, p int32, en
 		}
 	}
 	logged := map[string][]byte{}
-	if err := k.ReadPartition(client, topic, p, func(_ int32, key, value []byte) { logged[string(key)] = value }); err != nil {
+	if err := ReadPartition(client, topic, p, func(_ int32, key, value []byte) { logged[string(key)] = value }); err != nil {
 		return fmt.Errorf("read what the changelog holds: %w", err)
 	}
 	var records [][2][]byte
-	err := withCache(src.path, func(db *leveldb.DB) error {
-		it := db.NewIterator(nil, nil)
-		defer it.Release()
-		for it.Next() {
-			key, value := it.Key(), it.Value()
-			if string(key) == offsetKey {
-				continue
-			}
-			if l, ok := logged[string(key)]; ok && (bytes.Equal(l, value) || !newer(value, l)) {
-				continue
-			}
-			records = append(records, [2][]byte{bytes.Clone(key), bytes.Clone(value)})
+	err := cache.Each(src.path, func(key, value []byte) {
+		if l, ok := logged[string(key)]; ok && (bytes.Equal(l, value) || !newer(value, l)) {
+			return
 		}
-		return it.Error()
+		records = append(records, [2][]byte{bytes.Clone(key), bytes.Clone(value)})
 	})
 	if err != nil {
 		return fmt.Errorf("read table cache %s: %w", src.path, err)
 	}
 	newEnd := end
 	if len(records) > 0 {
-		if newEnd, err = k.Append(topic, p, records); err != nil {
+		if newEnd, err = Append(k, topic, p, records); err != nil {
 			return fmt.Errorf("write back what the changelog lost: %w", err)
 		}
 	}
@@ -198,7 +188,7 @@ func writeBack(k *kafka.Cluster, client sarama.Client, topic string, p int32, en
 		if c == src {
 			at = newEnd - 1
 		}
-		if err := withCache(c.path, func(db *leveldb.DB) error { return setOffset(db, at) }); err != nil {
+		if err := cache.SetOffset(c.path, at); err != nil {
 			return fmt.Errorf("table cache %s: %w", c.path, err)
 		}
 	}
@@ -218,7 +208,7 @@ func keepAhead(topic string, p int32, end int64, caches []aheadCache, refused er
 	for _, c := range caches {
 		roles = append(roles, c.role)
 		furthest = max(furthest, c.offset)
-		if err := withCache(c.path, func(db *leveldb.DB) error { return setOffset(db, end-1) }); err != nil {
+		if err := cache.SetOffset(c.path, end-1); err != nil {
 			return fmt.Errorf("table cache %s: %w", c.path, err)
 		}
 	}
@@ -226,26 +216,6 @@ func keepAhead(topic string, p int32, end int64, caches []aheadCache, refused er
 		"topic", topic, "partition", p, "log_end", end, "cache", strings.Join(roles, ","), "cache_read_up_to", furthest+1,
 		"records_lost", furthest+1-end, "why", refused.Error())
 	return nil
-}
-
-// withCache opens the LevelDB database at path for fn.
-func withCache(path string, fn func(*leveldb.DB) error) error {
-	db, err := leveldb.OpenFile(path, nil)
-	if err != nil {
-		return err
-	}
-	return errors.Join(fn(db), db.Close())
-}
-
-// setOffset records in db, as goka's storage does, that the cache has
-// read the changelog up to offset. Not goka's storage.SetOffset: before
-// the storage is marked recovered it keeps the offset in memory only,
-// and it was lost when the cache closed: a cache kept ahead of a
-// changelog that now ends at 0 was refused by goka for good ("kafka
-// tells us there's no message in the topic, but our cache has one",
-// retried forever) unless it had read only the first record.
-func setOffset(db *leveldb.DB, offset int64) error {
-	return db.Put([]byte(offsetKey), strconv.AppendInt(nil, offset, 10), nil)
 }
 
 // tableIDFile is where the topic ID of the table a role's caches were

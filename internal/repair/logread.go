@@ -1,9 +1,11 @@
-package kafka
+package repair
 
 import (
 	"errors"
 	"fmt"
 	"time"
+
+	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
 	"golang.org/x/sync/errgroup"
@@ -13,12 +15,12 @@ import (
 // up to the end each partition had when it was asked: in order within a
 // partition, the partitions read at once (one after the other, a table
 // of a million users took seconds), fn called from one goroutine.
-func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partition int32, key, value []byte)) (err error) {
-	starts, err := Offsets(client, topic, sarama.OffsetOldest)
+func ReadTopic(client sarama.Client, topic string, fn func(partition int32, key, value []byte)) (err error) {
+	starts, err := kafka.Offsets(client, topic, sarama.OffsetOldest)
 	if err != nil {
 		return err
 	}
-	ends, err := Offsets(client, topic, sarama.OffsetNewest)
+	ends, err := kafka.Offsets(client, topic, sarama.OffsetNewest)
 	if err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func (k *Cluster) ReadTopic(client sarama.Client, topic string, fn func(partitio
 }
 
 // ReadPartition is ReadTopic for one partition.
-func (k *Cluster) ReadPartition(client sarama.Client, topic string, partition int32, fn func(partition int32, key, value []byte)) (err error) {
+func ReadPartition(client sarama.Client, topic string, partition int32, fn func(partition int32, key, value []byte)) (err error) {
 	start, err := client.GetOffset(topic, partition, sarama.OffsetOldest)
 	if err != nil {
 		return fmt.Errorf("log start of %s/%d: %w", topic, partition, err)
@@ -209,78 +211,11 @@ func scanRecords(rs *sarama.Records, topic string, p int32, next, end int64, fn 
 	return true, next
 }
 
-// Append writes the records (key, value) to partition of topic, in their
-// order, and returns the partition's log end after them.
-func (k *Cluster) Append(topic string, partition int32, records [][2][]byte) (end int64, err error) {
-	cfg := k.Config()
-	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	cfg.Producer.Return.Successes = true
-	producer, err := sarama.NewSyncProducer(k.Brokers, cfg)
-	if err != nil {
-		return 0, fmt.Errorf("producer to write to %s/%d: %w", topic, partition, err)
-	}
-	defer func() {
-		if cerr := producer.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close producer that wrote to %s/%d: %w", topic, partition, cerr))
-		}
-	}()
-	for len(records) > 0 {
-		batch := make([]*sarama.ProducerMessage, min(len(records), 1000))
-		for i := range batch {
-			batch[i] = &sarama.ProducerMessage{Topic: topic, Partition: partition,
-				Key: sarama.ByteEncoder(records[i][0]), Value: sarama.ByteEncoder(records[i][1])}
-		}
-		if err := producer.SendMessages(batch); err != nil {
-			return 0, fmt.Errorf("write to %s/%d: %w", topic, partition, err)
-		}
-		end = batch[len(batch)-1].Offset + 1
-		records = records[len(batch):]
-	}
-	return end, nil
-}
-
-// Fill writes records marked with header, without key or value, into
-// partition of topic until its log ends at upTo, so that the offsets
-// below upTo are never given to other records. It returns how many it
-// wrote.
-func (k *Cluster) Fill(client sarama.Client, topic string, partition int32, upTo int64, header string) (written int64, err error) {
-	cfg := k.Config()
-	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	cfg.Producer.Return.Successes = true
-	producer, err := sarama.NewSyncProducer(k.Brokers, cfg)
-	if err != nil {
-		return 0, fmt.Errorf("producer to fill %s/%d: %w", topic, partition, err)
-	}
-	defer func() {
-		if cerr := producer.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close producer that filled %s/%d: %w", topic, partition, cerr))
-		}
-	}()
-	for {
-		end, err := client.GetOffset(topic, partition, sarama.OffsetNewest)
-		if err != nil {
-			return written, fmt.Errorf("log end of %s/%d: %w", topic, partition, err)
-		}
-		if end >= upTo {
-			return written, nil
-		}
-		batch := make([]*sarama.ProducerMessage, min(upTo-end, 1000))
-		for i := range batch {
-			batch[i] = &sarama.ProducerMessage{Topic: topic, Partition: partition,
-				Headers: []sarama.RecordHeader{{Key: []byte(header)}}}
-		}
-		if err := producer.SendMessages(batch); err != nil {
-			return written, fmt.Errorf("fill %s/%d: %w", topic, partition, err)
-		}
-		written += int64(len(batch))
-	}
-}
-
 // Scan calls fn with the records of partition of topic from offset from
 // up to (not including) to, in order, until fn returns false. Records
 // deleted meanwhile (retention) are left out: it reads from the log start
 // then.
-func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from, to int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
+func Scan(client sarama.Client, topic string, partition int32, from, to int64, fn func(*sarama.ConsumerMessage) bool) (err error) {
 	if from >= to {
 		return nil
 	}
@@ -293,56 +228,4 @@ func (k *Cluster) Scan(client sarama.Client, topic string, partition int32, from
 		return scanPartition(client, topic, partition, max(from, start), to, fn)
 	}
 	return err
-}
-
-// Rewind sets the offset group has committed for partition of topic
-// back to offset, so that its next member reads on from there. The
-// coordinator refuses it while the group has members.
-func (k *Cluster) Rewind(client sarama.Client, group, topic string, partition int32, offset int64) error {
-	coordinator, err := client.Coordinator(group)
-	if err != nil {
-		return fmt.Errorf("coordinator of %s: %w", group, err)
-	}
-	// A commit outside any generation, as a consumer without a group
-	// session makes it.
-	req := &sarama.OffsetCommitRequest{Version: 2, ConsumerGroup: group,
-		ConsumerGroupGeneration: sarama.GroupGenerationUndefined, RetentionTime: -1}
-	req.AddBlock(topic, partition, offset, 0, "")
-	resp, err := coordinator.CommitOffset(req)
-	if err == nil {
-		if kerr, ok := resp.Errors[topic][partition]; !ok {
-			err = errors.New("no answer for the partition")
-		} else if !errors.Is(kerr, sarama.ErrNoError) {
-			err = kerr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("rewind %s in %s/%d to %d: %w", group, topic, partition, offset, err)
-	}
-	return nil
-}
-
-// GroupMembers returns how many members group has and its state as the
-// coordinator tells it ("Empty" or "Dead" without members: a group that
-// never existed is "Dead").
-func (k *Cluster) GroupMembers(client sarama.Client, group string) (members int, state string, err error) {
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		return 0, "", fmt.Errorf("create cluster admin: %w", err)
-	}
-	// Not admin.Close: that would close the shared client.
-	groups, err := admin.DescribeConsumerGroups([]string{group})
-	if err != nil {
-		return 0, "", fmt.Errorf("describe group %s: %w", group, err)
-	}
-	for _, g := range groups {
-		if g.GroupId != group {
-			continue
-		}
-		if !errors.Is(g.Err, sarama.ErrNoError) {
-			return 0, "", fmt.Errorf("describe group %s: %w", group, g.Err)
-		}
-		return len(g.Members), g.State, nil
-	}
-	return 0, "", fmt.Errorf("describe group %s: no answer for the group", group)
 }

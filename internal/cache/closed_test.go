@@ -3,8 +3,6 @@ package cache
 import (
 	"path/filepath"
 	"testing"
-
-	"github.com/syndtr/goleveldb/leveldb"
 )
 
 // The offset the start-up repair sets in a cache is what goka reads when
@@ -26,7 +24,7 @@ func TestSetOffsetReachesTheDisk(t *testing.T) {
 	}
 	for _, offset := range []int64{-1, 0, 7} {
 		path := filepath.Join(dir, "mini-group-table.0")
-		if err := withCache(path, func(db *leveldb.DB) error { return setOffset(db, offset) }); err != nil {
+		if err := SetOffset(path, offset); err != nil {
 			t.Fatal(err)
 		}
 		st := openCache(t, dir)
@@ -35,7 +33,7 @@ func TestSetOffsetReachesTheDisk(t *testing.T) {
 			t.Fatal(cerr)
 		}
 		if err != nil || got != offset {
-			t.Errorf("offset after setOffset(%d): %d, %v", offset, got, err)
+			t.Errorf("offset after SetOffset(%d): %d, %v", offset, got, err)
 		}
 	}
 }

@@ -1,8 +1,12 @@
-package kafka
+package repair
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
+
+	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
 )
@@ -131,4 +135,43 @@ func endBefore(client sarama.Client, topic string, p int32, from, before int64) 
 		}
 	}
 	return min(end, before), nil
+}
+
+// Gap is a range of records of a partition, offsets [From, To), that a
+// group will never read: deleted by retention before the group read them,
+// or lost from a log that now ends before what the group had read.
+type Gap struct {
+	Topic     string
+	Partition int32
+	From, To  int64
+}
+
+// Deleted finds, for each partition of topics, the records a group will
+// not read because they were deleted: the log now starts after the offset
+// the group committed (committed, as Committed returns it). A consumer
+// goes on at the log start without a word (sarama's ResetInvalidOffsets),
+// so this is the only place it can be seen. A log that now ends before
+// the committed offset (a damaged log) is the start-up repair's.
+func Deleted(client sarama.Client, committed map[string]map[int32]int64, topics ...string) ([]Gap, error) {
+	var deleted []Gap
+	for _, topic := range topics {
+		if len(committed[topic]) == 0 {
+			continue
+		}
+		starts, err := kafka.Offsets(client, topic, sarama.OffsetOldest)
+		if err != nil {
+			return nil, err
+		}
+		for p, c := range committed[topic] {
+			if start := starts[p]; start > c {
+				deleted = append(deleted, Gap{Topic: topic, Partition: p, From: c, To: start})
+			}
+		}
+	}
+	slices.SortFunc(deleted, compareGaps)
+	return deleted, nil
+}
+
+func compareGaps(a, b Gap) int {
+	return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 }
