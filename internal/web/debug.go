@@ -13,15 +13,18 @@ import (
 
 // DebugHandler serves Go's profiles (net/http/pprof) under
 // /-/debug/pprof/: CPU (?seconds=N), heap, allocations, goroutines,
-// blocking, mutexes and the execution trace, for `go tool pprof`.
+// blocking, mutexes and the execution trace, for `go tool pprof`. pprof's
+// Index serves the named profiles only under /debug/pprof/, so the "/-"
+// is stripped before it: under its own path it answered every name
+// with the index page.
 func DebugHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/-/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/-/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/-/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/-/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/-/debug/pprof/trace", pprof.Trace)
-	return mux
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return http.StripPrefix("/-", mux)
 }
 
 // ServeDebug serves DebugHandler on ln until ctx ends. It is a server of
