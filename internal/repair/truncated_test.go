@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"fmt"
