@@ -1,7 +1,8 @@
 # Targets as in goka's examples (start, stop, restart) plus run and test.
 # The two commands that matter work without make: `go run main.go` and
 # `go test -count=1 -timeout 30m ./...`. The program's own tests (end to end, crashes,
-# benchmarks) are in internal/app.
+# benchmarks) are in internal/app, those of its start-up repair of damaged
+# logs in internal/repair.
 
 DOCKER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
 # The three brokers of docker-compose.yml.

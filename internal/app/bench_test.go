@@ -31,6 +31,7 @@ import (
 	"clicks/internal/broker"
 	"clicks/internal/cache"
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/kafka"
 	"clicks/internal/metrics"
 	"clicks/internal/metrics/metricstest"
@@ -671,12 +672,12 @@ func processProfileArgs() []string {
 // program p for the given seconds from now, into that directory, named
 // after the benchmark and what; it returns at once, and the returned func
 // waits for both files.
-func profileProcess(b *testing.B, p *process, what string, seconds int) (wait func()) {
+func profileProcess(b *testing.B, p *clickstest.Process, what string, seconds int) (wait func()) {
 	dir := os.Getenv("CLICKS_PROCESS_PROFILE")
 	if dir == "" {
 		return func() {}
 	}
-	url := waitForLog(b, p, regexp.MustCompile(`msg="profiles served" url=(\S+)`))
+	url := p.WaitForLog(regexp.MustCompile(`msg="profiles served" url=(\S+)`), 30*time.Second)[1]
 	name := strings.NewReplacer("/", "-", "=", "").Replace(b.Name()) + "-" + what
 	var wg sync.WaitGroup
 	for file, path := range map[string]string{name + ".cpu.prof": "profile", name + ".trace": "trace"} {
@@ -806,17 +807,17 @@ func BenchmarkRecoveryProcess(b *testing.B) {
 	const users = 1_000_000
 	e := newBenchEnv(b, clicks.DefaultPartitions)
 	e.fillTable(users)
-	bin := buildClicks(b)
+	clickstest.Build(b)
 	last := fmt.Sprintf("/user-%d", users-1)
 	recoveredRE := regexp.MustCompile(`msg="table recovered" part=view table=\S+ records=\d+ took=(\S+)`)
 	var whole, page, recovery []float64
 	for b.Loop() {
 		for range 3 {
 			start := time.Now()
-			p := startProcess(b, bin, append([]string{"-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
+			p := clickstest.StartProcess(b, append([]string{"-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
 				"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet"}, processProfileArgs()...)...)
 			profiled := profileProcess(b, p, "fresh-view", 8)
-			base := viewURL(b, p)
+			base := p.URL()
 			for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
 				res, err := http.Get(base + last)
 				if err == nil {
@@ -832,16 +833,16 @@ func BenchmarkRecoveryProcess(b *testing.B) {
 			whole = append(whole, time.Since(start).Seconds())
 			// And until the page has counted the table: what /-/summary
 			// and the live page show.
-			waitForSummary(b, base, 5*time.Minute, fmt.Sprintf("%d users", users), func(st servedSummary) bool { return st.Users == users })
+			p.WaitForSummary(5*time.Minute, fmt.Sprintf("%d users", users), func(st clickstest.Summary) bool { return st.Users == users })
 			page = append(page, time.Since(start).Seconds())
-			took := waitForLog(b, p, recoveredRE)
+			took := p.WaitForLog(recoveredRE, 30*time.Second)[1]
 			d, err := time.ParseDuration(took)
 			if err != nil {
 				b.Fatalf("recovery time %q: %v", took, err)
 			}
 			recovery = append(recovery, d.Seconds())
 			profiled()
-			p.kill()
+			p.Kill()
 		}
 	}
 	b.ReportMetric(median(whole), "process-s")
@@ -1016,12 +1017,12 @@ func BenchmarkViewMemory(b *testing.B) {
 	const users = 1_000_000
 	e := newBenchEnv(b, clicks.DefaultPartitions)
 	e.fillTable(users)
-	bin := buildClicks(b)
+	clickstest.Build(b)
 	for b.Loop() {
-		p := startProcess(b, bin, "-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
+		p := clickstest.StartProcess(b, "-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
 			"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
-		base := viewURL(b, p)
-		waitForSummary(b, base, 5*time.Minute, fmt.Sprintf("%d users", users), func(st servedSummary) bool { return st.Users == users })
+		base := p.URL()
+		p.WaitForSummary(5*time.Minute, fmt.Sprintf("%d users", users), func(st clickstest.Summary) bool { return st.Users == users })
 		res, err := http.Get(base + "/-/metrics")
 		if err != nil {
 			b.Fatal(err)
@@ -1039,7 +1040,7 @@ func BenchmarkViewMemory(b *testing.B) {
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
 		b.ReportMetric(heap/(1<<20), "heap-inuse-MiB")
-		p.kill()
+		p.Kill()
 	}
 }
 
@@ -1053,13 +1054,13 @@ func BenchmarkExport(b *testing.B) {
 	const users = 1_000_000
 	e := newBenchEnv(b, clicks.DefaultPartitions)
 	e.fillTable(users)
-	bin := buildClicks(b)
+	clickstest.Build(b)
 	consume := e.bareConsume(string(clicks.Table), users)
 	for b.Loop() {
-		p := startProcess(b, bin, "-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
+		p := clickstest.StartProcess(b, "-brokers", e.k.Brokers[0], "-emit=false", "-process=false",
 			"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
-		base := viewURL(b, p)
-		waitForSummary(b, base, 5*time.Minute, fmt.Sprintf("%d users", users), func(st servedSummary) bool { return st.Users == users })
+		base := p.URL()
+		p.WaitForSummary(5*time.Minute, fmt.Sprintf("%d users", users), func(st clickstest.Summary) bool { return st.Users == users })
 		before := procStatusMiB(b, p, "VmHWM")
 		start := time.Now()
 		res, err := http.Get(base + "/-/export")
@@ -1083,6 +1084,6 @@ func BenchmarkExport(b *testing.B) {
 		b.ReportMetric(before, "peak-rss-before-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-after-MiB")
-		p.kill()
+		p.Kill()
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"clicks/internal/broker"
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 )
 
 // One of three embedded brokers stops while clicks are written and
@@ -23,7 +24,7 @@ func TestEmbeddedBrokerStoppedUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("broker stop test skipped with -short")
 	}
-	brokerLog := newSyncBuffer()
+	brokerLog := clickstest.NewBuffer()
 	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Count: 3, Dir: t.TempDir(), Table: string(clicks.Table), CompactInterval: time.Minute},
 		slog.New(slog.NewTextHandler(brokerLog, nil)))
 	if err != nil {
@@ -75,39 +76,23 @@ func TestEmbeddedBrokerStoppedUnderLoad(t *testing.T) {
 func countThroughBrokerDown(t *testing.T, brokers []string, stop, start func()) {
 	t.Helper()
 	all := strings.Join(brokers, ",")
-	counter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-emit=false")
-	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-process=false", "-serve=false", "-interval", "2ms")
-	stopWriter := startForeignWriter(t, brokers)
+	counter := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", all, "-emit=false")
+	emitter := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", all, "-process=false", "-serve=false", "-interval", "2ms")
+	stopWriter := clickstest.StartForeignWriter(t, brokers)
 
-	waitForGrowth(t, counter, "user-0", 0, 30*time.Second)
+	counter.WaitForClicks("user-0", 0, 30*time.Second)
 	stop()
-	atStop := counter.clicks("user-0")
+	atStop := counter.Clicks("user-0")
 	// Counting goes on with the broker down (for some 5 s: 50 clicks of
 	// user-0 a second), and after it is back.
-	down := waitForGrowth(t, counter, "user-0", atStop+250, 90*time.Second)
+	down := counter.WaitForClicks("user-0", atStop+250, 90*time.Second)
 	start()
-	waitForGrowth(t, counter, "user-0", down+100, 90*time.Second)
+	counter.WaitForClicks("user-0", down+100, 90*time.Second)
 
-	emitter.stop() // the topic must stop growing before it is compared
+	emitter.Stop() // the topic must stop growing before it is compared
 	stopWriter()
 	matchTopic(t, brokers, counter)
-	if code, body, err := counter.get("/-/ready"); err != nil || code != 200 {
-		t.Errorf("/-/ready: %d %s (%v), want 200 once the brokers are back\n%s", code, body, err, lastLines(counter.stderr.String(), 30))
+	if code, body, err := counter.Get("/-/ready"); err != nil || code != 200 {
+		t.Errorf("/-/ready: %d %s (%v), want 200 once the brokers are back\n%s", code, body, err, counter.LastLines(30))
 	}
-}
-
-// waitForGrowth polls the count of key until it is above from and
-// returns it.
-func waitForGrowth(t *testing.T, in *instance, key string, from int, within time.Duration) int {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	n := -1
-	for time.Now().Before(deadline) {
-		if n = in.clicks(key); n > from {
-			return n
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s counted %d, not above %d within %v:\n%s", key, n, from, within, lastLines(in.stderr.String(), 40))
-	return n
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"clicks/internal/clicks"
 	"context"
 	"fmt"
 	"os"
@@ -12,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/chromedp/chromedp"
 )
@@ -95,21 +97,16 @@ func digits(s string) int {
 // CSS selector sel satisfies ok, and returns it.
 func pollText(t *testing.T, ctx context.Context, sel string, within time.Duration, ok func(string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(within)
 	expr := fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)
 	var text string
-	for time.Now().Before(deadline) {
+	clickstest.WaitFor(t, within, "the text of "+sel+" to become what the test waits for", func() (bool, string) {
 		var err error
 		if text, err = chromedp.Run(ctx, chromedp.Evaluate[string](expr)); err != nil {
 			t.Fatalf("read %s: %v", sel, err)
 		}
-		if ok(text) {
-			return text
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: last text %q did not become what the test waits for within %v", sel, text, within)
-	return ""
+		return ok(text), fmt.Sprintf("%q", text)
+	})
+	return text
 }
 
 // The live page in a real browser against the running program: it shows
@@ -118,7 +115,7 @@ func pollText(t *testing.T, ctx context.Context, sel string, within time.Duratio
 func TestBrowserLivePage(t *testing.T) {
 	path := findChromium(t)
 	out := testOutputDir(t)
-	in := startClicks(t, nil, "-data", t.TempDir(), "-interval", "20ms", "-users", "5")
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-interval", "20ms", "-users", "5")
 	ctx := newBrowser(t, path)
 
 	// Script errors and refused loads (the page's CSP) fail the test.
@@ -145,7 +142,7 @@ func TestBrowserLivePage(t *testing.T) {
 			}
 		}
 	}()
-	if err := chromedp.Do(ctx, chromedp.Navigate(in.url+"/")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(in.URL()+"/")); err != nil {
 		t.Fatalf("open the page: %v", err)
 	}
 	// A mark on the window: if the page reloaded, it would be gone.
@@ -163,7 +160,7 @@ func TestBrowserLivePage(t *testing.T) {
 	}
 	// A click another client wrote outside its user's partition shows as
 	// forwarded.
-	w := writers{t: t, brokers: in.brokers}
+	w := writers{t: t, brokers: in.Brokers}
 	w.franzSend([]string{"user-4"}, (clicks.KeyPartition("user-4", clicks.DefaultPartitions)+1)%clicks.DefaultPartitions)
 	pollText(t, ctx, "#forwarded", 30*time.Second, func(s string) bool { return digits(s) >= 1 })
 	if bars, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#chart li.bar").length`)); err != nil || bars != 5 {
@@ -178,7 +175,7 @@ func TestBrowserLivePage(t *testing.T) {
 		t.Fatalf("search: %v", err)
 	}
 	found := pollText(t, ctx, "#result", 10*time.Second, func(s string) bool { return strings.HasPrefix(s, "user-2: ") })
-	if n, api := digits(strings.TrimPrefix(found, "user-2: ")), in.clicks("user-2"); n <= 0 || n > api {
+	if n, api := digits(strings.TrimPrefix(found, "user-2: ")), in.Clicks("user-2"); n <= 0 || n > api {
 		t.Errorf("search shows %q; GET /user-2 says %d afterwards", found, api)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#q").value = ""`)); err != nil {

@@ -1,12 +1,14 @@
 package app
 
 import (
-	"clicks/internal/clicks"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 )
 
 // A local table cache that outlived the broker's log is detected and
@@ -14,23 +16,23 @@ import (
 func TestStaleCacheIsRebuilt(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	keys := testKeys(2)
-	first := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, first.brokers, map[string]int{keys[0]: 3})
-	first.waitForBody("/"+keys[0], `{"Clicks":3}`, 30*time.Second)
-	first.stop()
+	keys := clickstest.Keys(2)
+	first := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.Brokers, map[string]int{keys[0]: 3})
+	first.WaitForBody("/"+keys[0], `{"Clicks":3}`, 30*time.Second)
+	first.Stop()
 
 	if err := os.RemoveAll(filepath.Join(dir, "broker")); err != nil {
 		t.Fatal(err)
 	}
-	second := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, second.brokers, map[string]int{keys[1]: 1})
-	second.waitForBody("/"+keys[1], `{"Clicks":1}`, 30*time.Second)
-	if status, body, _ := second.get("/" + keys[0]); status != 404 {
+	second := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, second.Brokers, map[string]int{keys[1]: 1})
+	second.WaitForBody("/"+keys[1], `{"Clicks":1}`, 30*time.Second)
+	if status, body, _ := second.Get("/" + keys[0]); status != 404 {
 		t.Errorf("count the broker no longer has is still served: %d %s", status, body)
 	}
-	if n := strings.Count(second.stderr.String(), "rebuilding it from the changelog"); n != 1 {
-		t.Errorf("got %d log lines about rebuilding the cache, want 1\nstderr:\n%s", n, second.stderr)
+	if n := strings.Count(second.Log(), "rebuilding it from the changelog"); n != 1 {
+		t.Errorf("got %d log lines about rebuilding the cache, want 1\nstderr:\n%s", n, second.Log())
 	}
 }
 
@@ -39,11 +41,11 @@ func TestStaleCacheIsRebuilt(t *testing.T) {
 func TestCorruptedCacheIsRebuilt(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	key := testKeys(1)[0]
-	first := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, first.brokers, map[string]int{key: 3})
-	first.waitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
-	first.stop()
+	key := clickstest.Keys(1)[0]
+	first := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.Brokers, map[string]int{key: 3})
+	first.WaitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
+	first.Stop()
 
 	for _, role := range []string{"processor", "view"} {
 		current := filepath.Join(dir, role, string(clicks.Table)+".0", "CURRENT")
@@ -51,11 +53,11 @@ func TestCorruptedCacheIsRebuilt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	second := startClicks(t, nil, "-data", dir, "-emit=false")
-	second.waitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
-	sendClicks(t, second.brokers, map[string]int{key: 1})
-	second.waitForBody("/"+key, `{"Clicks":4}`, 30*time.Second)
-	if !strings.Contains(second.stderr.String(), "unreadable") {
-		t.Errorf("the rebuild was not logged:\n%s", second.stderr)
+	second := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	second.WaitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
+	sendClicks(t, second.Brokers, map[string]int{key: 1})
+	second.WaitForBody("/"+key, `{"Clicks":4}`, 30*time.Second)
+	if !strings.Contains(second.Log(), "unreadable") {
+		t.Errorf("the rebuild was not logged:\n%s", second.Log())
 	}
 }

@@ -1,10 +1,12 @@
 package app
 
 import (
-	"clicks/internal/clicks"
 	"os"
 	"strings"
 	"testing"
+
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/IBM/sarama"
 )
@@ -31,13 +33,13 @@ func kafkaBrokers(t testing.TB) string {
 // broker in a process of its own, started here and returned. It keeps
 // every click (-broker-keep-mib 0): the tests compare the counts with all
 // that was written, and a soak writes more than the default keeps.
-func clusterForTest(t *testing.T, bin string) (string, *process) {
+func clusterForTest(t *testing.T) (string, *clickstest.Process) {
 	t.Helper()
 	if k := kafkaBrokers(t); k != "" {
 		return k, nil
 	}
-	p := startProcess(t, bin, "-data", t.TempDir(), "-broker-listen", "127.0.0.1:0", "-broker-keep-mib", "0", "-emit=false", "-process=false", "-serve=false")
-	return waitForLog(t, p, brokersRE), p
+	p := clickstest.StartProcess(t, "-data", t.TempDir(), "-broker-listen", "127.0.0.1:0", "-broker-keep-mib", "0", "-emit=false", "-process=false", "-serve=false")
+	return p.WaitForBrokers()[0], p
 }
 
 // On the real cluster the topics clicks creates have, as Kafka describes
@@ -49,8 +51,8 @@ func TestKafkaTopicsReplicated(t *testing.T) {
 	if k == "" {
 		t.Skip("KAFKA_BROKERS is not set; run `make restart` and `make test-kafka` to test against real Kafka")
 	}
-	in := startClicks(t, nil, "-data", t.TempDir(), "-brokers", k, "-emit=false", "-process=false")
-	client, err := sarama.NewClient(in.brokers, sarama.NewConfig())
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", k, "-emit=false", "-process=false")
+	client, err := sarama.NewClient(in.Brokers, sarama.NewConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +65,6 @@ func TestKafkaTopicsReplicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d brokers: replication %d, min.insync.replicas %d", brokers, replication, minInsync)
-	checkReplication(t, in.brokers, replication, minInsync)
-	checkTopicSettings(t, in.brokers, clicks.DefaultPartitions, int16(replication))
+	checkReplication(t, in.Brokers, replication, minInsync)
+	checkTopicSettings(t, in.Brokers, clicks.DefaultPartitions, int16(replication))
 }

@@ -1,14 +1,16 @@
 package app
 
 import (
-	"clicks/internal/broker"
-	"clicks/internal/clicks"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"clicks/internal/broker"
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 )
 
 // removeSegments does to a partition what the first half of kfake's
@@ -40,27 +42,27 @@ func TestInterruptedCompactionIsRestored(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	brokerDir := filepath.Join(dir, "broker")
-	keys := testKeys(3)
+	keys := clickstest.Keys(3)
 	want := map[string]int{keys[0]: 5, keys[1]: 2, keys[2]: 7}
 
-	first := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, first.brokers, want)
+	first := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.Brokers, want)
 	for k, n := range want {
-		first.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+		first.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 	}
-	first.stop()
+	first.Stop()
 
 	if err := broker.BackupBeforeCompaction(brokerDir, string(clicks.Table)); err != nil {
 		t.Fatal(err)
 	}
 	removeSegments(t, brokerDir)
 
-	second := startClicks(t, nil, "-data", dir, "-emit=false")
+	second := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
 	for k, n := range want {
-		second.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+		second.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 	}
-	if !strings.Contains(second.stderr.String(), "compaction of the embedded broker was interrupted") {
-		t.Errorf("the restore was not logged:\n%s", second.stderr)
+	if !strings.Contains(second.Log(), "compaction of the embedded broker was interrupted") {
+		t.Errorf("the restore was not logged:\n%s", second.Log())
 	}
 	if _, err := os.Stat(filepath.Join(brokerDir, broker.CompactionBackup)); !os.IsNotExist(err) {
 		t.Errorf("the backup is still there after the restore: %v", err)
@@ -73,12 +75,12 @@ func TestFinishedCompactionBackupIsDropped(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	brokerDir := filepath.Join(dir, "broker")
-	key := testKeys(1)[0]
+	key := clickstest.Keys(1)[0]
 
-	first := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, first.brokers, map[string]int{key: 3})
-	first.waitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
-	first.stop()
+	first := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.Brokers, map[string]int{key: 3})
+	first.WaitForBody("/"+key, `{"Clicks":3}`, 30*time.Second)
+	first.Stop()
 	if err := broker.BackupBeforeCompaction(brokerDir, string(clicks.Table)); err != nil {
 		t.Fatal(err)
 	}
@@ -87,17 +89,17 @@ func TestFinishedCompactionBackupIsDropped(t *testing.T) {
 	if err := os.Rename(backup, hidden); err != nil {
 		t.Fatal(err)
 	}
-	second := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, second.brokers, map[string]int{key: 2})
-	second.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
-	second.stop()
+	second := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, second.Brokers, map[string]int{key: 2})
+	second.WaitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
+	second.Stop()
 	if err := os.Rename(hidden, backup); err != nil {
 		t.Fatal(err)
 	}
 
-	third := startClicks(t, nil, "-data", dir, "-emit=false")
-	third.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
-	if strings.Contains(third.stderr.String(), "was interrupted") {
-		t.Errorf("a complete partition was replaced by an older backup:\n%s", third.stderr)
+	third := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	third.WaitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
+	if strings.Contains(third.Log(), "was interrupted") {
+		t.Errorf("a complete partition was replaced by an older backup:\n%s", third.Log())
 	}
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/metrics/metricstest"
 )
 
@@ -63,26 +65,25 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 		t.Skip("disk test skipped with -short")
 	}
 	disk := mountTmpfs(t, 48)
-	bin := buildClicks(t)
 	brokerDir := filepath.Join(disk, "data")
-	broker := startProcess(t, bin, "-data", brokerDir, "-broker-listen", "127.0.0.1:0", "-emit=false", "-process=false", "-serve=false",
+	broker := clickstest.StartProcess(t, "-data", brokerDir, "-broker-listen", "127.0.0.1:0", "-emit=false", "-process=false", "-serve=false",
 		"-broker-keep-mib", "0", "-broker-min-free-mib", "8")
-	addr := waitForLog(t, broker, brokersRE)
+	addr := broker.WaitForBrokers()[0]
 	filler := fillTo(t, disk, 12<<20)
 	appDir := t.TempDir()
-	app := startProcess(t, bin, "-data", appDir, "-brokers", addr, "-listen", "127.0.0.1:0", "-interval", "200us", "-quiet")
-	base := viewURL(t, app)
+	app := clickstest.StartProcess(t, "-data", appDir, "-brokers", addr, "-listen", "127.0.0.1:0", "-interval", "200us", "-quiet")
+	app.URL() // running: its view is open
 
 	fullRE := regexp.MustCompile(`msg="the embedded broker's disk is nearly full`)
-	waitForLogWithin(t, broker, fullRE, 2*time.Minute)
+	broker.WaitForLog(fullRE, 2*time.Minute)
 	// Full for a while, the emitter trying all along: the broker's second
 	// line comes 10 s after the first, with how many writes it refused
 	// meanwhile; until then each part has said it about once.
-	waitForLogWithin(t, broker, regexp.MustCompile(fullRE.String()+`[^\n]* repeated=\d+`), time.Minute)
-	if n := strings.Count(app.stderr.String(), `msg="click not sent"`); n > 3 {
+	broker.WaitForLog(regexp.MustCompile(fullRE.String()+`[^\n]* repeated=\d+`), time.Minute)
+	if n := strings.Count(app.Log(), `msg="click not sent"`); n > 3 {
 		t.Errorf("the emitter logged %d lines of clicks not sent while the disk was full for 10 s, want one per 10 s", n)
 	}
-	if n := len(fullRE.FindAllString(broker.stderr.String(), -1)); n > 3 {
+	if n := len(fullRE.FindAllString(broker.Log(), -1)); n > 3 {
 		t.Errorf("the broker logged %d lines of a full disk in 10 s, want one per 10 s", n)
 	}
 
@@ -90,38 +91,22 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	get := (&instance{t: t, url: base}).get
-	before, _ := metricstest.Value(metricstest.Scrape(t, get), "clicks_emitted_total")
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		now, _ := metricstest.Value(metricstest.Scrape(t, get), "clicks_emitted_total")
-		if now > before+100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emitter did not resume within 60 s after space returned:\n%s", lastLines(app.stderr.String(), 30))
-		}
-	}
+	before, _ := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_emitted_total")
+	clickstest.WaitFor(t, 60*time.Second, "the emitter to resume after space returned", func() (bool, string) {
+		now, _ := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_emitted_total")
+		return now > before+100, fmt.Sprintf("clicks_emitted_total %v, from %v\n%s", now, before, app.LastLines(30))
+	})
 
 	// Stop: what the emitter had acknowledged must all be in the topic.
-	if err := app.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-app.exited:
-		if err != nil {
-			t.Fatalf("stop with SIGTERM: %v\n%s", err, lastLines(app.stderr.String(), 30))
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30 s after SIGTERM:\n%s", lastLines(app.stderr.String(), 30))
-	}
-	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.stderr.String())
+	app.Stop()
+	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.Log())
 	if m == nil {
-		t.Fatalf("no emitter summary:\n%s", lastLines(app.stderr.String(), 30))
+		t.Fatalf("no emitter summary:\n%s", app.LastLines(30))
 	}
 	sent, _ := strconv.Atoi(m[1])
 	unknown, _ := strconv.Atoi(m[3])
 	inTopic := 0
-	for _, n := range recordsPerKey(t, []string{addr}, string(clicks.Topic)) {
+	for _, n := range clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic)) {
 		inTopic += n
 	}
 	t.Logf("emitter: sent %d, failed %s, unknown %d; in the topic: %d", sent, m[2], unknown, inTopic)
@@ -129,16 +114,6 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
 	}
 	checkExactlyOnce(t, "-data", appDir, "-brokers", addr)
-}
-
-// waitForLogWithin is waitForLog with a deadline of its own.
-func waitForLogWithin(t *testing.T, p *process, re *regexp.Regexp, within time.Duration) {
-	t.Helper()
-	for deadline := time.Now().Add(within); !re.MatchString(p.stderr.String()); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line matching %s within %s:\n%s", re, within, lastLines(p.stderr.String(), 30))
-		}
-	}
 }
 
 // fillUp writes a file in dir until the filesystem has no space left.
@@ -182,26 +157,18 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 		t.Skip("disk test skipped with -short")
 	}
 	disk := mountTmpfs(t, 64)
-	bin := buildClicks(t)
 	dataDir := filepath.Join(disk, "data")
-	app := startProcess(t, bin, "-data", dataDir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0",
+	app := clickstest.StartProcess(t, "-data", dataDir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0",
 		"-interval", "200us", "-quiet", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
-	base := viewURL(t, app)
-	get := (&instance{t: t, url: base}).get
 	waitForMetric := func(name string, above float64, within time.Duration) {
 		t.Helper()
-		for deadline := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
-			v, ok := metricstest.Value(metricstest.Scrape(t, get), name)
+		clickstest.WaitFor(t, within, fmt.Sprintf("%s above %v", name, above), func() (bool, string) {
+			v, ok := metricstest.Value(metricstest.Scrape(t, app.Get), name)
 			if !ok {
 				t.Fatalf("no %s in /-/metrics", name)
 			}
-			if v > above {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not above %v within %v:\n%s", name, above, within, lastLines(app.stderr.String(), 30))
-			}
-		}
+			return v > above, fmt.Sprintf("%v\n%s", v, app.LastLines(30))
+		})
 	}
 	waitForMetric("clicks_served", 1000, time.Minute)
 
@@ -214,22 +181,20 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	var filler string
 	for round := 1; ; round++ {
 		filler = fillUp(t, disk)
-		logged := len(app.stderr.String())
-		for deadline := time.Now().Add(2 * time.Minute); !fullRE.MatchString(app.stderr.String()[logged:]); time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no line matching %s within 2m0s of filling the disk:\n%s", fullRE, lastLines(app.stderr.String(), 30))
-			}
-		}
+		logged := len(app.Log())
+		clickstest.WaitFor(t, 2*time.Minute, fmt.Sprintf("a line matching %s after filling the disk", fullRE), func() (bool, string) {
+			return fullRE.MatchString(app.Log()[logged:]), "\n" + app.LastLines(30)
+		})
 		// Some seconds more with no byte free, for the local tables to find out.
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
 			select {
-			case err := <-app.exited:
-				t.Fatalf("the program exited with the disk full (%v):\n%s", err, lastLines(app.stderr.String(), 40))
+			case <-app.Done():
+				t.Fatalf("the program exited with the disk full (%v):\n%s", app.Err(), app.LastLines(40))
 			case <-time.After(time.Until(deadline)):
 			}
 		}
-		if n := checkDiskFullLines(t, app.stderr.String()[logged:]); n > 0 || round == 3 {
+		if n := checkDiskFullLines(t, app.Log()[logged:]); n > 0 || round == 3 {
 			if n == 0 {
 				t.Error("no part failed with the disk full to the last byte in three rounds: the test tested no failure's line")
 			}
@@ -239,7 +204,7 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 		if err := os.Remove(filler); err != nil {
 			t.Fatal(err)
 		}
-		before, ok := metricstest.Value(metricstest.Scrape(t, get), "clicks_served")
+		before, ok := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_served")
 		if !ok {
 			t.Fatal("no clicks_served in /-/metrics")
 		}
@@ -250,39 +215,29 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	before, ok := metricstest.Value(metricstest.Scrape(t, get), "clicks_served")
+	before, ok := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_served")
 	if !ok {
 		t.Fatal("no clicks_served in /-/metrics")
 	}
 	waitForMetric("clicks_served", before+1000, 2*time.Minute)
 
-	if err := app.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-app.exited:
-		if err != nil {
-			t.Fatalf("stop with SIGTERM: %v\n%s", err, lastLines(app.stderr.String(), 30))
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30 s after SIGTERM:\n%s", lastLines(app.stderr.String(), 30))
-	}
-	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.stderr.String())
+	app.Stop()
+	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.Log())
 	if m == nil {
-		t.Fatalf("no emitter summary:\n%s", lastLines(app.stderr.String(), 30))
+		t.Fatalf("no emitter summary:\n%s", app.LastLines(30))
 	}
 	sent, _ := strconv.Atoi(m[1])
 	unknown, _ := strconv.Atoi(m[3])
-	in := startClicks(t, nil, "-data", dataDir, "-emit=false", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
+	in := clickstest.StartInProcess(t, Run, nil, "-data", dataDir, "-emit=false", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
 	inTopic := 0
-	for _, n := range recordsPerKey(t, in.brokers, string(clicks.Topic)) {
+	for _, n := range clickstest.RecordsPerKey(t, in.Brokers, string(clicks.Topic)) {
 		inTopic += n
 	}
 	t.Logf("emitter: sent %d, failed %s, unknown %d; in the topic: %d", sent, m[2], unknown, inTopic)
 	if inTopic < sent || inTopic > sent+unknown {
 		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
 	}
-	matchTopic(t, in.brokers, in)
+	matchTopic(t, in.Brokers, in)
 }
 
 // checkDiskFullLines checks the lines logged while the disk was full:
@@ -297,9 +252,9 @@ func checkDiskFullLines(t *testing.T, logged string) int {
 			errorLines = append(errorLines, line)
 		}
 	}
-	t.Logf("with the disk full for 15 s and more, %d warnings and errors; the last:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 15))
+	t.Logf("with the disk full for 15 s and more, %d warnings and errors; the last:\n%s", len(errorLines), clickstest.LastLines(strings.Join(errorLines, "\n"), 15))
 	if len(errorLines) > 60 {
-		t.Errorf("%d warnings and errors with the disk full, want each part's once per interval:\n%s", len(errorLines), lastLines(strings.Join(errorLines, "\n"), 40))
+		t.Errorf("%d warnings and errors with the disk full, want each part's once per interval:\n%s", len(errorLines), clickstest.LastLines(strings.Join(errorLines, "\n"), 40))
 	}
 	failures := 0
 	for _, line := range errorLines {

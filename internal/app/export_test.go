@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -21,9 +22,9 @@ import (
 // each user once with the count the view serves.
 func TestPagingAndExportEndToEnd(t *testing.T) {
 	t.Parallel()
-	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false")
 	const users = 3_500
-	cl, err := kgo.NewClient(kgo.SeedBrokers(in.brokers...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(in.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestPagingAndExportEndToEnd(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitForUserTotal(t, in, users)
+	in.WaitForTotal(users)
 
 	// Page through while user-0 … are clicked on: counts change, every
 	// user still comes once.
@@ -68,7 +69,7 @@ func TestPagingAndExportEndToEnd(t *testing.T) {
 			More bool
 			Next string
 		}
-		getJSON(t, in.url+"/-/clicks?prefix=page-&limit=1000&after="+url.QueryEscape(after), &page)
+		getJSON(t, in.URL()+"/-/clicks?prefix=page-&limit=1000&after="+url.QueryEscape(after), &page)
 		pages++
 		for _, u := range page.Users {
 			seen[u.User]++
@@ -97,8 +98,8 @@ func TestPagingAndExportEndToEnd(t *testing.T) {
 	if err := cl.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitForUserTotal(t, in, users+int(more.Load()))
-	res, err := http.Get(in.url + "/-/export?prefix=page-")
+	in.WaitForTotal(users + int(more.Load()))
+	res, err := http.Get(in.URL() + "/-/export?prefix=page-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestPagingAndExportEndToEnd(t *testing.T) {
 			break
 		}
 		n++
-		if got := in.clicks(u.User); got != u.Clicks {
+		if got := in.Clicks(u.User); got != u.Clicks {
 			t.Errorf("%s: exported %d, served %d", u.User, u.Clicks, got)
 		}
 	}

@@ -1,17 +1,18 @@
 package app
 
 import (
-	"clicks/internal/clicks"
-	"clicks/internal/metrics/metricstest"
 	"context"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
+	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -34,11 +35,11 @@ func gokaPartition(t *testing.T, key string) int32 {
 // embedded broker.
 func TestFranzGoTalksToEmbeddedBroker(t *testing.T) {
 	t.Parallel()
-	in := startClicks(t, nil, "-data", t.TempDir(), "-users", "1", "-interval", "20ms")
-	key := testKeys(1)[0]
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-users", "1", "-interval", "20ms")
+	key := clickstest.Keys(1)[0]
 
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(in.brokers...),
+		kgo.SeedBrokers(in.Brokers...),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ConsumeTopics(string(clicks.Topic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -54,7 +55,7 @@ func TestFranzGoTalksToEmbeddedBroker(t *testing.T) {
 	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		t.Fatalf("franz-go produce: %v", err)
 	}
-	in.waitForBody("/"+key, `{"Clicks":1}`, 30*time.Second)
+	in.WaitForBody("/"+key, `{"Clicks":1}`, 30*time.Second)
 
 	// It reads the clicks of the program's own emitter.
 	for {
@@ -78,9 +79,9 @@ func TestFranzGoTalksToEmbeddedBroker(t *testing.T) {
 func TestKcatTalksToEmbeddedBroker(t *testing.T) {
 	t.Parallel()
 	kcat := needKcat(t)
-	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
-	broker := in.brokers[0]
-	key := testKeys(1)[0]
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false")
+	broker := in.Brokers[0]
+	key := clickstest.Keys(1)[0]
 
 	kcatRun := func(stdin string, args ...string) string {
 		t.Helper()
@@ -99,7 +100,7 @@ func TestKcatTalksToEmbeddedBroker(t *testing.T) {
 		t.Errorf("kcat -L does not show user-clicks with 10 partitions:\n%s", meta)
 	}
 	kcatRun("a click from kcat\n", "-P", "-t", string(clicks.Topic), "-p", fmt.Sprint(gokaPartition(t, key)), "-k", key)
-	in.waitForBody("/"+key, `{"Clicks":1}`, 30*time.Second)
+	in.WaitForBody("/"+key, `{"Clicks":1}`, 30*time.Second)
 
 	got := kcatRun("", "-C", "-t", string(clicks.Table), "-o", "beginning", "-e", "-q", "-f", "%k=%s\n")
 	if want := key + `={"Clicks":1,"Offset":`; !strings.Contains(got, want) {
@@ -113,22 +114,22 @@ func TestKcatTalksToEmbeddedBroker(t *testing.T) {
 func TestKcatOddClicks(t *testing.T) {
 	t.Parallel()
 	kcat := needKcat(t)
-	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false")
 	produce := func(value string, args ...string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, kcat, append([]string{"-b", in.brokers[0], "-P", "-t", string(clicks.Topic), "-X", "message.max.bytes=2000000"}, args...)...)
+		cmd := exec.CommandContext(ctx, kcat, append([]string{"-b", in.Brokers[0], "-P", "-t", string(clicks.Topic), "-X", "message.max.bytes=2000000"}, args...)...)
 		cmd.Stdin = strings.NewReader(value)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("kcat %v: %v\n%s", args, err, out)
 		}
 	}
-	keys := testKeys(3)
+	keys := clickstest.Keys(3)
 	notUTF8 := keys[0] + "\xff\xfe"
 	big := keys[1]
 	nullValue := keys[2]
-	sentinel := testKeys(1)[0]
+	sentinel := clickstest.Keys(1)[0]
 	p := gokaPartition(t, sentinel)
 
 	produce("click with a null key\n", "-p", fmt.Sprint(p))
@@ -140,21 +141,20 @@ func TestKcatOddClicks(t *testing.T) {
 	// they have been processed.
 	produce("click\n", "-p", fmt.Sprint(p), "-k", sentinel)
 
-	in.waitForBody("/"+sentinel, `{"Clicks":1}`, 30*time.Second)
-	in.waitForBody("/"+url.PathEscape(notUTF8), `{"Clicks":1}`, 30*time.Second)
-	in.waitForBody("/"+big, `{"Clicks":1}`, 30*time.Second)
-	in.waitForBody("/"+nullValue, `{"Clicks":1}`, 30*time.Second)
-	if n, _ := metricstest.Value(metricstest.Scrape(t, in.get), "clicks_skipped_total", "reason", "no_key"); n != 2 {
+	in.WaitForBody("/"+sentinel, `{"Clicks":1}`, 30*time.Second)
+	in.WaitForBody("/"+url.PathEscape(notUTF8), `{"Clicks":1}`, 30*time.Second)
+	in.WaitForBody("/"+big, `{"Clicks":1}`, 30*time.Second)
+	in.WaitForBody("/"+nullValue, `{"Clicks":1}`, 30*time.Second)
+	if n, _ := metricstest.Value(metricstest.Scrape(t, in.Get), "clicks_skipped_total", "reason", "no_key"); n != 2 {
 		t.Errorf("clicks_skipped_total{reason=\"no_key\"} = %v, want 2", n)
 	}
 	// Logged once per interval, not once per click.
-	if n := strings.Count(in.stderr.String(), "click without a user key skipped"); n != 1 {
-		t.Errorf("%d log lines for the 2 keyless clicks, want 1\nstderr:\n%s", n, in.stderr)
+	if n := strings.Count(in.Log(), "click without a user key skipped"); n != 1 {
+		t.Errorf("%d log lines for the 2 keyless clicks, want 1\nstderr:\n%s", n, in.Log())
 	}
 	select {
-	case err := <-in.done:
-		in.stopped = true
-		t.Fatalf("the program stopped: %v", err)
+	case <-in.Done():
+		t.Fatalf("the program stopped: %v", in.Err())
 	default:
 	}
 }
@@ -265,116 +265,28 @@ func TestClicksFromAnyClientCountedOnce(t *testing.T) {
 	w := writers{t: t, kcat: needKcat(t)}
 	brokers := kafkaBrokers(t)
 	if brokers == "" {
-		broker := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
-		brokers = strings.Join(broker.brokers, ",")
+		broker := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+		brokers = strings.Join(broker.Brokers, ",")
 	}
 	w.brokers = strings.Split(brokers, ",")
-	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-process=false", "-serve=false", "-users", "5", "-interval", "2ms")
-	app := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false")
+	emitter := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", brokers, "-process=false", "-serve=false", "-users", "5", "-interval", "2ms")
+	app := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false")
 
-	keys := append(testKeys(20), "user-0", "user-1", "user-2", "user-3", "user-4")
+	keys := append(clickstest.Keys(20), "user-0", "user-1", "user-2", "user-3", "user-4")
 	w.all(keys)
-	emitter.stop()
+	emitter.Stop()
 	matchTopic(t, w.brokers, app)
-	families := metricstest.Scrape(t, app.get)
+	families := metricstest.Scrape(t, app.Get)
 	if n, _ := metricstest.Value(families, "clicks_forwarded_total"); n == 0 {
 		t.Error("clicks_forwarded_total is 0: no click was outside its partition, the test tested nothing")
 	}
-	app.stop()
+	app.Stop()
 
 	// A view alone and a processor with its view, all with empty local
 	// tables, rebuild them from the changelog; the processor counts on.
-	view := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-process=false")
+	view := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-process=false")
 	matchTopic(t, w.brokers, view)
-	fresh := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false")
-	w.all(append(testKeys(5), keys[:3]...))
+	fresh := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false")
+	w.all(append(clickstest.Keys(5), keys[:3]...))
 	matchTopic(t, w.brokers, fresh, view)
-}
-
-// startForeignWriter writes clicks with franz-go's default partitioner
-// (murmur2, as the Java client: most land outside goka's partition of
-// their key) for user-0 … user-9 and ten keys of its own, one a
-// millisecond, until the returned stop is called. Writes go on through
-// broker restarts; whatever their outcome, the topic is what counts.
-func startForeignWriter(t *testing.T, brokers []string) (stop func()) {
-	t.Helper()
-	return startAckedWriter(t, brokers).stop
-}
-
-// ackedWriter is the foreign writer (franz-go: acks=all, idempotent) that
-// also counts, per key, the clicks the brokers acknowledged.
-type ackedWriter struct {
-	mu    sync.Mutex
-	acked map[string]int
-	stop  func()
-}
-
-func startAckedWriter(t *testing.T, brokers []string) *ackedWriter {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordDeliveryTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &ackedWriter{acked: map[string]int{}}
-	keys := testKeys(10)
-	for i := range 10 {
-		keys = append(keys, fmt.Sprintf("user-%d", i))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			key := keys[i%len(keys)]
-			cl.Produce(ctx, &kgo.Record{Topic: string(clicks.Topic), Key: []byte(key), Value: []byte("a click from franz-go")}, func(_ *kgo.Record, err error) {
-				if err == nil {
-					w.mu.Lock()
-					w.acked[key]++
-					w.mu.Unlock()
-				}
-			})
-		}
-	}()
-	var once sync.Once
-	w.stop = func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			flush, cancelFlush := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancelFlush()
-			if err := cl.Flush(flush); err != nil {
-				t.Logf("acked writer: flush: %v", err)
-			}
-			cl.Close()
-		})
-	}
-	t.Cleanup(w.stop)
-	return w
-}
-
-// checkAckedInTopic fails the test for every key of which the topic holds
-// fewer clicks than the cluster acknowledged to w.
-func (w *ackedWriter) checkAckedInTopic(t *testing.T, inTopic map[string]int) {
-	t.Helper()
-	w.stop()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	total := 0
-	for k, n := range w.acked {
-		total += n
-		if inTopic[k] < n {
-			t.Errorf("%s: %d clicks acknowledged, %d in %s: acknowledged clicks lost", k, n, inTopic[k], clicks.Topic)
-		}
-	}
-	if total == 0 {
-		t.Error("the cluster acknowledged no click of the writer: the test tested nothing")
-	}
-	t.Logf("%d clicks acknowledged to franz-go, all in the topic", total)
 }

@@ -1,10 +1,12 @@
 package app
 
 import (
-	"clicks/internal/clicks"
 	"strings"
 	"testing"
 	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/IBM/sarama"
 )
@@ -29,8 +31,8 @@ func listTopics(t *testing.T, brokers []string) (sarama.ClusterAdmin, map[string
 // compacted and never aged out.
 func TestTopicsAreCreatedWithSettingsThatKeepData(t *testing.T) {
 	t.Parallel()
-	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
-	checkTopicSettings(t, in.brokers, clicks.DefaultPartitions, 1)
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+	checkTopicSettings(t, in.Brokers, clicks.DefaultPartitions, 1)
 }
 
 // checkTopicSettings checks the topics clicks creates as the cluster
@@ -71,17 +73,17 @@ func checkTopicSettings(t *testing.T, brokers []string, partitions int32, replic
 // them as on the default ten, and finds a key's partition among them.
 func TestPartitionsFlag(t *testing.T) {
 	t.Parallel()
-	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-partitions", "3")
-	_, topics := listTopics(t, in.brokers)
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false", "-partitions", "3")
+	_, topics := listTopics(t, in.Brokers)
 	for _, name := range []string{string(clicks.Topic), string(clicks.Table), string(clicks.Loop)} {
 		if d := topics[name]; d.NumPartitions != 3 {
 			t.Errorf("%s has %d partitions, want 3", name, d.NumPartitions)
 		}
 	}
-	key := testKeys(1)[0]
-	sendClicks(t, in.brokers, map[string]int{key: 4})
-	writers{t: t, brokers: in.brokers}.franzSend([]string{key}, (clicks.KeyPartition(key, 3)+1)%3)
-	in.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
+	key := clickstest.Keys(1)[0]
+	sendClicks(t, in.Brokers, map[string]int{key: 4})
+	writers{t: t, brokers: in.Brokers}.franzSend([]string{key}, (clicks.KeyPartition(key, 3)+1)%3)
+	in.WaitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
 }
 
 // A click topic deleted and created again starts its offsets at zero: its
@@ -89,14 +91,14 @@ func TestPartitionsFlag(t *testing.T) {
 func TestRecreatedTopicIsCounted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	key := testKeys(1)[0]
-	first := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, first.brokers, map[string]int{key: 5})
-	first.waitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
-	first.stop()
+	key := clickstest.Keys(1)[0]
+	first := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, first.Brokers, map[string]int{key: 5})
+	first.WaitForBody("/"+key, `{"Clicks":5}`, 30*time.Second)
+	first.Stop()
 
-	broker := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
-	admin, err := sarama.NewClusterAdmin(broker.brokers, sarama.NewConfig())
+	broker := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
+	admin, err := sarama.NewClusterAdmin(broker.Brokers, sarama.NewConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,12 +108,12 @@ func TestRecreatedTopicIsCounted(t *testing.T) {
 	if err := admin.Close(); err != nil {
 		t.Fatal(err)
 	}
-	broker.stop()
+	broker.Stop()
 
-	second := startClicks(t, nil, "-data", dir, "-emit=false")
-	if !strings.Contains(second.stderr.String(), `msg="created topic" topic=user-clicks`) {
-		t.Fatalf("user-clicks was not created again:\n%s", second.stderr)
+	second := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	if !strings.Contains(second.Log(), `msg="created topic" topic=user-clicks`) {
+		t.Fatalf("user-clicks was not created again:\n%s", second.Log())
 	}
-	sendClicks(t, second.brokers, map[string]int{key: 2}) // offsets 0 and 1 again
-	second.waitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
+	sendClicks(t, second.Brokers, map[string]int{key: 2}) // offsets 0 and 1 again
+	second.WaitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
 }

@@ -3,17 +3,13 @@ package app
 import (
 	"bufio"
 	"bytes"
-	"clicks/internal/clicks"
-	"clicks/internal/logs"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,165 +18,16 @@ import (
 	"testing"
 	"time"
 
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
+	"clicks/internal/logs"
+
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 )
 
-// TestMain lets more tests run at once than there are cores, unless
-// -parallel is given: the whole-program tests wait on brokers, rebalances
-// and timers far more than they compute (go test -short took 78 s of wall
-// time for 10 s of CPU one at a time). It removes the program the tests
-// built (buildClicks) once they are done.
-func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		// Half as many under the race detector, which makes every test
-		// several times slower: with eight at once a view timed out
-		// under it.
-		parallel := "8"
-		if raceEnabled {
-			parallel = "4"
-		}
-		if err := flag.Set("test.parallel", parallel); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-	}
-	code := m.Run()
-	if testBinary.dir != "" {
-		os.RemoveAll(testBinary.dir)
-	}
-	os.Exit(code)
-}
-
-// syncBuffer collects what the program writes, for the test to read
-// while it runs.
-type syncBuffer = logs.Locked[*bytes.Buffer]
-
-func newSyncBuffer() *syncBuffer { return logs.Lock(new(bytes.Buffer)) }
-
-// instance is one run of the whole program inside the test process.
-type instance struct {
-	t       *testing.T
-	url     string   // base URL of the view, if served
-	brokers []string // the brokers it uses
-	stdout  *syncBuffer
-	stderr  *syncBuffer
-	cancel  context.CancelFunc
-	done    chan error
-	stopped bool
-}
-
-var (
-	viewOpenedRE = regexp.MustCompile(`View opened at (http://\S+)/`)
-	brokersRE    = regexp.MustCompile(`msg="using (?:the embedded Kafka broker|Kafka brokers)" addrs=(\S+)`)
-)
-
-// startClicks runs the program with args on free ports and waits until it
-// has said which brokers it uses and, if it serves, where.
-func startClicks(t *testing.T, getenv func(string) string, args ...string) *instance {
-	t.Helper()
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	args = append([]string{"-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-quiet"}, args...)
-	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{t: t, stdout: newSyncBuffer(), stderr: newSyncBuffer(), cancel: cancel, done: make(chan error, 1)}
-	go func() { in.done <- Run(ctx, args, getenv, in.stdout, in.stderr) }()
-	t.Cleanup(func() {
-		if !in.stopped {
-			in.stop()
-		}
-	})
-
-	serve := !slicesContains(args, "-serve=false")
-	// An instance that runs the processor or the embedded broker is
-	// ready once its start-up repair is done: the topics are there, and
-	// the embedded broker takes writes to them.
-	repairs := !slicesContains(args, "-process=false") || !slicesContains(args, "-brokers") && getenv("KAFKA_BROKERS") == ""
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if m := brokersRE.FindStringSubmatch(in.stderr.String()); m != nil && in.brokers == nil {
-			in.brokers = strings.Split(m[1], ",")
-		}
-		if m := viewOpenedRE.FindStringSubmatch(in.stdout.String()); m != nil {
-			in.url = m[1]
-		}
-		repaired := !repairs || strings.Contains(in.stderr.String(), `msg="checked the logs for damage"`)
-		if in.brokers != nil && (in.url != "" || !serve) && repaired {
-			return in
-		}
-		select {
-		case err := <-in.done:
-			in.stopped = true
-			t.Fatalf("clicks %v exited early: %v\nstderr:\n%s", args, err, in.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("clicks %v did not start within 30s\nstderr:\n%s", args, in.stderr)
-		}
-	}
-}
-
-// stop ends the program as SIGINT would and checks that it stopped cleanly.
-func (in *instance) stop() {
-	in.t.Helper()
-	in.stopped = true
-	in.cancel()
-	select {
-	case err := <-in.done:
-		if err != nil {
-			in.t.Errorf("clicks stopped with %v\nstderr:\n%s", err, in.stderr)
-		}
-	case <-time.After(20 * time.Second):
-		in.t.Errorf("clicks did not stop within 20s\nstderr:\n%s", in.stderr)
-	}
-}
-
-// get fetches path from the view and returns the status and body.
-func (in *instance) get(path string) (int, string, error) {
-	res, err := http.Get(in.url + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	return res.StatusCode, string(body), err
-}
-
-// waitForBody polls path until it answers 200 with want.
-func (in *instance) waitForBody(path, want string, within time.Duration) {
-	in.t.Helper()
-	deadline := time.Now().Add(within)
-	var (
-		status int
-		body   string
-		err    error
-	)
-	for time.Now().Before(deadline) {
-		if status, body, err = in.get(path); err == nil && status == 200 && body == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	in.t.Fatalf("GET %s: last answer %d %q (err %v), want 200 %q within %v\nstderr:\n%s", path, status, body, err, want, within, in.stderr)
-}
-
-// clicks reads the count of key, or -1 if there is none yet.
-func (in *instance) clicks(key string) int {
-	in.t.Helper()
-	status, body, err := in.get("/" + key)
-	if err != nil || status != 200 {
-		return -1
-	}
-	var n int
-	if _, err := fmt.Sscanf(body, `{"Clicks":%d}`, &n); err != nil {
-		in.t.Fatalf("GET /%s: body %q is not {\"Clicks\":N}", key, body)
-	}
-	return n
-}
+// TestMain: see clickstest.Main.
+func TestMain(m *testing.M) { clickstest.Main(m) }
 
 // sendClicks sends counts[key] clicks for each key with a goka emitter,
 // waiting until the broker has acknowledged each.
@@ -203,73 +50,40 @@ func sendClicks(t *testing.T, brokers []string, counts map[string]int) {
 	}
 }
 
-// testKeys returns n user keys that no earlier run has used, so the test
-// can expect exact counts even on a long-lived cluster.
-func testKeys(n int) []string {
-	run := rand.Uint32()
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("test-%08x-user-%d", run, i)
-	}
-	return keys
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // checkCountsSurviveRestart is the end-to-end test: exact counts for
 // known clicks, the same counts after a restart on the same state, and
 // counts that keep growing.
 func checkCountsSurviveRestart(t *testing.T, getenv func(string) string, args ...string) {
 	dir := t.TempDir()
 	args = append([]string{"-data", dir}, args...)
-	keys := testKeys(4)
+	keys := clickstest.Keys(4)
 	want := map[string]int{}
 	for i, k := range keys {
 		want[k] = i + 1
 	}
 
-	first := startClicks(t, getenv, append(args, "-emit=false")...)
-	sendClicks(t, first.brokers, want)
+	first := clickstest.StartInProcess(t, Run, getenv, append(args, "-emit=false")...)
+	sendClicks(t, first.Brokers, want)
 	for k, n := range want {
-		first.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+		first.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 	}
-	if status, body, err := first.get("/" + keys[0] + "-never-clicked"); err != nil || status != 404 {
+	if status, body, err := first.Get("/" + keys[0] + "-never-clicked"); err != nil || status != 404 {
 		t.Errorf("unknown key: %d %s (%v), want 404", status, body, err)
 	}
-	first.stop()
+	first.Stop()
 
-	second := startClicks(t, getenv, append(args, "-interval", "20ms", "-users", "2")...)
+	second := clickstest.StartInProcess(t, Run, getenv, append(args, "-interval", "20ms", "-users", "2")...)
 	for k, n := range want {
-		second.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+		second.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 	}
 	more := map[string]int{keys[0]: 3}
-	sendClicks(t, second.brokers, more)
-	second.waitForBody("/"+keys[0], fmt.Sprintf(`{"Clicks":%d}`, want[keys[0]]+3), 30*time.Second)
+	sendClicks(t, second.Brokers, more)
+	second.WaitForBody("/"+keys[0], fmt.Sprintf(`{"Clicks":%d}`, want[keys[0]]+3), 30*time.Second)
 
 	// The program's own emitter is running: user-0 grows.
-	deadline := time.Now().Add(30 * time.Second)
-	start := -1
-	for time.Now().Before(deadline) {
-		n := second.clicks("user-0")
-		if start < 0 && n > 0 {
-			start = n
-		}
-		if start > 0 && n > start {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := second.clicks("user-0"); start <= 0 || n <= start {
-		t.Fatalf("user-0 did not grow: first %d, then %d", start, n)
-	}
-	second.stop()
+	start := second.WaitForClicks("user-0", 0, 30*time.Second)
+	second.WaitForClicks("user-0", start, 30*time.Second)
+	second.Stop()
 }
 
 func TestEndToEndEmbeddedBroker(t *testing.T) {
@@ -297,16 +111,16 @@ func TestEndToEndKafka(t *testing.T) {
 func TestClicksBeforeFirstProcessorAreCounted(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	keys := testKeys(2)
+	keys := clickstest.Keys(2)
 	want := map[string]int{keys[0]: 5, keys[1]: 2}
 
-	idle := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
-	sendClicks(t, idle.brokers, want)
-	idle.stop()
+	idle := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
+	sendClicks(t, idle.Brokers, want)
+	idle.Stop()
 
-	in := startClicks(t, nil, "-data", dir, "-emit=false")
+	in := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
 	for k, n := range want {
-		in.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+		in.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 	}
 }
 
@@ -350,7 +164,7 @@ func TestStartupErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"-data", t.TempDir()}, tc.args...)
-			stderr := newSyncBuffer()
+			stderr := clickstest.NewBuffer()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			err := Run(ctx, args, func(string) string { return "" }, io.Discard, stderr)
@@ -373,7 +187,7 @@ func TestStartupErrors(t *testing.T) {
 
 func TestHelpExitsZero(t *testing.T) {
 	t.Parallel()
-	stderr := newSyncBuffer()
+	stderr := clickstest.NewBuffer()
 	err := Run(context.Background(), []string{"-h"}, func(string) string { return "" }, io.Discard, stderr)
 	if !errors.Is(err, flag.ErrHelp) || ExitCode(err, io.Discard) != 0 {
 		t.Fatalf("-h: %v, want flag.ErrHelp and exit 0", err)
@@ -424,28 +238,24 @@ func TestKafkaBrokersFromEnvironment(t *testing.T) {
 // README shows.
 func TestRolesInSeparateInstances(t *testing.T) {
 	t.Parallel()
-	broker := startClicks(t, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
-	brokers := strings.Join(broker.brokers, ",")
-	startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-serve=false")
-	view := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-process=false")
-	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", brokers, "-process=false", "-serve=false", "-users", "1", "-interval", "10ms")
+	broker := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false")
+	brokers := strings.Join(broker.Brokers, ",")
+	clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-serve=false")
+	view := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", brokers, "-emit=false", "-process=false")
+	emitter := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", brokers, "-process=false", "-serve=false", "-users", "1", "-interval", "10ms")
 
-	key := testKeys(1)[0]
-	sendClicks(t, broker.brokers, map[string]int{key: 7})
-	view.waitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
-	deadline := time.Now().Add(30 * time.Second)
-	for view.clicks("user-0") < 1 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if view.clicks("user-0") < 1 {
-		t.Fatalf("the view never showed a click of the emitter instance\nemitter stderr:\n%s", emitter.stderr)
-	}
+	key := clickstest.Keys(1)[0]
+	sendClicks(t, broker.Brokers, map[string]int{key: 7})
+	view.WaitForBody("/"+key, `{"Clicks":7}`, 30*time.Second)
+	clickstest.WaitFor(t, 30*time.Second, "the view to show a click of the emitter instance", func() (bool, string) {
+		return view.Clicks("user-0") >= 1, "none\nemitter stderr:\n" + emitter.LastLines(40)
+	})
 }
 
 // A start that fails leaves nothing behind: the HTTP port it had bound is
 // free again, and so is the broker's.
 func TestFailedStartReleasesPorts(t *testing.T) {
-	httpAddr := freePort(t)
+	httpAddr := clickstest.FreePort(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -463,8 +273,8 @@ func TestFailedStartReleasesPorts(t *testing.T) {
 
 	// A failure after the broker has started: a replication factor the
 	// single embedded broker cannot give makes creating the topics fail.
-	brokerPort := freePort(t)
-	stderr := newSyncBuffer()
+	brokerPort := clickstest.FreePort(t)
+	stderr := clickstest.NewBuffer()
 	args = []string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-broker-listen", fmt.Sprintf("127.0.0.1:%d", brokerPort), "-replication", "3"}
 	err = Run(context.Background(), args, func(string) string { return "" }, io.Discard, stderr)
 	if err == nil || !strings.Contains(err.Error(), "create topic") {
@@ -481,7 +291,7 @@ func TestFailedStartReleasesPorts(t *testing.T) {
 // interval, whole, and all of them by the final flush.
 func TestProcOutput(t *testing.T) {
 	t.Parallel()
-	w := newSyncBuffer()
+	w := clickstest.NewBuffer()
 	o := logs.Lock(bufio.NewWriterSize(w, 64<<10))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -498,12 +308,12 @@ func TestProcOutput(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(w.String(), "\n") < 4000 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	clickstest.WaitFor(t, 5*time.Second, "4000 lines flushed", func() (bool, string) {
+		n := strings.Count(w.String(), "\n")
+		return n >= 4000, fmt.Sprintf("%d lines", n)
+	})
 	if n := strings.Count(w.String(), "\n"); n != 4000 {
-		t.Fatalf("%d lines flushed within 5s, want 4000", n)
+		t.Fatalf("%d lines flushed, want 4000", n)
 	}
 	for _, line := range strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n") {
 		if !regexp.MustCompile(`^\[proc\] key: user-\d clicks: \d+, msg: x$`).MatchString(line) {

@@ -1,9 +1,7 @@
 package app
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"clicks/internal/clickstest"
 )
 
 // weekOfClicks is what the default emitter (10 clicks a second) sends in
@@ -39,67 +39,40 @@ func BenchmarkWeekOfClicks(b *testing.B) {
 			b.Fatalf("CLICKS_WEEK_CLICKS=%q: want a positive number", s)
 		}
 	}
-	bin := buildClicks(b)
+	clickstest.Build(b)
 	for b.Loop() {
 		dir := b.TempDir()
 		args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-quiet"}
-		p := startProcess(b, bin, args...)
-		addr := waitForLog(b, p, brokersRE)
+		p := clickstest.StartProcess(b, args...)
+		addr := p.WaitForBrokers()[0]
 		start := time.Now()
-		writeOneClickBatches(b, addr, n)
+		clickstest.WriteOneClickBatches(b, addr, n)
 		b.Logf("wrote %d one-click batches in %s", n, time.Since(start).Round(time.Millisecond))
-		waitForSummary(b, viewURL(b, p), 10*time.Minute, fmt.Sprintf("%d clicks", n), func(st servedSummary) bool { return st.Total >= int64(n) })
+		p.WaitForSummary(10*time.Minute, fmt.Sprintf("%d clicks", n), func(st clickstest.Summary) bool { return st.Total >= int64(n) })
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "counted-clicks/s")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
 		kept := clicksKept(b, addr)
 
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			b.Fatal(err)
+		p.Signal(syscall.SIGTERM)
+		<-p.Done()
+		if err := p.Err(); err != nil {
+			b.Fatalf("stop with SIGTERM: %v\n%s", err, p.Log())
 		}
-		if err := <-p.exited; err != nil {
-			b.Fatalf("stop with SIGTERM: %v\n%s", err, p.stderr)
-		}
-		p = startProcess(b, bin, append(args[:2:2], "-broker-listen", addr, "-listen", "127.0.0.1:0", "-quiet")...)
-		waitForSummary(b, viewURL(b, p), 10*time.Minute, fmt.Sprintf("%d clicks", n), func(st servedSummary) bool { return st.Total >= int64(n) })
+		p = clickstest.StartProcess(b, append(args[:2:2], "-broker-listen", addr, "-listen", "127.0.0.1:0", "-quiet")...)
+		p.WaitForSummary(10*time.Minute, fmt.Sprintf("%d clicks", n), func(st clickstest.Summary) bool { return st.Total >= int64(n) })
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "restart-peak-rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "restart-rss-MiB")
 		b.ReportMetric(float64(kept), "clicks-kept")
 		b.ReportMetric(float64(dirBytes(b, filepath.Join(dir, "broker")))/(1<<20), "disk-MiB")
-		p.kill()
-	}
-}
-
-// servedSummary is what waitForSummary reads of /-/summary.
-type servedSummary struct {
-	Known        bool // the page has counted the table
-	Users, Total int64
-}
-
-// waitForSummary polls the view's /-/summary at base until done says so,
-// and fails after within, saying what it waited for.
-func waitForSummary(t testing.TB, base string, within time.Duration, what string, done func(servedSummary) bool) {
-	t.Helper()
-	var st servedSummary
-	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
-		res, err := http.Get(base + "/-/summary?top=1")
-		if err == nil {
-			err = json.NewDecoder(res.Body).Decode(&st)
-			res.Body.Close()
-		}
-		if err == nil && st.Known && done(st) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the view did not serve %s within %s: %+v %v", what, within, st, err)
-		}
+		p.Kill()
 	}
 }
 
 // procStatusMiB reads a kB field of the process's /proc/<pid>/status.
-func procStatusMiB(b *testing.B, p *process, field string) float64 {
+func procStatusMiB(b *testing.B, p *clickstest.Process, field string) float64 {
 	b.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,11 +1,13 @@
 package app
 
 import (
-	"clicks/internal/metrics/metricstest"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"clicks/internal/clickstest"
+	"clicks/internal/metrics/metricstest"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -14,12 +16,12 @@ import (
 // the clicks sent.
 func TestMetricsEndToEnd(t *testing.T) {
 	t.Parallel()
-	in := startClicks(t, nil, "-data", t.TempDir(), "-emit=false")
-	keys := testKeys(3)
+	in := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-emit=false")
+	keys := clickstest.Keys(3)
 	want := map[string]int{keys[0]: 3, keys[1]: 5, keys[2]: 7}
-	sendClicks(t, in.brokers, want)
+	sendClicks(t, in.Brokers, want)
 	for k, n := range want {
-		in.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+		in.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 	}
 
 	check := map[string]float64{
@@ -30,24 +32,17 @@ func TestMetricsEndToEnd(t *testing.T) {
 		"clicks_view_lag_records": 0,
 		"clicks_view_recovered":   1,
 	}
-	deadline := time.Now().Add(15 * time.Second)
 	var families map[string]*dto.MetricFamily
-	for {
-		families = metricstest.Scrape(t, in.get)
+	clickstest.WaitFor(t, 15*time.Second, "the metrics to match the clicks sent", func() (bool, string) {
+		families = metricstest.Scrape(t, in.Get)
 		bad := []string{}
 		for name, v := range check {
 			if got, ok := metricstest.Value(families, name); !ok || got != v {
 				bad = append(bad, fmt.Sprintf("%s = %v (found %v), want %v", name, got, ok, v))
 			}
 		}
-		if len(bad) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics do not match the clicks sent:\n%s", strings.Join(bad, "\n"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(bad) == 0, "\n" + strings.Join(bad, "\n")
+	})
 	if got, ok := metricstest.Value(families, "clicks_http_requests_total", "route", "/{key}", "code", "200"); !ok || got < 3 {
 		t.Errorf("GET /{key} answered 200 %v times by the metrics, want at least 3", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
@@ -147,11 +148,11 @@ func (c *realCluster) client() sarama.Client {
 func TestKafkaBrokersKilled(t *testing.T) {
 	c := needRealCluster(t)
 	all := strings.Join(c.brokers, ",")
-	counter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-emit=false")
-	emitter := startClicks(t, nil, "-data", t.TempDir(), "-brokers", all, "-process=false", "-serve=false", "-interval", "2ms")
-	writer := startAckedWriter(t, c.brokers)
+	counter := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", all, "-emit=false")
+	emitter := clickstest.StartInProcess(t, Run, nil, "-data", t.TempDir(), "-brokers", all, "-process=false", "-serve=false", "-interval", "2ms")
+	writer := clickstest.StartAckedWriter(t, c.brokers)
 	client := c.client()
-	waitForGrowth(t, counter, "user-0", 0, 60*time.Second)
+	counter.WaitForClicks("user-0", 0, 60*time.Second)
 
 	victims := []struct {
 		what string
@@ -179,13 +180,13 @@ func TestKafkaBrokersKilled(t *testing.T) {
 	for _, v := range victims {
 		id := v.id()
 		t.Logf("killing broker %d, %s", id, v.what)
-		at := counter.clicks("user-0")
+		at := counter.Clicks("user-0")
 		c.kill(id)
 		// Counting goes on with one broker down (the emitter clicks for
 		// user-0 50 times a second), and after it is back.
-		down := waitForGrowth(t, counter, "user-0", at+250, 120*time.Second)
+		down := counter.WaitForClicks("user-0", at+250, 120*time.Second)
 		c.start(id)
-		waitForGrowth(t, counter, "user-0", down+100, 120*time.Second)
+		counter.WaitForClicks("user-0", down+100, 120*time.Second)
 	}
 
 	// Two of three down: the one left, though it leads user-0's
@@ -204,7 +205,7 @@ func TestKafkaBrokersKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := testKeys(1)[0]
+	key := clickstest.Keys(1)[0]
 	res := probe.ProduceSync(context.Background(), &kgo.Record{Topic: string(clicks.Topic), Partition: part, Key: []byte(key), Value: []byte("a click with two brokers down")})
 	probe.Close()
 	if err := res.FirstErr(); err == nil {
@@ -212,16 +213,16 @@ func TestKafkaBrokersKilled(t *testing.T) {
 	} else {
 		t.Logf("with brokers %v down, broker %d refuses a write to %s/%d: %v", others, survivor, clicks.Topic, part, err)
 	}
-	atDown := counter.clicks("user-0")
+	atDown := counter.Clicks("user-0")
 	c.start(others...)
-	waitForGrowth(t, counter, "user-0", atDown+100, 120*time.Second)
+	counter.WaitForClicks("user-0", atDown+100, 120*time.Second)
 
-	emitter.stop() // the topic must stop growing before it is compared
-	writer.stop()
+	emitter.Stop() // the topic must stop growing before it is compared
+	writer.Stop()
 	matchTopic(t, c.brokers, counter)
-	writer.checkAckedInTopic(t, recordsPerKey(t, c.brokers, string(clicks.Topic)))
-	if code, body, err := counter.get("/-/ready"); err != nil || code != http.StatusOK {
-		t.Errorf("/-/ready: %d %s (%v), want 200 once the brokers are back\n%s", code, body, err, lastLines(counter.stderr.String(), 30))
+	writer.CheckAckedInTopic(t, clickstest.RecordsPerKey(t, c.brokers, string(clicks.Topic)))
+	if code, body, err := counter.Get("/-/ready"); err != nil || code != http.StatusOK {
+		t.Errorf("/-/ready: %d %s (%v), want 200 once the brokers are back\n%s", code, body, err, counter.LastLines(30))
 	}
 }
 
@@ -232,40 +233,34 @@ func TestKafkaBrokersKilled(t *testing.T) {
 func TestKafkaClusterStopped(t *testing.T) {
 	c := needRealCluster(t)
 	all := strings.Join(c.brokers, ",")
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	app := startProcess(t, bin, "-data", dir, "-brokers", all, "-listen", "127.0.0.1:0", "-interval", "5ms", "-quiet")
-	base := viewURL(t, app)
-	waitForReadiness(t, app, base, http.StatusOK, 60*time.Second)
-	writer := startAckedWriter(t, c.brokers)
+	app := clickstest.StartProcess(t, "-data", dir, "-brokers", all, "-listen", "127.0.0.1:0", "-interval", "5ms", "-quiet")
+	app.WaitForReadiness(http.StatusOK, 60*time.Second)
+	writer := clickstest.StartAckedWriter(t, c.brokers)
 
 	c.stopAll()
 	stopped := time.Now()
 	// The processor may say it stopped first; the brokers' probe, once a
 	// second, says they do not answer within its 2 s timeout.
-	for {
-		code, parts := readiness(t, base)
-		if code == http.StatusServiceUnavailable && strings.HasPrefix(parts["brokers"], "not answering") {
-			t.Logf("503 %s after the cluster stopped: %v", time.Since(stopped).Round(100*time.Millisecond), parts)
-			break
-		}
-		if time.Since(stopped) > 30*time.Second {
-			t.Fatalf("/-/ready answers %d %v 30 s after the cluster stopped, want 503 with the brokers not answering", code, parts)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var parts map[string]string
+	clickstest.WaitFor(t, 30*time.Second, "/-/ready to answer 503 with the brokers not answering", func() (bool, string) {
+		var code int
+		code, parts = app.Readiness()
+		return code == http.StatusServiceUnavailable && strings.HasPrefix(parts["brokers"], "not answering"), fmt.Sprintf("%d %v", code, parts)
+	})
+	t.Logf("503 %s after the cluster stopped: %v", time.Since(stopped).Round(100*time.Millisecond), parts)
 	select {
-	case err := <-app.exited:
-		t.Fatalf("the program exited (%v) while the cluster was stopped:\n%s", err, lastLines(app.stderr.String(), 30))
+	case <-app.Done():
+		t.Fatalf("the program exited (%v) while the cluster was stopped:\n%s", app.Err(), app.LastLines(30))
 	default:
 	}
 	c.startAll()
-	waitForReadiness(t, app, base, http.StatusOK, 120*time.Second)
+	app.WaitForReadiness(http.StatusOK, 120*time.Second)
 
-	writer.stop()
-	stopWithSIGTERM(t, app)
+	writer.Stop()
+	app.Stop()
 	checkExactlyOnce(t, "-data", dir, "-brokers", all)
-	writer.checkAckedInTopic(t, recordsPerKey(t, c.brokers, string(clicks.Topic)))
+	writer.CheckAckedInTopic(t, clickstest.RecordsPerKey(t, c.brokers, string(clicks.Topic)))
 }
 
 // resetRealCluster deletes topics and the processor group from the real
@@ -290,17 +285,11 @@ func resetRealCluster(tb testing.TB, brokers []string, topics ...string) {
 			}
 		}
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	// Members of a stopped instance leave, or time out.
+	clickstest.WaitFor(tb, 60*time.Second, fmt.Sprintf("the group %s to be deleted", clicks.Group), func() (bool, string) {
 		err := admin.DeleteConsumerGroup(string(clicks.Group))
-		if err == nil || errors.Is(err, sarama.ErrGroupIDNotFound) {
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("delete group %s: %v", clicks.Group, err)
-		}
-		time.Sleep(200 * time.Millisecond) // members of a stopped instance leave, or time out
-	}
+		return err == nil || errors.Is(err, sarama.ErrGroupIDNotFound), fmt.Sprint(err)
+	})
 	client, err := sarama.NewClient(brokers, sarama.NewConfig())
 	if err != nil {
 		tb.Fatal(err)

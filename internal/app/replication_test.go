@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/IBM/sarama"
 )
@@ -85,7 +86,7 @@ func TestTooSmallClusterFailsAtStart(t *testing.T) {
 	for _, count := range []string{"1", "2"} {
 		t.Run(count+" brokers", func(t *testing.T) {
 			dir := t.TempDir()
-			stderr := newSyncBuffer()
+			stderr := clickstest.NewBuffer()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := Run(ctx, []string{"-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-broker-count", count, "-replication", "3"},
@@ -93,7 +94,7 @@ func TestTooSmallClusterFailsAtStart(t *testing.T) {
 			if err == nil {
 				t.Fatalf("started with -replication 3 on %s brokers", count)
 			}
-			addrs := brokersRE.FindStringSubmatch(stderr.String())
+			addrs := clickstest.BrokersRE.FindStringSubmatch(stderr.String())
 			if addrs == nil {
 				t.Fatalf("the embedded brokers did not start:\n%s", stderr)
 			}
@@ -132,8 +133,8 @@ func TestReplicationOfCreatedTopics(t *testing.T) {
 		{[]string{"-broker-count", "2", "-min-insync", "2"}, 2, 2},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			in := startClicks(t, nil, append([]string{"-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false"}, tc.args...)...)
-			checkReplication(t, in.brokers, tc.wantReplication, tc.wantMinInsync)
+			in := clickstest.StartInProcess(t, Run, nil, append([]string{"-data", t.TempDir(), "-emit=false", "-process=false", "-serve=false"}, tc.args...)...)
+			checkReplication(t, in.Brokers, tc.wantReplication, tc.wantMinInsync)
 		})
 	}
 }

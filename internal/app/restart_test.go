@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"clicks/internal/clickstest"
 	"clicks/internal/logs"
 )
 
@@ -76,11 +77,9 @@ func TestKeepRunningSaysWhyOnce(t *testing.T) {
 	note := func() []any { return []any{"disk", "nearly full"} }
 	done := make(chan error, 1)
 	go func() { done <- keepRunning(ctx, "part", logger, run, func() error { return nil }, note) }()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "failed; starting it again"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no line of the failure in 10 s:\n%s", out.String())
-		}
-	}
+	clickstest.WaitFor(t, 10*time.Second, "a line of the failure", func() (bool, string) {
+		return strings.Contains(out.String(), "failed; starting it again"), "\n" + out.String()
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"clicks/internal/clickstest"
 )
 
 // claimsRE finds the user-clicks partitions of a processor's setup (goka
@@ -33,17 +35,17 @@ func lastClaims(log string) (int, []int32) {
 
 // waitForSplit waits until the processors' last setups are of one
 // generation and split the partitions among them, each partition once.
-func waitForSplit(t *testing.T, procs []*process, after int) int {
+func waitForSplit(t *testing.T, procs []*clickstest.Process, after int) int {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	gen := -1
 	var state []string
-	for time.Now().Before(deadline) {
+	clickstest.WaitFor(t, 60*time.Second, "the partitions to be split among the processors", func() (bool, string) {
 		state = state[:0]
-		gen := -1
+		gen = -1
 		var all []int32
 		ok := true
 		for i, p := range procs {
-			g, ps := lastClaims(p.stderr.String())
+			g, ps := lastClaims(p.Log())
 			state = append(state, fmt.Sprintf("processor %d: generation %d, partitions %v", i, g, ps))
 			if g <= after || (gen != -1 && g != gen) || len(ps) == 0 {
 				ok = false
@@ -53,22 +55,16 @@ func waitForSplit(t *testing.T, procs []*process, after int) int {
 		}
 		slices.Sort(all)
 		if ok && slices.Equal(all, []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}) {
-			t.Logf("split: %s", strings.Join(state, "; "))
-			return gen
+			return true, ""
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for i, p := range procs {
-		state = append(state, fmt.Sprintf("--- processor %d, last lines:\n%s", i, lastLines(p.stderr.String(), 40)))
-	}
-	t.Fatalf("the partitions were not split among the processors within 60s:\n%s", strings.Join(state, "\n"))
-	return 0
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+		seen := slices.Clone(state)
+		for i, p := range procs {
+			seen = append(seen, fmt.Sprintf("--- processor %d, last lines:\n%s", i, p.LastLines(40)))
+		}
+		return false, "\n" + strings.Join(seen, "\n")
+	})
+	t.Logf("split: %s", strings.Join(state, "; "))
+	return gen
 }
 
 // Three processors share one cluster: the partitions are split among them,
@@ -79,15 +75,14 @@ func TestScaleOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("scale-out test skipped with -short")
 	}
-	bin := buildClicks(t)
-	addr, _ := clusterForTest(t, bin)
-	emitter := startProcess(t, bin, "-data", t.TempDir(), "-brokers", addr, "-process=false", "-serve=false", "-interval", "2ms")
-	startProc := func() *process {
-		return startProcess(t, bin, "-data", t.TempDir(), "-brokers", addr, "-emit=false", "-listen", "127.0.0.1:0", "-quiet")
+	addr, _ := clusterForTest(t)
+	emitter := clickstest.StartProcess(t, "-data", t.TempDir(), "-brokers", addr, "-process=false", "-serve=false", "-interval", "2ms")
+	startProc := func() *clickstest.Process {
+		return clickstest.StartProcess(t, "-data", t.TempDir(), "-brokers", addr, "-emit=false", "-listen", "127.0.0.1:0", "-quiet")
 	}
 	// Another client writes too, into partitions of its own choosing.
-	stopWriter := startForeignWriter(t, strings.Split(addr, ","))
-	procs := []*process{startProc(), startProc(), startProc()}
+	stopWriter := clickstest.StartForeignWriter(t, strings.Split(addr, ","))
+	procs := []*clickstest.Process{startProc(), startProc(), startProc()}
 	gen := waitForSplit(t, procs, -1)
 
 	// One kill in the normal run (each costs a session timeout, 10s);
@@ -97,46 +92,29 @@ func TestScaleOut(t *testing.T) {
 	for i := range n {
 		// Each view serves every key, the other processors' too.
 		for j, p := range procs {
-			v := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-			deadline := time.Now().Add(30 * time.Second)
-			for k := 0; k < 10; k++ {
-				for v.clicks(fmt.Sprintf("user-%d", k)) < 1 && time.Now().Before(deadline) {
-					time.Sleep(20 * time.Millisecond)
+			clickstest.WaitFor(t, 30*time.Second, fmt.Sprintf("the view of processor %d to serve user-0 … user-9", j), func() (bool, string) {
+				for k := 0; k < 10; k++ {
+					if p.Clicks(fmt.Sprintf("user-%d", k)) < 1 {
+						return false, fmt.Sprintf("no click of user-%d", k)
+					}
 				}
-				if v.clicks(fmt.Sprintf("user-%d", k)) < 1 {
-					t.Fatalf("view of processor %d does not serve user-%d", j, k)
-				}
-			}
+				return true, ""
+			})
 		}
 		// One dies: the other two take over its partitions.
 		victim := i % len(procs)
-		procs[victim].kill()
+		procs[victim].Kill()
 		rest := slices.Delete(slices.Clone(procs), victim, victim+1)
 		gen = waitForSplit(t, rest, gen)
 		// A replacement joins and gets its share.
 		procs[victim] = startProc()
 		gen = waitForSplit(t, procs, gen)
 	}
-	emitter.kill()
+	emitter.Kill()
 	stopWriter()
-	var views []*instance
+	var views []clickstest.Running
 	for _, p := range procs {
-		views = append(views, &instance{t: t, url: viewURL(t, p), stderr: p.stderr})
+		views = append(views, p)
 	}
 	matchTopic(t, strings.Split(addr, ","), views...)
-}
-
-// viewURL waits for the address a process's view opened at.
-func viewURL(t testing.TB, p *process) string {
-	t.Helper()
-	if p.viewURL != "" {
-		return p.viewURL
-	}
-	select {
-	case p.viewURL = <-p.url:
-		return p.viewURL
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no view opened:\n%s", p.stderr)
-		return ""
-	}
 }

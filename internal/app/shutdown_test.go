@@ -1,53 +1,21 @@
 package app
 
 import (
-	"bufio"
-	"clicks/internal/clicks"
-	"clicks/internal/metrics/metricstest"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
+	"clicks/internal/metrics/metricstest"
+
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 )
-
-// buildClicks compiles the program, for tests that need a real process.
-func buildClicks(t testing.TB) string {
-	t.Helper()
-	testBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "clicks-test-bin-")
-		if err != nil {
-			testBinary.err = err
-			return
-		}
-		testBinary.dir = dir
-		testBinary.path = filepath.Join(dir, "clicks")
-		if out, err := exec.Command("go", "build", "-o", testBinary.path, "clicks").CombinedOutput(); err != nil {
-			testBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if testBinary.err != nil {
-		t.Fatal(testBinary.err)
-	}
-	return testBinary.path
-}
-
-// testBinary is the program built once for the whole test run, and
-// removed by TestMain after it.
-var testBinary struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
 
 var sentRE = regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+)`)
 
@@ -57,53 +25,15 @@ func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("signal test skipped with -short")
 	}
-	bin := buildClicks(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			dir := t.TempDir()
-			stderr := newSyncBuffer()
-			cmd := exec.Command(bin, "-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-interval", "5ms", "-quiet")
-			cmd.Stderr = stderr
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill() }) // in case the test fails before the signal
-			lines := bufio.NewScanner(stdout)
-			var url string
-			for url == "" && lines.Scan() {
-				if m := viewOpenedRE.FindStringSubmatch(lines.Text()); m != nil {
-					url = m[1]
-				}
-			}
-			if url == "" {
-				t.Fatalf("no View opened line; stderr:\n%s", stderr.String())
-			}
-			in := &instance{t: t, url: url, stderr: stderr}
-			deadline := time.Now().Add(30 * time.Second)
-			for in.clicks("user-0") < 5 && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-
-			if err := cmd.Process.Signal(sig); err != nil {
-				t.Fatal(err)
-			}
-			waited := make(chan error, 1)
-			go func() { waited <- cmd.Wait() }()
-			select {
-			case err := <-waited:
-				if err != nil {
-					t.Fatalf("after %v: %v (want exit status 0)\nstderr:\n%s", sig, err, stderr.String())
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatalf("still running 15s after %v\nstderr:\n%s", sig, stderr.String())
-			}
-			m := sentRE.FindStringSubmatch(stderr.String())
+			p := clickstest.StartProcess(t, "-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-interval", "5ms", "-quiet")
+			p.WaitForClicks("user-0", 4, 30*time.Second)
+			p.StopWith(sig, 15*time.Second)
+			m := sentRE.FindStringSubmatch(p.Log())
 			if m == nil {
-				t.Fatalf("no emitter summary in the log:\n%s", stderr.String())
+				t.Fatalf("no emitter summary in the log:\n%s", p.Log())
 			}
 			sent, _ := strconv.Atoi(m[1])
 			if m[2] != "0" || sent < 5 {
@@ -112,12 +42,12 @@ func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
 
 			// Start again without the emitter: the topic holds exactly the
 			// acknowledged clicks, and the counts add up to them.
-			again := startClicks(t, nil, "-data", dir, "-emit=false")
-			inTopic := recordsPerKey(t, again.brokers, string(clicks.Topic))
+			again := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+			inTopic := clickstest.RecordsPerKey(t, again.Brokers, string(clicks.Topic))
 			total := 0
 			for k, n := range inTopic {
 				total += n
-				again.waitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+				again.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 			}
 			if total != sent {
 				t.Errorf("topic holds %d clicks, the emitter had acknowledged %d", total, sent)
@@ -136,49 +66,41 @@ func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
 func TestForeignTableValuesDoNotStopTheProgram(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	keys := testKeys(5)
+	keys := clickstest.Keys(5)
 	bad, elsewhere, original, previous, other := keys[0], keys[1], keys[2], keys[3], keys[4]
 	away := func(key string) int32 {
 		return (clicks.KeyPartition(key, clicks.DefaultPartitions) + 1) % clicks.DefaultPartitions
 	}
-	broker := startClicks(t, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
-	writeTableValue(t, broker.brokers, bad, -1, []byte("not json"))
-	writeTableValue(t, broker.brokers, elsewhere, away(elsewhere), []byte("\xff not json"))
-	writeTableValue(t, broker.brokers, original, -1, []byte(`{"Clicks":500}`))
-	writeTableValue(t, broker.brokers, previous, -1, []byte(`{"Clicks":7,"Offset":3,"TopicID":"an-older-topic"}`))
-	broker.stop()
+	broker := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false", "-process=false", "-serve=false")
+	writeTableValue(t, broker.Brokers, bad, -1, []byte("not json"))
+	writeTableValue(t, broker.Brokers, elsewhere, away(elsewhere), []byte("\xff not json"))
+	writeTableValue(t, broker.Brokers, original, -1, []byte(`{"Clicks":500}`))
+	writeTableValue(t, broker.Brokers, previous, -1, []byte(`{"Clicks":7,"Offset":3,"TopicID":"an-older-topic"}`))
+	broker.Stop()
 
-	in := startClicks(t, nil, "-data", dir, "-emit=false")
-	sendClicks(t, in.brokers, map[string]int{bad: 2, elsewhere: 3, original: 1, previous: 1, other: 4})
-	w := writers{t: t, brokers: in.brokers}
+	in := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	sendClicks(t, in.Brokers, map[string]int{bad: 2, elsewhere: 3, original: 1, previous: 1, other: 4})
+	w := writers{t: t, brokers: in.Brokers}
 	for _, k := range []string{bad, original, previous} {
 		w.franzSend([]string{k}, away(k))
 	}
-	in.waitForBody("/"+elsewhere, `{"Clicks":3}`, 30*time.Second)
-	in.waitForBody("/"+original, `{"Clicks":502}`, 30*time.Second)
-	in.waitForBody("/"+previous, `{"Clicks":9}`, 30*time.Second)
-	in.waitForBody("/"+other, `{"Clicks":4}`, 30*time.Second)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, _ := metricstest.Value(metricstest.Scrape(t, in.get), "clicks_skipped_total", "reason", "unreadable_value")
-		if got == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("clicks_skipped_total{reason=\"unreadable_value\"} = %v, want 3\nstderr:\n%s", got, in.stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if status, body, err := in.get("/" + bad); err != nil || status != 500 {
+	in.WaitForBody("/"+elsewhere, `{"Clicks":3}`, 30*time.Second)
+	in.WaitForBody("/"+original, `{"Clicks":502}`, 30*time.Second)
+	in.WaitForBody("/"+previous, `{"Clicks":9}`, 30*time.Second)
+	in.WaitForBody("/"+other, `{"Clicks":4}`, 30*time.Second)
+	clickstest.WaitFor(t, 30*time.Second, `clicks_skipped_total{reason="unreadable_value"} = 3`, func() (bool, string) {
+		got, _ := metricstest.Value(metricstest.Scrape(t, in.Get), "clicks_skipped_total", "reason", "unreadable_value")
+		return got == 3, fmt.Sprintf("%v\nstderr:\n%s", got, in.LastLines(40))
+	})
+	if status, body, err := in.Get("/" + bad); err != nil || status != 500 {
 		t.Errorf("GET /%s: %d %s (%v), want 500", bad, status, body, err)
 	}
-	if n := strings.Count(in.stderr.String(), "table value cannot be read skipped"); n != 1 {
-		t.Errorf("%d log lines for the 3 skipped clicks, want 1 (once per interval)\nstderr:\n%s", n, in.stderr)
+	if n := strings.Count(in.Log(), "table value cannot be read skipped"); n != 1 {
+		t.Errorf("%d log lines for the 3 skipped clicks, want 1 (once per interval)\nstderr:\n%s", n, in.Log())
 	}
 	select {
-	case err := <-in.done:
-		in.stopped = true
-		t.Fatalf("the program stopped: %v\nstderr:\n%s", err, in.stderr)
+	case <-in.Done():
+		t.Fatalf("the program stopped: %v\nstderr:\n%s", in.Err(), in.Log())
 	default:
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"clicks/internal/broker"
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/kafka"
 
 	"github.com/IBM/sarama"
@@ -72,22 +73,18 @@ func runOriginal(t *testing.T, brokers []string, clicksOf map[string]int) {
 		t.Fatalf("the original's processor did not become ready: %v", err)
 	}
 	emitOriginal(t, brokers, clicksOf)
-	deadline := time.Now().Add(30 * time.Second)
-	for user, n := range clicksOf {
-		for {
+	clickstest.WaitFor(t, 30*time.Second, fmt.Sprintf("the original to count %v", clicksOf), func() (bool, string) {
+		for user, n := range clicksOf {
 			v, err := p.Get(user)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if u, _ := v.(*originalUser); u != nil && u.Clicks == n {
-				break
+			if u, _ := v.(*originalUser); u == nil || u.Clicks != n {
+				return false, fmt.Sprintf("%v for %s, want %d", v, user, n)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the original counted %v for %s, want %d", v, user, n)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return true, ""
+	})
 	cancel()
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("the original's processor: %v", err)
@@ -203,7 +200,7 @@ func TestTakeOverFromTheOriginal(t *testing.T) {
 	before := topicPartitions(t, brokers)
 
 	// -partitions 10 against the original's 8: refused, nothing created.
-	stderr := newSyncBuffer()
+	stderr := clickstest.NewBuffer()
 	err = Run(context.Background(), []string{"-data", t.TempDir(), "-listen", "127.0.0.1:0", "-brokers", addr, "-emit=false", "-partitions", "10"},
 		func(string) string { return "" }, io.Discard, stderr)
 	if err == nil || !strings.Contains(err.Error(), "pass -partitions 8") || !strings.Contains(err.Error(), string(clicks.Table)) {
@@ -216,9 +213,9 @@ func TestTakeOverFromTheOriginal(t *testing.T) {
 	// The defaults: the new topics follow the table; the counts are the
 	// original's; the original's topic is named as not read.
 	dir := t.TempDir()
-	in := startClicks(t, nil, "-data", dir, "-brokers", addr, "-emit=false")
+	in := clickstest.StartInProcess(t, Run, nil, "-data", dir, "-brokers", addr, "-emit=false")
 	for user, n := range original {
-		in.waitForBody("/"+user, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
+		in.WaitForBody("/"+user, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 	}
 	topics := topicPartitions(t, brokers)
 	for _, name := range []string{string(clicks.Topic), string(clicks.Loop)} {
@@ -226,21 +223,21 @@ func TestTakeOverFromTheOriginal(t *testing.T) {
 			t.Errorf("%s created with %d partitions, want the table's 8", name, topics[name])
 		}
 	}
-	if !strings.Contains(in.stderr.String(), "-topic user-click") {
-		t.Errorf("no word that user-click is not read:\n%s", in.stderr)
+	if !strings.Contains(in.Log(), "-topic user-click") {
+		t.Errorf("no word that user-click is not read:\n%s", in.Log())
 	}
-	in.stop()
+	in.Stop()
 
 	// The original's emitter goes on writing to user-click; clicks with
 	// -topic user-click counts those clicks on top of the original's.
 	since := map[string]int{"user-0": 5, "user-7": 2}
 	emitOriginal(t, brokers, since)
-	in = startClicks(t, nil, "-data", dir, "-brokers", addr, "-emit=false", "-topic", originalTopic)
+	in = clickstest.StartInProcess(t, Run, nil, "-data", dir, "-brokers", addr, "-emit=false", "-topic", originalTopic)
 	for _, user := range slices.Sorted(maps.Keys(original)) {
-		in.waitForBody("/"+user, fmt.Sprintf(`{"Clicks":%d}`, original[user]+since[user]), 30*time.Second)
+		in.WaitForBody("/"+user, fmt.Sprintf(`{"Clicks":%d}`, original[user]+since[user]), 30*time.Second)
 	}
-	if strings.Contains(in.stderr.String(), "-topic user-click") {
-		t.Errorf("warned of user-click while reading it:\n%s", in.stderr)
+	if strings.Contains(in.Log(), "-topic user-click") {
+		t.Errorf("warned of user-click while reading it:\n%s", in.Log())
 	}
 }
 
@@ -249,8 +246,8 @@ func TestTakeOverFromTheOriginal(t *testing.T) {
 func TestSecondInstanceOnOneDataDirIsRefused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	startClicks(t, nil, "-data", dir, "-emit=false")
-	stderr := newSyncBuffer()
+	clickstest.StartInProcess(t, Run, nil, "-data", dir, "-emit=false")
+	stderr := clickstest.NewBuffer()
 	start := time.Now()
 	err := Run(context.Background(), []string{"-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0"},
 		func(string) string { return "" }, io.Discard, stderr)

@@ -1,6 +1,6 @@
-//go:build race
+//go:build !race
 
-package app
+package clickstest
 
 // raceEnabled: the test binary runs under the race detector.
-const raceEnabled = true
+const raceEnabled = false

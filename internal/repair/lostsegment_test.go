@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"fmt"
@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
@@ -88,36 +90,34 @@ func TestHolesInTheMiddleOfTheLogs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
-	t.Run("forwards made again", func(t *testing.T) { holesInTheMiddle(t, bin, 0) })
-	t.Run("clicks of waiting forwards deleted", func(t *testing.T) { holesInTheMiddle(t, bin, 60) })
+	t.Run("forwards made again", func(t *testing.T) { holesInTheMiddle(t, 0) })
+	t.Run("clicks of waiting forwards deleted", func(t *testing.T) { holesInTheMiddle(t, 60) })
 }
 
 // holesInTheMiddle is TestHolesInTheMiddleOfTheLogs, with the clicks of
 // user-clicks' second partition below deleteBelow deleted.
-func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
+func holesInTheMiddle(t *testing.T, deleteBelow int64) {
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	args := []string{"-data", dir, "-broker-listen", addr, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
 	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	other := (home + 1) % clicks.DefaultPartitions
 	click := func(i int) string { return fmt.Sprintf("click %d", i) }
 
-	p := startProcess(t, bin, args...)
-	waitForLog(t, p, brokersRE)
-	waitForLogLine(t, p, regexp.MustCompile(`msg="checked the logs for damage"`))
+	p := clickstest.StartProcess(t, args...)
+	p.WaitForBrokers()
+	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
 	// Segments of 2 KiB: a dozen one-record batches each.
 	setSegmentBytes(t, addr, 2<<10, string(clicks.Topic), string(clicks.Loop))
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 200, click)
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", 50, click)
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, 250)
-	stopWithSIGTERM(t, p)
+	p.WaitForTotal(250)
+	p.Stop()
 
 	// The broker alone: 150 more clicks of user-0 outside its
 	// partition, forwarded and not counted yet, as at a crash.
-	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
-	waitForLog(t, broker, brokersRE)
+	broker := clickstest.StartProcess(t, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
+	broker.WaitForBrokers()
 	_, client := forwardedNotCounted(t, addr, home, other, 50, 150)
 	dropped := 0
 	if deleteBelow > 0 {
@@ -130,7 +130,7 @@ func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
 		}
 		dropped = int(deleteBelow) - 50 // the forwards of 50 on wait
 	}
-	stopWithSIGTERM(t, broker)
+	broker.Stop()
 
 	// Counted clicks of user-clicks, and forwards not counted yet (the
 	// loop partition's first 50 were counted).
@@ -138,10 +138,10 @@ func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
 	fwdFrom, fwdTo := removeSegment(t, dir, string(clicks.Loop), home, 80)
 	t.Logf("removed %s/%d offsets %d-%d and %s/%d offsets %d-%d", clicks.Topic, home, clickFrom, clickTo-1, clicks.Loop, home, fwdFrom, fwdTo-1)
 
-	p = startProcess(t, bin, args...)
-	waitForLogLine(t, p, regexp.MustCompile(`msg="checked the logs for damage"`))
+	p = clickstest.StartProcess(t, args...)
+	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
 	holes := map[string]string{}
-	for _, m := range holeRE.FindAllStringSubmatch(p.stderr.String(), -1) {
+	for _, m := range holeRE.FindAllStringSubmatch(p.Log(), -1) {
 		holes[m[1]+"/"+m[2]] = m[3] + "-" + m[4] + " " + m[5]
 	}
 	want := map[string]string{
@@ -149,24 +149,23 @@ func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
 		fmt.Sprintf("%s/%d", clicks.Loop, home):  fmt.Sprintf("%d-%d %d", fwdFrom, fwdTo-1, fwdTo-fwdFrom),
 	}
 	if !maps.Equal(holes, want) {
-		t.Errorf("holes reported %v, want %v:\n%s", holes, want, p.stderr)
+		t.Errorf("holes reported %v, want %v:\n%s", holes, want, p.Log())
 	}
-	m := holedForwardsRE.FindStringSubmatch(p.stderr.String())
+	m := holedForwardsRE.FindStringSubmatch(p.Log())
 	if m == nil || m[1] != strconv.Itoa(int(home)) || m[2] != strconv.FormatInt(fwdTo-fwdFrom, 10) {
-		t.Errorf("forwards lost in the hole reported as %q, want %d in partition %d:\n%s", m, fwdTo-fwdFrom, home, p.stderr)
+		t.Errorf("forwards lost in the hole reported as %q, want %d in partition %d:\n%s", m, fwdTo-fwdFrom, home, p.Log())
 	}
 	// Every click counted once: those the hole took from user-clicks
 	// stay counted, the forwards lost are counted now, and none of
 	// those that waited after the hole twice.
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, 400-dropped)
-	if n := recordsPerKey(t, []string{addr}, string(clicks.Topic))["user-0"]; n != 400-int(clickTo-clickFrom)-int(deleteBelow) {
+	p.WaitForTotal(400 - dropped)
+	if n := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))["user-0"]; n != 400-int(clickTo-clickFrom)-int(deleteBelow) {
 		t.Errorf("user-clicks holds %d clicks of user-0, want 400 - the %d lost - the %d deleted", n, clickTo-clickFrom, deleteBelow)
 	}
-	families := metricstest.Scrape(t, in.get)
+	families := metricstest.Scrape(t, p.Get)
 	droppedRE := regexp.MustCompile(`level=ERROR msg="forwards waiting in a loop partition with a hole are skipped[^"]*" topic=\S+ partition=\d+ records_not_counted_again=(\d+)`)
-	if m := droppedRE.FindStringSubmatch(p.stderr.String()); dropped > 0 && (m == nil || m[1] != strconv.Itoa(dropped)) || dropped == 0 && m != nil {
-		t.Errorf("forwards dropped reported as %q, want %d:\n%s", m, dropped, p.stderr)
+	if m := droppedRE.FindStringSubmatch(p.Log()); dropped > 0 && (m == nil || m[1] != strconv.Itoa(dropped)) || dropped == 0 && m != nil {
+		t.Errorf("forwards dropped reported as %q, want %d:\n%s", m, dropped, p.Log())
 	}
 	if got, ok := metricstest.Value(families, "clicks_not_counted_again_total"); !ok || got != float64(dropped) {
 		t.Errorf("clicks_not_counted_again_total = %v (found %v), want %d", got, ok, dropped)
@@ -179,6 +178,6 @@ func holesInTheMiddle(t *testing.T, bin string, deleteBelow int64) {
 	// New clicks, in and outside user-0's partition: all counted.
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", 20, click)
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, click)
-	waitForUserTotal(t, in, 430-dropped)
-	stopWithSIGTERM(t, p)
+	p.WaitForTotal(430 - dropped)
+	p.Stop()
 }

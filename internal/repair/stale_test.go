@@ -1,8 +1,9 @@
-package app
+package repair_test
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/kafka"
 	"clicks/internal/repair"
 
@@ -35,15 +37,14 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(clickstest.FreePort(t))
 	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
-	broker := startProcess(t, bin, brokerArgs...)
-	waitForLog(t, broker, brokersRE)
+	broker := clickstest.StartProcess(t, brokerArgs...)
+	broker.WaitForBrokers()
 
-	start := func(data string, args ...string) *process {
-		return startProcess(t, bin, append([]string{"-brokers", addr, "-data", data, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}, args...)...)
+	start := func(data string, args ...string) *clickstest.Process {
+		return clickstest.StartProcess(t, append([]string{"-brokers", addr, "-data", data, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}, args...)...)
 	}
 	x := start(filepath.Join(dir, "x"))
 	// In two rounds, so that each partition of the table holds more
@@ -53,43 +54,43 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	// the record cache had merged a partition's writes into more than
 	// one record).
 	const n = 1000
-	xi := &instance{t: t, url: viewURL(t, x), stderr: x.stderr}
-	writeOneClickBatches(t, addr, n/2)
-	waitForUserTotal(t, xi, n/2)
-	writeOneClickBatches(t, addr, n/2)
-	waitForUserTotal(t, xi, n)
-	stopWithSIGTERM(t, x)
+	x.URL() // it runs: its view is open
+	clickstest.WriteOneClickBatches(t, addr, n/2)
+	x.WaitForTotal(n / 2)
+	clickstest.WriteOneClickBatches(t, addr, n/2)
+	x.WaitForTotal(n)
+	x.Stop()
 	// A second copy of x's local tables, for the second case.
 	if out, err := exec.Command("cp", "-a", filepath.Join(dir, "x"), filepath.Join(dir, "y")).CombinedOutput(); err != nil {
 		t.Fatalf("copy local tables: %v: %s", err, out)
 	}
 
-	stopWithSIGTERM(t, broker)
+	broker.Stop()
 	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Table), part, 0)
-	broker = startProcess(t, bin, brokerArgs...)
-	waitForLog(t, broker, brokersRE)
+	broker = clickstest.StartProcess(t, brokerArgs...)
+	broker.WaitForBrokers()
 
-	check := func(p *process, why string) {
+	check := func(p *clickstest.Process, why string) {
 		t.Helper()
-		m := notWrittenBackRE.FindStringSubmatch(waitForLogLine(t, p, notWrittenBackRE))
+		m := p.WaitForLog(notWrittenBackRE, 30*time.Second)
 		if m[1] != strconv.Itoa(int(part)) || !strings.Contains(m[2], why) {
 			t.Errorf("not written back: partition %s, why %q; want partition %d, why with %q", m[1], m[2], part, why)
 		}
 		t.Logf("reported: %s", m[0])
-		if writtenBackRE.MatchString(p.stderr.String()) {
-			t.Errorf("wrote back:\n%s", p.stderr)
+		if writtenBackRE.MatchString(p.Log()) {
+			t.Errorf("wrote back:\n%s", p.Log())
 		}
-		if strings.Contains(p.stderr.String(), "rebuilding it from the changelog") {
-			t.Errorf("a local table was removed:\n%s", p.stderr)
+		if strings.Contains(p.Log(), "rebuilding it from the changelog") {
+			t.Errorf("a local table was removed:\n%s", p.Log())
 		}
 	}
 	// A view-only instance.
 	v := start(filepath.Join(dir, "x"), "-process=false")
 	check(v, "-process=false")
 	// It serves what its local table holds.
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, v), stderr: v.stderr}, n)
-	stopWithSIGTERM(t, v)
+	v.WaitForTotal(n)
+	v.Stop()
 
 	// A processor instance while another member is in the processor
 	// group (played by a consumer that holds its partitions and writes
@@ -107,25 +108,20 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	consumed := make(chan error, 1)
 	go func() { consumed <- group.Consume(ctx, []string{string(clicks.Topic)}, holdPartitions{}) }()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	clickstest.WaitFor(t, time.Minute, "the other member to join the group", func() (bool, string) {
 		members, state, err := repair.GroupMembers(client, string(clicks.Group))
-		if err == nil && members > 0 && state == "Stable" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the other member did not join the group within a minute: %d members, %s, %v", members, state, err)
-		}
-	}
+		return err == nil && members > 0 && state == "Stable", fmt.Sprintf("%d members, %s, %v", members, state, err)
+	})
 	y := start(filepath.Join(dir, "y"))
 	check(y, "members")
 	// Its repair waits for the group to empty, up to the session
 	// timeout, to have the lost counts counted again. A SIGTERM stops the
 	// wait: it exits 0 at once and has set nothing back (the next start
 	// repairs), so it does not say those counts stay lost.
-	waitForLogLine(t, y, regexp.MustCompile(`msg="waiting for the processor group to empty`))
-	stopWithSIGTERM(t, y)
-	if strings.Contains(y.stderr.String(), "cannot make the processor group read those records again") {
-		t.Errorf("the SIGTERM did not stop the wait for the group:\n%s", y.stderr)
+	y.WaitForLog(regexp.MustCompile(`msg="waiting for the processor group to empty`), 30*time.Second)
+	y.Stop()
+	if strings.Contains(y.Log(), "cannot make the processor group read those records again") {
+		t.Errorf("the SIGTERM did not stop the wait for the group:\n%s", y.Log())
 	}
 	cancel()
 	if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
@@ -134,7 +130,7 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	if err := group.Close(); err != nil {
 		t.Errorf("close the other member: %v", err)
 	}
-	stopWithSIGTERM(t, broker)
+	broker.Stop()
 }
 
 // holdPartitions is a consumer group member that holds its partitions

@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"fmt"
@@ -13,10 +13,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
-	"clicks/internal/kafka"
-	"clicks/internal/repair"
-
-	"github.com/IBM/sarama"
+	"clicks/internal/clickstest"
 )
 
 // lostLineRE matches the start-up line of a click or loop log that lost
@@ -77,10 +74,10 @@ func damageSegment(t *testing.T, dir, topic string, p int32, cut int64) int64 {
 
 // servedPerUser reads the count the view serves for each key, 0 for a
 // user it does not know.
-func servedPerUser(in *instance, keys []string) map[string]int {
+func servedPerUser(in clickstest.Running, keys []string) map[string]int {
 	got := map[string]int{}
 	for _, k := range keys {
-		got[k] = max(in.clicks(k), 0)
+		got[k] = max(in.Clicks(k), 0)
 	}
 	return got
 }
@@ -115,7 +112,6 @@ func TestDamagedLogAfterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	for _, tc := range []struct {
 		topic string
 		cut   int64
@@ -131,39 +127,38 @@ func TestDamagedLogAfterKill(t *testing.T) {
 		if tc.cut == 0 {
 			name = tc.topic + "/zero-length"
 		}
-		t.Run(name, func(t *testing.T) { damageAfterKill(t, bin, tc.topic, tc.cut) })
+		t.Run(name, func(t *testing.T) { damageAfterKill(t, tc.topic, tc.cut) })
 	}
 }
 
-func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
+func damageAfterKill(t *testing.T, topic string, cut int64) {
 	dir := t.TempDir()
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	args := []string{"-data", dir, "-broker-listen", brokerAddr, "-listen", "127.0.0.1:0", "-quiet"}
-	p := startProcess(t, bin, append(args, "-interval", "1ms")...)
-	waitForLog(t, p, brokersRE)
+	p := clickstest.StartProcess(t, append(args, "-interval", "1ms")...)
+	p.WaitForBrokers()
 	// Clicks of another client, outside their users' partitions, where
 	// the damage is not to user-clicks: there a lost click of such a user
 	// is reported in the partition it was written to, not the user's.
 	stopWriter := func() {}
 	if topic != string(clicks.Topic) {
-		stopWriter = startForeignWriter(t, []string{brokerAddr})
+		stopWriter = clickstest.StartForeignWriter(t, []string{brokerAddr})
 	}
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForSummary(t, in.url, time.Minute, "3000 clicks", func(st servedSummary) bool { return st.Total >= 3000 })
+	p.WaitForSummary(time.Minute, "3000 clicks", func(st clickstest.Summary) bool { return st.Total >= 3000 })
 	stopWriter()
-	p.kill() // under the emitter's load
+	p.Kill() // under the emitter's load
 
 	// The partition of user-0 is damaged: in each topic, partition p
 	// holds (the clicks or the counts of) the users of table partition p.
 	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	damageSegment(t, dir, topic, part, cut)
 
-	p = startProcess(t, bin, append(args, "-emit=false")...)
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	addr := waitForLog(t, p, brokersRE)
-	inTopic := recordsPerKey(t, []string{addr}, string(clicks.Topic))
+	p = clickstest.StartProcess(t, append(args, "-emit=false")...)
+	p.URL() // its view opens after the start-up repair
+	addr := p.WaitForBrokers()[0]
+	inTopic := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
 	delete(inTopic, "") // the fillers, and clicks without a key: no user's
-	keys := append(emitterUsers(), testKeys(10)...)
+	keys := append(emitterUsers(), clickstest.Keys(10)...)
 	for k := range inTopic {
 		if !slices.Contains(keys, k) {
 			keys = append(keys, k)
@@ -173,7 +168,7 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 
 	// What the start said it lost, by partition of user-clicks.
 	lost := map[int32]int{}
-	log := p.stderr.String()
+	log := p.Log()
 	for _, m := range lostLineRE.FindAllStringSubmatch(log, -1) {
 		n, _ := strconv.Atoi(m[3])
 		pn, _ := strconv.Atoi(m[2])
@@ -280,30 +275,24 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 	}
 	waitForExact := func(inTopic map[string]int, what string) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for {
-			served := servedPerUser(in, keys)
+		var served map[string]int
+		clickstest.WaitFor(t, time.Minute, what+": every user served what the topic holds, and what was reported lost", func() (bool, string) {
+			served = servedPerUser(p, keys)
 			diffs := differences(served, inTopic)
-			if len(diffs) == 0 {
-				total := 0
-				for _, n := range served {
-					total += n
-				}
-				t.Logf("%s: %d users, %d clicks served = in the topic + %v reported lost", what, len(keys), total, lost)
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: counts differ:\n%s\nstderr:\n%s", what, strings.Join(diffs, "\n"), lastLines(p.stderr.String(), 40))
-			}
-			time.Sleep(200 * time.Millisecond)
+			return len(diffs) == 0, fmt.Sprintf("counts differ:\n%s\nstderr:\n%s", strings.Join(diffs, "\n"), p.LastLines(40))
+		})
+		total := 0
+		for _, n := range served {
+			total += n
 		}
+		t.Logf("%s: %d users, %d clicks served = in the topic + %v reported lost", what, len(keys), total, lost)
 	}
 	waitForExact(inTopic, "after the start")
 
 	// New clicks are all counted, none taken for one counted before:
 	// every user served what the topic holds now.
-	writeOneClickBatches(t, addr, 1000)
-	after := recordsPerKey(t, []string{addr}, string(clicks.Topic))
+	clickstest.WriteOneClickBatches(t, addr, 1000)
+	after := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
 	delete(after, "")
 	for k := range after {
 		if !slices.Contains(keys, k) {
@@ -313,44 +302,6 @@ func damageAfterKill(t *testing.T, bin, topic string, cut int64) {
 	waitForExact(after, "after 1,000 new clicks")
 }
 
-// BenchmarkDamageCheck: the processor's start-up check for damaged logs
-// on a table of 1,000,000 users, which it reads whole at every start,
-// with 700,000 clicks in user-clicks (what the embedded broker keeps by
-// default), all committed (the built program, processor only; check-s
-// is what it logs it took).
-func BenchmarkDamageCheck(b *testing.B) {
-	e := newBenchEnv(b, clicks.DefaultPartitions)
-	e.fillTable(1_000_000)
-	e.emitAsFastAsPossible(700_000, 1_000_000, 0)
-	client, err := sarama.NewClient(e.k.Brokers, e.k.Sarama())
-	if err != nil {
-		b.Fatal(err)
-	}
-	ends, err := kafka.Offsets(client, string(clicks.Topic), sarama.OffsetNewest)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for p, end := range ends {
-		if err := repair.Rewind(client, string(clicks.Group), string(clicks.Topic), p, end); err != nil {
-			b.Fatal(err)
-		}
-	}
-	client.Close()
-	bin := buildClicks(b)
-	re := regexp.MustCompile(`msg="checked the logs for damage" took=(\S+)`)
-	var took []float64
-	for b.Loop() {
-		p := startProcess(b, bin, "-brokers", e.k.Brokers[0], "-emit=false", "-serve=false", "-data", b.TempDir(), "-quiet")
-		d, err := time.ParseDuration(waitForLog(b, p, re))
-		if err != nil {
-			b.Fatal(err)
-		}
-		took = append(took, d.Seconds())
-		p.kill()
-	}
-	b.ReportMetric(median(took), "check-s")
-}
-
 // A plain SIGKILL under load, with no log damaged: the next start finds
 // nothing to repair. None of the damage lines is logged, no filler is
 // written, and every user is served exactly the clicks in the topic.
@@ -358,53 +309,44 @@ func TestDamageNoneAfterPlainKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	brokerAddr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	args := []string{"-data", dir, "-broker-listen", brokerAddr, "-listen", "127.0.0.1:0", "-quiet"}
-	p := startProcess(t, bin, append(args, "-interval", "1ms")...)
-	waitForLog(t, p, brokersRE)
-	stopWriter := startForeignWriter(t, []string{brokerAddr})
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForSummary(t, in.url, time.Minute, "3000 clicks", func(st servedSummary) bool { return st.Total >= 3000 })
+	p := clickstest.StartProcess(t, append(args, "-interval", "1ms")...)
+	p.WaitForBrokers()
+	stopWriter := clickstest.StartForeignWriter(t, []string{brokerAddr})
+	p.WaitForSummary(time.Minute, "3000 clicks", func(st clickstest.Summary) bool { return st.Total >= 3000 })
 	stopWriter()
-	p.kill()
+	p.Kill()
 
-	p = startProcess(t, bin, append(args, "-emit=false")...)
-	addr := waitForLog(t, p, brokersRE)
-	waitForLogLine(t, p, regexp.MustCompile(`msg="checked the logs for damage" took=\S+`))
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	inTopic := recordsPerKey(t, []string{addr}, string(clicks.Topic))
+	p = clickstest.StartProcess(t, append(args, "-emit=false")...)
+	addr := p.WaitForBrokers()[0]
+	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage" took=\S+`), 30*time.Second)
+	inTopic := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
 	if inTopic[""] != 0 {
 		t.Errorf("%d records without a key in %s: fillers written after a plain kill", inTopic[""], clicks.Topic)
 	}
 	keys := slices.Sorted(maps.Keys(inTopic))
-	deadline := time.Now().Add(time.Minute)
-	for {
-		served := servedPerUser(in, keys)
+	total := 0
+	clickstest.WaitFor(t, time.Minute, "every user served the clicks in the topic", func() (bool, string) {
+		served := servedPerUser(p, keys)
 		var diffs []string
-		total := 0
+		total = 0
 		for _, k := range keys {
 			total += served[k]
 			if served[k] != inTopic[k] {
 				diffs = append(diffs, fmt.Sprintf("%s: served %d, in topic %d", k, served[k], inTopic[k]))
 			}
 		}
-		if len(diffs) == 0 {
-			t.Logf("%d users, %d clicks served = in the topic", len(keys), total)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("counts differ:\n%s", strings.Join(diffs, "\n"))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	log := p.stderr.String()
+		return len(diffs) == 0, "counts differ:\n" + strings.Join(diffs, "\n")
+	})
+	t.Logf("%d users, %d clicks served = in the topic", len(keys), total)
+	log := p.Log()
 	for _, re := range []*regexp.Regexp{lostLineRE, writtenBackRE, countAgainRE, lostForwardsRE, notWrittenBackRE,
 		regexp.MustCompile(`filled the offsets|cannot make the processor group read|waiting for the processor group to empty`)} {
 		if m := re.FindString(log); m != "" {
 			t.Errorf("a start after a plain kill logged: %s", m)
 		}
 	}
-	stopWithSIGTERM(t, p)
+	p.Stop()
 }

@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -23,11 +24,10 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
 	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := startProcess(t, bin, args...)
-	addr := waitForLog(t, p, brokersRE)
+	p := clickstest.StartProcess(t, args...)
+	addr := p.WaitForBrokers()[0]
 
 	// murmur2 partitions, as any non-sarama client: most clicks land
 	// outside their user's partition and are forwarded.
@@ -56,13 +56,12 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, transactions*perTransaction)
-	stopWithSIGTERM(t, p)
+	p.WaitForTotal(transactions * perTransaction)
+	p.Stop()
 
-	p = startProcess(t, bin, args...)
+	p = clickstest.StartProcess(t, args...)
 	re := regexp.MustCompile(`msg="checked the logs for damage" took=(\S+)`)
-	took, err := time.ParseDuration(waitForLog(t, p, re))
+	took, err := time.ParseDuration(p.WaitForLog(re, 30*time.Second)[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,16 +72,15 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 		t.Errorf("damage check took %v", took)
 	}
 	for _, line := range []string{"lost records", "lost counts", "were lost before they were counted", "filled the offsets"} {
-		if strings.Contains(p.stderr.String(), line) {
-			t.Errorf("a healthy start logged %q:\n%s", line, p.stderr)
+		if strings.Contains(p.Log(), line) {
+			t.Errorf("a healthy start logged %q:\n%s", line, p.Log())
 		}
 	}
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, transactions*perTransaction)
+	p.WaitForTotal(transactions * perTransaction)
 	for key, n := range want {
-		if got := in.clicks(key); got != n {
+		if got := p.Clicks(key); got != n {
 			t.Errorf("%s: served %d clicks, wrote %d", key, got, n)
 		}
 	}
-	stopWithSIGTERM(t, p)
+	p.Stop()
 }

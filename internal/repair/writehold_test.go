@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/IBM/sarama"
 )
@@ -21,21 +22,20 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
 	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	click := func(i int) string { return fmt.Sprintf("click %d", i) }
 
-	broker := startProcess(t, bin, brokerArgs...)
-	waitForLog(t, broker, brokersRE)
+	broker := clickstest.StartProcess(t, brokerArgs...)
+	broker.WaitForBrokers()
 	procArgs := []string{"-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := startProcess(t, bin, procArgs...)
+	p := clickstest.StartProcess(t, procArgs...)
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 100, click)
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 100)
-	stopWithSIGTERM(t, p)
-	stopWithSIGTERM(t, broker)
+	p.WaitForTotal(100)
+	p.Stop()
+	broker.Stop()
 	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Topic), home, 0)
 
 	// The writer waits for the broker, and writes as soon as it may.
@@ -75,7 +75,7 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 		}
 		done <- w
 	}()
-	broker = startProcess(t, bin, brokerArgs...)
+	broker = clickstest.StartProcess(t, brokerArgs...)
 	w := <-done
 	if w.err != nil {
 		t.Fatalf("writer: %v", w.err)
@@ -83,11 +83,11 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 	if w.offsets[0] < 100 {
 		t.Errorf("the writer's clicks took offsets %d-%d, lost ones the processor had counted up to 99", w.offsets[0], w.offsets[len(w.offsets)-1])
 	}
-	if m := lostLineRE.FindStringSubmatch(waitForLogLine(t, broker, lostLineRE)); m[1] != string(clicks.Topic) || m[3] != "100" {
+	if m := broker.WaitForLog(lostLineRE, 30*time.Second); m[1] != string(clicks.Topic) || m[3] != "100" {
 		t.Errorf("the broker reported %s records lost of %s, want 100 of %s", m[3], m[1], clicks.Topic)
 	}
-	p = startProcess(t, bin, procArgs...)
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 150)
-	stopWithSIGTERM(t, p)
-	stopWithSIGTERM(t, broker)
+	p = clickstest.StartProcess(t, procArgs...)
+	p.WaitForTotal(150)
+	p.Stop()
+	broker.Stop()
 }

@@ -1,8 +1,9 @@
-package app
+package repair_test
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/kafka"
 	"clicks/internal/metrics/metricstest"
 	"clicks/internal/repair"
@@ -25,27 +27,27 @@ import (
 // and the instance its local tables, so that its next start must have
 // the processor group read those clicks again. It returns the broker's
 // address, the partition and the instance's arguments.
-func rewindSetup(t *testing.T, bin string, n int) (addr string, part int32, args []string) {
+func rewindSetup(t *testing.T, n int) (addr string, part int32, args []string) {
 	t.Helper()
 	dir := t.TempDir()
-	addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr = "127.0.0.1:" + strconv.Itoa(clickstest.FreePort(t))
 	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
-	broker := startProcess(t, bin, brokerArgs...)
-	waitForLog(t, broker, brokersRE)
+	broker := clickstest.StartProcess(t, brokerArgs...)
+	broker.WaitForBrokers()
 	args = []string{"-brokers", addr, "-data", filepath.Join(dir, "x"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	x := startProcess(t, bin, args...)
-	writeOneClickBatches(t, addr, n)
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, x), stderr: x.stderr}, n)
-	stopWithSIGTERM(t, x)
-	stopWithSIGTERM(t, broker)
+	x := clickstest.StartProcess(t, args...)
+	clickstest.WriteOneClickBatches(t, addr, n)
+	x.WaitForTotal(n)
+	x.Stop()
+	broker.Stop()
 	part = clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Table), part, 0)
 	if err := os.RemoveAll(filepath.Join(dir, "x")); err != nil {
 		t.Fatal(err)
 	}
-	broker = startProcess(t, bin, brokerArgs...)
-	waitForLog(t, broker, brokersRE)
-	t.Cleanup(func() { stopWithSIGTERM(t, broker) })
+	broker = clickstest.StartProcess(t, brokerArgs...)
+	broker.WaitForBrokers()
+	t.Cleanup(func() { broker.Stop() })
 	return addr, part, args
 }
 
@@ -86,9 +88,8 @@ func TestDamageRewindWaitsForKilledMember(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	const n = 1000
-	addr, part, args := rewindSetup(t, bin, n)
+	addr, part, args := rewindSetup(t, n)
 	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	client, err := sarama.NewClient([]string{addr}, k.Sarama())
 	if err != nil {
@@ -98,17 +99,17 @@ func TestDamageRewindWaitsForKilledMember(t *testing.T) {
 	joinAndDie(t, k, client, string(clicks.Group), 6*time.Second)
 
 	start := time.Now()
-	x := startProcess(t, bin, args...)
-	waitForLogLine(t, x, regexp.MustCompile(`msg="waiting for the processor group to empty[^\n]* members=1`))
+	x := clickstest.StartProcess(t, args...)
+	x.WaitForLog(regexp.MustCompile(`msg="waiting for the processor group to empty[^\n]* members=1`), 30*time.Second)
 	re := regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* partition=` + strconv.Itoa(int(part)))
-	waitForLogLine(t, x, re)
-	waitForLogLine(t, x, regexp.MustCompile(`msg="checked the logs for damage"`))
+	x.WaitForLog(re, 30*time.Second)
+	x.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
 	t.Logf("repair done %v after the start", time.Since(start).Round(100*time.Millisecond))
-	if m := regexp.MustCompile(`level=ERROR[^\n]*`).FindString(x.stderr.String()); m != "" {
+	if m := regexp.MustCompile(`level=ERROR[^\n]*`).FindString(x.Log()); m != "" {
 		t.Errorf("an error: %s", m)
 	}
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, x), stderr: x.stderr}, n)
-	stopWithSIGTERM(t, x)
+	x.WaitForTotal(n)
+	x.Stop()
 }
 
 // Where the group keeps a member (another instance's processor), the
@@ -118,9 +119,8 @@ func TestDamageRewindRefusedIsReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	const n = 1000
-	addr, part, args := rewindSetup(t, bin, n)
+	addr, part, args := rewindSetup(t, n)
 	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Sarama())
 	if err != nil {
@@ -143,36 +143,31 @@ func TestDamageRewindRefusedIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	clickstest.WaitFor(t, time.Minute, "the other member to join the group", func() (bool, string) {
 		members, state, err := repair.GroupMembers(client, string(clicks.Group))
-		if err == nil && members > 0 && state == "Stable" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the other member did not join the group within a minute: %d members, %s, %v", members, state, err)
-		}
-	}
+		return err == nil && members > 0 && state == "Stable", fmt.Sprintf("%d members, %s, %v", members, state, err)
+	})
 
 	// The wait for the group is shortened: it cannot empty here.
-	x := startProcess(t, bin, append(args, "-repair-group-wait", "2s")...)
+	x := clickstest.StartProcess(t, append(args, "-repair-group-wait", "2s")...)
 	re := regexp.MustCompile(`level=ERROR msg="cannot make the processor group read those records again[^\n]* topic=user-clicks partition=` +
 		strconv.Itoa(int(part)) + ` offsets=0-(\d+) records_not_counted_again=(\d+)`)
-	m := re.FindStringSubmatch(waitForLogLine(t, x, re))
+	m := x.WaitForLog(re, 30*time.Second)
 	t.Logf("reported: %s", m[0])
 	records, _ := strconv.Atoi(m[2])
 	if records != n/10 {
 		t.Errorf("reported %d records not counted again, want user-0's partition's %d", records, n/10)
 	}
-	in := &instance{t: t, url: viewURL(t, x), stderr: x.stderr}
+	x.URL() // its view opens after the start-up repair: what that says is logged
 	var total float64
-	for _, line := range regexp.MustCompile(`records_not_counted_again=(\d+)`).FindAllStringSubmatch(x.stderr.String(), -1) {
+	for _, line := range regexp.MustCompile(`records_not_counted_again=(\d+)`).FindAllStringSubmatch(x.Log(), -1) {
 		v, _ := strconv.Atoi(line[1])
 		total += float64(v)
 	}
-	if got, _ := metricstest.Value(metricstest.Scrape(t, in.get), "clicks_not_counted_again_total"); got != total {
+	if got, _ := metricstest.Value(metricstest.Scrape(t, x.Get), "clicks_not_counted_again_total"); got != total {
 		t.Errorf("clicks_not_counted_again_total = %v, want the %v reported", got, total)
 	}
 	// Killed: its processor cannot join while the other member holds
 	// the partitions, and a SIGTERM then exits 1.
-	x.kill()
+	x.Kill()
 }

@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 
 	"clicks/internal/broker"
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 
 	"github.com/IBM/sarama"
 )
@@ -25,30 +26,29 @@ func TestUncountedLostEndIsReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
 	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	click := func(i int) string { return fmt.Sprintf("click %d", i) }
 
-	b := startProcess(t, bin, brokerArgs...)
-	waitForLog(t, b, brokersRE)
+	b := clickstest.StartProcess(t, brokerArgs...)
+	b.WaitForBrokers()
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 100, click)
 	// Recorded within a second or so.
 	waitForRecordedEnds(t, filepath.Join(dir, "b"), "100 clicks in user-clicks", func(e broker.TopicEnds) bool { return e.Ends[home] == 100 })
-	b.kill()
+	b.Kill()
 	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Topic), home, 0)
 
-	b = startProcess(t, bin, brokerArgs...)
+	b = clickstest.StartProcess(t, brokerArgs...)
 	re := regexp.MustCompile(fmt.Sprintf(`msg="the broker's log ends before[^\n]* topic=%s partition=%d log_end=0 read_up_to=0 counted_up_to=0 records_lost=0 held_up_to=100 records_lost_uncounted=100`, clicks.Topic, home))
-	waitForLogLine(t, b, re)
-	waitForLogLine(t, b, regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* fillers=100`))
-	p := startProcess(t, bin, "-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet")
+	b.WaitForLog(re, 30*time.Second)
+	b.WaitForLog(regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* fillers=100`), 30*time.Second)
+	p := clickstest.StartProcess(t, "-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet")
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, click)
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 10)
-	stopWithSIGTERM(t, p)
-	stopWithSIGTERM(t, b)
+	p.WaitForTotal(10)
+	p.Stop()
+	b.Stop()
 }
 
 // A partition of user-clicks that retention emptied (clicks a week old),
@@ -59,14 +59,13 @@ func TestEmptiedPartitionIsFilledNotReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
 	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 
-	b := startProcess(t, bin, brokerArgs...)
-	waitForLog(t, b, brokersRE)
+	b := clickstest.StartProcess(t, brokerArgs...)
+	b.WaitForBrokers()
 	cfg := sarama.NewConfig()
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
@@ -83,19 +82,19 @@ func TestEmptiedPartitionIsFilledNotReported(t *testing.T) {
 	producer.Close()
 	// Retention deletes them within 10 s; the record says so a second later.
 	waitForRecordedEnds(t, filepath.Join(dir, "b"), "user-clicks emptied at 100", func(e broker.TopicEnds) bool { return e.Starts[home] == 100 })
-	stopWithSIGTERM(t, b)
+	b.Stop()
 
-	b = startProcess(t, bin, brokerArgs...)
-	waitForLogLine(t, b, regexp.MustCompile(fmt.Sprintf(`msg="the embedded broker reloaded a partition that retention had emptied[^\n]* topic=%s partition=%d log_end=0 ended_at=100`, clicks.Topic, home)))
-	waitForLogLine(t, b, regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* fillers=100`))
-	if strings.Contains(b.stderr.String(), `msg="the broker's log ends before`) {
-		t.Errorf("records said lost where retention had deleted them:\n%s", b.stderr)
+	b = clickstest.StartProcess(t, brokerArgs...)
+	b.WaitForLog(regexp.MustCompile(fmt.Sprintf(`msg="the embedded broker reloaded a partition that retention had emptied[^\n]* topic=%s partition=%d log_end=0 ended_at=100`, clicks.Topic, home)), 30*time.Second)
+	b.WaitForLog(regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* fillers=100`), 30*time.Second)
+	if strings.Contains(b.Log(), `msg="the broker's log ends before`) {
+		t.Errorf("records said lost where retention had deleted them:\n%s", b.Log())
 	}
-	p := startProcess(t, bin, "-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet")
+	p := clickstest.StartProcess(t, "-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet")
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, func(i int) string { return fmt.Sprintf("click %d", i) })
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 10)
-	stopWithSIGTERM(t, p)
-	stopWithSIGTERM(t, b)
+	p.WaitForTotal(10)
+	p.Stop()
+	b.Stop()
 }
 
 // waitForRecordedEnds waits, up to a minute, until the log ends the
@@ -103,14 +102,9 @@ func TestEmptiedPartitionIsFilledNotReported(t *testing.T) {
 // ok (what says).
 func waitForRecordedEnds(t *testing.T, dataDir, what string, ok func(broker.TopicEnds) bool) {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+	clickstest.WaitFor(t, time.Minute, "the log ends recorded to say "+what, func() (bool, string) {
 		var ends broker.LogEnds
 		data, err := os.ReadFile(filepath.Join(dataDir, "broker", "log-ends.json"))
-		if err == nil && json.Unmarshal(data, &ends) == nil && ok(ends[string(clicks.Topic)]) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log ends recorded do not say %s within a minute: %s, %v", what, data, err)
-		}
-	}
+		return err == nil && json.Unmarshal(data, &ends) == nil && ok(ends[string(clicks.Topic)]), fmt.Sprintf("%s, %v", data, err)
+	})
 }

@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 )
 
 // A segment of user-clicks truncated to nothing while the program was
@@ -21,17 +22,15 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
 	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := startProcess(t, bin, args...)
-	addr := waitForLog(t, p, brokersRE)
+	p := clickstest.StartProcess(t, args...)
+	addr := p.WaitForBrokers()[0]
 	const n = 1000
-	writeOneClickBatches(t, addr, n)
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, n)
-	perKey := recordsPerKey(t, []string{addr}, string(clicks.Topic))
-	stopWithSIGTERM(t, p)
+	clickstest.WriteOneClickBatches(t, addr, n)
+	p.WaitForTotal(n)
+	perKey := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
+	p.Stop()
 
 	// user-0's partition loses its log.
 	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
@@ -46,11 +45,11 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p = startProcess(t, bin, args...)
-	addr = waitForLog(t, p, brokersRE)
+	p = clickstest.StartProcess(t, args...)
+	addr = p.WaitForBrokers()[0]
 	// The log now ends at 0: all it held is lost.
 	re := regexp.MustCompile(fmt.Sprintf(`msg="the broker's log ends before what the processor had read or counted[^\n]* topic=%s partition=%d log_end=0 read_up_to=\d+ counted_up_to=\d+ records_lost=(\d+)`, clicks.Topic, part))
-	lost, err := strconv.Atoi(waitForLog(t, p, re))
+	lost, err := strconv.Atoi(p.WaitForLog(re, 30*time.Second)[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,18 +57,14 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 		t.Errorf("reported %d clicks lost in %s/%d, want the %d it held", lost, clicks.Topic, part, inPart)
 	}
 	// The counts keep what was counted.
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	got := -1
-	for deadline := time.Now().Add(30 * time.Second); got != n/10 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		got = in.clicks("user-0")
-	}
-	if got != n/10 {
-		t.Errorf("user-0 has %d clicks after its log was lost, want the %d counted before", got, n/10)
-	}
+	clickstest.WaitFor(t, 30*time.Second, fmt.Sprintf("user-0 to have the %d clicks counted before its log was lost", n/10), func() (bool, string) {
+		got := p.Clicks("user-0")
+		return got == n/10, fmt.Sprintf("%d clicks", got)
+	})
 	// New clicks are counted, not taken for the lost ones delivered
 	// again: the program filled the lost offsets.
-	writeOneClickBatches(t, addr, n)
-	waitForUserTotal(t, in, 2*n)
+	clickstest.WriteOneClickBatches(t, addr, n)
+	p.WaitForTotal(2 * n)
 }
 
 // A segment of the table's changelog truncated to nothing while the
@@ -81,16 +76,14 @@ func TestTruncatedTableIsWrittenBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
 	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := startProcess(t, bin, args...)
-	addr := waitForLog(t, p, brokersRE)
+	p := clickstest.StartProcess(t, args...)
+	addr := p.WaitForBrokers()[0]
 	const n = 1000
-	writeOneClickBatches(t, addr, n)
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, n)
-	stopWithSIGTERM(t, p)
+	clickstest.WriteOneClickBatches(t, addr, n)
+	p.WaitForTotal(n)
+	p.Stop()
 
 	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	var users int
@@ -101,38 +94,22 @@ func TestTruncatedTableIsWrittenBack(t *testing.T) {
 	}
 	damageSegment(t, dir, string(clicks.Table), part, 0)
 
-	p = startProcess(t, bin, args...)
-	addr = waitForLog(t, p, brokersRE)
-	m := writtenBackRE.FindStringSubmatch(waitForLogLine(t, p, writtenBackRE))
+	p = clickstest.StartProcess(t, args...)
+	addr = p.WaitForBrokers()[0]
+	m := p.WaitForLog(writtenBackRE, 30*time.Second)
 	if m[1] != strconv.Itoa(int(part)) || m[3] != strconv.Itoa(users) {
 		t.Errorf("wrote back %s values to partition %s, want the %d users of partition %d", m[3], m[1], users, part)
 	}
 	t.Logf("reported: %s", m[0])
-	if strings.Contains(p.stderr.String(), "rebuilding it from the changelog") {
-		t.Errorf("a local table was removed:\n%s", p.stderr)
+	if strings.Contains(p.Log(), "rebuilding it from the changelog") {
+		t.Errorf("a local table was removed:\n%s", p.Log())
 	}
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, n)
+	p.WaitForTotal(n)
 	// The changelog holds the counts again: a reader without a local
 	// table (a new view) finds them there.
-	if got := recordsPerKey(t, []string{addr}, string(clicks.Table)); got["user-0"] == 0 {
+	if got := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Table)); got["user-0"] == 0 {
 		t.Errorf("the changelog holds no count of user-0 after the write-back: %v", got)
 	}
-	writeOneClickBatches(t, addr, n)
-	waitForUserTotal(t, in, 2*n)
-}
-
-// waitForLogLine waits until the process logs a line re matches and
-// returns the whole match.
-func waitForLogLine(t *testing.T, p *process, re *regexp.Regexp) string {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := re.FindString(p.stderr.String()); m != "" {
-			return m
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no line matching %v within 30s:\n%s", re, p.stderr)
-	return ""
+	clickstest.WriteOneClickBatches(t, addr, n)
+	p.WaitForTotal(2 * n)
 }

@@ -1,4 +1,4 @@
-package app
+package repair_test
 
 import (
 	"fmt"
@@ -8,32 +8,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
 	"clicks/internal/kafka"
 	"clicks/internal/repair"
 
 	"github.com/IBM/sarama"
 )
-
-// stopWithSIGTERM stops p and checks it exits cleanly.
-func stopWithSIGTERM(t *testing.T, p *process) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("stop with SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("still running 30 s after SIGTERM")
-	}
-}
 
 // produceTo writes n records of key to partition of topic, the value of
 // the i-th from value(i).
@@ -95,41 +79,38 @@ func TestLostForwardsAreForwardedAgain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	args := []string{"-data", dir, "-broker-listen", addr, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
 	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	other := (home + 1) % clicks.DefaultPartitions
 	click := func(i int) string { return fmt.Sprintf("click %d", i) }
 
-	p := startProcess(t, bin, args...)
-	waitForLog(t, p, brokersRE)
+	p := clickstest.StartProcess(t, args...)
+	p.WaitForBrokers()
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", 50, click)
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, 50)
-	stopWithSIGTERM(t, p)
+	p.WaitForTotal(50)
+	p.Stop()
 
 	// The broker alone: 30 more clicks, forwarded, not counted yet.
-	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
-	waitForLog(t, broker, brokersRE)
+	broker := clickstest.StartProcess(t, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
+	broker.WaitForBrokers()
 	forwardedNotCounted(t, addr, home, other, 50, 30)
-	stopWithSIGTERM(t, broker)
+	broker.Stop()
 
 	// The loop topic's partition loses its log: the 50 forwards counted
 	// and the 30 not.
 	damageSegment(t, dir, string(clicks.Loop), home, 0)
-	p = startProcess(t, bin, args...)
-	m := lostForwardsRE.FindStringSubmatch(waitForLogLine(t, p, lostForwardsRE))
+	p = clickstest.StartProcess(t, args...)
+	m := p.WaitForLog(lostForwardsRE, 30*time.Second)
 	if m[1] != strconv.Itoa(int(home)) || m[2] != "30" {
-		t.Errorf("reported %s forwards lost in partition %s, want the 30 of partition %d:\n%s", m[2], m[1], home, p.stderr)
+		t.Errorf("reported %s forwards lost in partition %s, want the 30 of partition %d:\n%s", m[2], m[1], home, p.Log())
 	}
 	t.Logf("reported: %s", m[0])
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, 80)
+	p.WaitForTotal(80)
 	// New clicks outside user-0's partition: forwarded, counted.
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", 20, click)
-	waitForUserTotal(t, in, 100)
+	p.WaitForTotal(100)
 }
 
 // The first forwards ever from one partition to another, not counted
@@ -142,28 +123,26 @@ func TestFirstForwardsLostFromTheLoopAreForwardedAgain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	args := []string{"-data", dir, "-broker-listen", addr, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
 	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	other := (home + 1) % clicks.DefaultPartitions
 	click := func(i int) string { return fmt.Sprintf("click %d", i) }
 
 	// user-0's own clicks only: nothing forwarded yet.
-	p := startProcess(t, bin, args...)
-	waitForLog(t, p, brokersRE)
+	p := clickstest.StartProcess(t, args...)
+	p.WaitForBrokers()
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 40, click)
-	in := &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, 40)
-	stopWithSIGTERM(t, p)
+	p.WaitForTotal(40)
+	p.Stop()
 
 	// The broker alone: 30 clicks outside user-0's partition, forwarded,
 	// not counted yet.
-	broker := startProcess(t, bin, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
-	waitForLog(t, broker, brokersRE)
+	broker := clickstest.StartProcess(t, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
+	broker.WaitForBrokers()
 	forwardedNotCounted(t, addr, home, other, 0, 30)
-	stopWithSIGTERM(t, broker)
+	broker.Stop()
 
 	damageSegment(t, dir, string(clicks.Loop), home, 0)
 	// Nor do the log ends the broker recorded show the loss: as when it
@@ -172,17 +151,16 @@ func TestFirstForwardsLostFromTheLoopAreForwardedAgain(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "broker", "log-ends.json")); err != nil {
 		t.Fatal(err)
 	}
-	p = startProcess(t, bin, args...)
-	m := lostForwardsRE.FindStringSubmatch(waitForLogLine(t, p, lostForwardsRE))
+	p = clickstest.StartProcess(t, args...)
+	m := p.WaitForLog(lostForwardsRE, 30*time.Second)
 	if m[1] != strconv.Itoa(int(home)) || m[2] != "30" {
-		t.Errorf("reported %s forwards lost in partition %s, want the 30 of partition %d:\n%s", m[2], m[1], home, p.stderr)
+		t.Errorf("reported %s forwards lost in partition %s, want the 30 of partition %d:\n%s", m[2], m[1], home, p.Log())
 	}
-	if lostLineRE.MatchString(p.stderr.String()) {
-		t.Errorf("the loop partition was found damaged by its end, which is not what this tests:\n%s", p.stderr)
+	if lostLineRE.MatchString(p.Log()) {
+		t.Errorf("the loop partition was found damaged by its end, which is not what this tests:\n%s", p.Log())
 	}
-	in = &instance{t: t, url: viewURL(t, p), stderr: p.stderr}
-	waitForUserTotal(t, in, 70)
-	stopWithSIGTERM(t, p)
+	p.WaitForTotal(70)
+	p.Stop()
 }
 
 // The embedded broker runs in a process of its own and fills the end a
@@ -195,21 +173,20 @@ func TestFilledLoopEndIsStillKnownDamaged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	bin := buildClicks(t)
 	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
 	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
 	procArgs := []string{"-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
 	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	other := (home + 1) % clicks.DefaultPartitions
 	click := func(i int) string { return fmt.Sprintf("click %d", i) }
 
-	broker := startProcess(t, bin, brokerArgs...)
-	waitForLog(t, broker, brokersRE)
-	p := startProcess(t, bin, procArgs...)
+	broker := clickstest.StartProcess(t, brokerArgs...)
+	broker.WaitForBrokers()
+	p := clickstest.StartProcess(t, procArgs...)
 	produceTo(t, addr, string(clicks.Topic), other, "user-0", 10, click)
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 10)
-	stopWithSIGTERM(t, p)
+	p.WaitForTotal(10)
+	p.Stop()
 
 	// 60,000 more clicks outside user-0's partition, forwarded and not
 	// counted yet: the loop topic was read far behind them.
@@ -239,7 +216,7 @@ func TestFilledLoopEndIsStillKnownDamaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	client.Close()
-	stopWithSIGTERM(t, broker)
+	broker.Stop()
 
 	// The loop partition loses everything: the 10 forwards counted (below
 	// the commit: the broker fills them) and the 60,000 not.
@@ -252,14 +229,14 @@ func TestFilledLoopEndIsStillKnownDamaged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	broker = startProcess(t, bin, brokerArgs...)
-	waitForLogLine(t, broker, regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* topic=`+string(clicks.Loop)))
-	p = startProcess(t, bin, procArgs...)
-	m := lostForwardsRE.FindStringSubmatch(waitForLogLine(t, p, lostForwardsRE))
+	broker = clickstest.StartProcess(t, brokerArgs...)
+	broker.WaitForLog(regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* topic=`+string(clicks.Loop)), 30*time.Second)
+	p = clickstest.StartProcess(t, procArgs...)
+	m := p.WaitForLog(lostForwardsRE, 30*time.Second)
 	if m[1] != strconv.Itoa(int(home)) || m[2] != strconv.Itoa(more) {
-		t.Errorf("reported %s forwards lost in partition %s, want the %d of partition %d:\n%s", m[2], m[1], more, home, p.stderr)
+		t.Errorf("reported %s forwards lost in partition %s, want the %d of partition %d:\n%s", m[2], m[1], more, home, p.Log())
 	}
-	waitForUserTotal(t, &instance{t: t, url: viewURL(t, p), stderr: p.stderr}, 10+more)
-	stopWithSIGTERM(t, p)
-	stopWithSIGTERM(t, broker)
+	p.WaitForTotal(10 + more)
+	p.Stop()
+	broker.Stop()
 }
