@@ -13,6 +13,7 @@ import (
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
 	lverrors "github.com/syndtr/goleveldb/leveldb/errors"
+	"github.com/syndtr/goleveldb/leveldb/filter"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	lstorage "github.com/syndtr/goleveldb/leveldb/storage"
 )
@@ -106,24 +107,28 @@ func (w *bufferedWriter) Close() error {
 	return errors.Join(w.buf.Flush(), w.Writer.Close())
 }
 
-// cacheOptions are the LevelDB options of the local table caches.
+// cacheOptions are the LevelDB options of the local table caches (the
+// figures behind each are in docs/performance.md, "The local tables").
 func cacheOptions() *opt.Options {
 	return &opt.Options{
 		// A 1 MiB memtable per partition instead of 4 MiB: each cache has
-		// one per partition, allocated whole, so the default cost 40 MiB
-		// per ten partitions; recovery of 1,000,000 users is as fast.
+		// one per partition, allocated whole; recovery is as fast.
 		WriteBuffer: 1 << 20,
 		// Compact level 0 at 8 files instead of 4 (and slow or pause
 		// writes at 16 and 24 instead of 8 and 12): recovery and counting
 		// write far more than they read, and each compaction rewrites
-		// what the last one wrote. Measured with BenchmarkRecovery on
-		// 1,000,000 users: 10 partitions 622k -> 688k records/s, 1
-		// partition 363k -> 410k; counting as fast, peak RSS within the
-		// noise. 16 gained 1 partition another 10 %, but lets twice as
-		// many overlapping files pile up for every read that misses
-		// memory.
+		// what the last one wrote.
 		CompactionL0Trigger:    8,
 		WriteL0SlowdownTrigger: 16,
 		WriteL0PauseTrigger:    24,
+		// A Bloom filter in each table file: a user not in the cache yet
+		// (every click of a new user) is told apart without reading a
+		// block of each of up to 8 overlapping files.
+		Filter: filter.NewBloomFilter(10),
+		// A 1 MiB block cache instead of 8: the processor and the view
+		// each keep one per partition, and 160 MiB of them kept the heap
+		// at the embedded broker's memory limit, the collector running
+		// without pause.
+		BlockCacheCapacity: 1 << 20,
 	}
 }
