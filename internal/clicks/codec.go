@@ -88,6 +88,9 @@ func (UserCodec) Decode(data []byte) (any, error) {
 // user (the page's summary reads two values per click); 0 for one that is not a
 // user's JSON.
 func ClicksIn(value []byte) int64 {
+	if len(value) == 0 {
+		return 0 // a user not stored yet: no error to build
+	}
 	if clicks, _, _, _, ok := scanUser(value); ok {
 		return clicks
 	}
