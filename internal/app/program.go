@@ -175,7 +175,8 @@ func (prog *program) startProcessor(ctx context.Context, partitions int32) error
 // page) and the HTTP server.
 func (prog *program) startView(ctx context.Context, httpListener net.Listener) error {
 	summary := web.NewSummary()
-	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(cache.Builder(prog.cacheDir("view")), summary.Update)...)
+	tables := cache.NewTables(prog.cacheDir("view"))
+	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(tables.Builder(), summary.Update)...)
 	if err != nil {
 		return err
 	}
@@ -205,7 +206,7 @@ func (prog *program) startView(ctx context.Context, httpListener net.Listener) e
 	for _, p := range prog.parts {
 		m.WatchPart(p)
 	}
-	feed := web.NewFeed(summary, view, prog.parts, lag.Reading, counts, prog.cfg.feedTick, prog.logger)
+	feed := web.NewFeed(summary, storedView{tables, view}, prog.parts, lag.Reading, counts, prog.cfg.feedTick, prog.logger)
 	prog.g.Go(func() error { return feed.Run(ctx) })
 	brokers := status.NewBrokerWatch(prog.k.Brokers, time.Second, 2*time.Second, prog.logger)
 	prog.g.Go(func() error { return brokers.Run(ctx) })
@@ -233,4 +234,11 @@ func (prog *program) warnOfOriginalTopic(client sarama.Client) {
 		prog.logger.Warn("the cluster has the topic of goka's 2-clicks, which clicks does not read: clicks written there are not counted; start clicks with -topic "+originalTopic+" to count them",
 			"topic", originalTopic, "reading", prog.cfg.topic)
 	}
+}
+
+// storedView is the view as the live page counts it: whether it has
+// recovered, and its local table as stored.
+type storedView struct {
+	*cache.Tables
+	*clicks.View
 }

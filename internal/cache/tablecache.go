@@ -53,6 +53,7 @@ type tableCache struct {
 	dirty   bool              // offset or pending not written yet
 	written time.Time         // when they last were
 	batch   leveldb.Batch     // reused for every write: its buffer is most of what a write allocates
+	closed  func()            // called once closed, if set (Tables)
 }
 
 // openTableCache opens the cache in db, whose files are closed after it.
@@ -203,10 +204,30 @@ func (c *tableCache) iterator(r *util.Range, ro *opt.ReadOptions) (storage.Itera
 	return tableIterator{c.db.NewIterator(r, ro)}, nil
 }
 
+// scan calls fn with every key and value, offset excluded, after writing
+// what is pending, without filling LevelDB's block cache.
+func (c *tableCache) scan(fn func(key, value []byte)) error {
+	c.mu.Lock()
+	err := c.writeLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	it := tableIterator{c.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})}
+	defer it.Release()
+	for it.Next() {
+		fn(it.Key(), it.Iterator.Value())
+	}
+	return it.Err()
+}
+
 func (c *tableCache) Close() error {
 	c.mu.Lock()
 	err := c.writeLocked()
 	c.mu.Unlock()
+	if c.closed != nil {
+		c.closed()
+	}
 	return errors.Join(err, c.db.Close(), c.files.Close())
 }
 

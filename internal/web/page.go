@@ -108,7 +108,7 @@ type Feed struct {
 // Scannable is what the feed needs of the view: to know it has
 // recovered, and to count it.
 type Scannable interface {
-	Iterable
+	Stored
 	Recovered() bool
 }
 
@@ -128,11 +128,16 @@ func NewFeed(s *Summary, table Scannable, parts []status.Part, lag func() status
 }
 
 // Run updates the state every tick until ctx ends; then every open page's
-// stream ends, so the HTTP server can shut down.
+// stream ends, so the HTTP server can shut down. Until the first count of
+// the table it looks every firstScanPoll whether the view has recovered,
+// so that the page's numbers follow the recovery at once rather than at
+// the next tick.
 func (f *Feed) Run(ctx context.Context) error {
 	defer close(f.done)
 	t := time.NewTicker(f.tick)
 	defer t.Stop()
+	poll := time.NewTicker(min(f.tick, firstScanPoll))
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -140,26 +145,40 @@ func (f *Feed) Run(ctx context.Context) error {
 		case now := <-t.C:
 			f.maybeScan(now)
 			f.publish(f.compute(now))
+		case now := <-poll.C:
+			if f.summary.tracking.Load() {
+				poll.Stop()
+				continue
+			}
+			if f.maybeScan(now) {
+				f.publish(f.compute(now))
+			}
 		}
 	}
 }
 
+// firstScanPoll is how often the feed looks whether the view has
+// recovered, until it has counted the table once.
+const firstScanPoll = 10 * time.Millisecond
+
 // maybeScan counts the whole table once the view has recovered, and again
-// (at most every 10 s) when the top list went stale.
-func (f *Feed) maybeScan(now time.Time) {
+// (at most every 10 s) when the top list went stale. It tells whether it
+// counted.
+func (f *Feed) maybeScan(now time.Time) bool {
 	snap := f.summary.Snapshot()
 	due := !snap.Tracking || (snap.Stale && now.Sub(f.lastScan) > 10*time.Second)
 	if !due || !f.table.Recovered() {
-		return
+		return false
 	}
 	f.lastScan = now
 	start := time.Now()
 	if err := f.summary.Scan(f.table); err != nil {
 		f.logger.Error("count the table for the page", "err", err)
-		return
+		return false
 	}
 	after := f.summary.Snapshot()
 	f.logger.Info("counted the table for the page", "users", after.Users, "clicks", after.Total, "took", time.Since(start).Round(time.Millisecond))
+	return true
 }
 
 func (f *Feed) compute(now time.Time) *pageState {

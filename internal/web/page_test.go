@@ -2,10 +2,6 @@ package web
 
 import (
 	"bufio"
-	"clicks/internal/clicks"
-	"clicks/internal/metrics"
-	"clicks/internal/status"
-	"clicks/internal/web/webtest"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +16,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/metrics"
+	"clicks/internal/status"
+	"clicks/internal/web/webtest"
 )
 
 // recoverableTable is a memTable whose recovery the test switches on.

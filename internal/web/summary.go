@@ -11,6 +11,7 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
+	"golang.org/x/sync/errgroup"
 )
 
 // maxTop is how many users the summary ranks: the page shows at most
@@ -153,42 +154,68 @@ func (s *Summary) lowest() RankedUser {
 	return low
 }
 
-// Iterable is what Scan needs of a view.
-type Iterable interface {
-	Iterator() (goka.Iterator, error)
+// Stored is the view's local table as stored, by partition: Scan reads
+// the counts from the values without decoding whole users (see
+// cache.Tables).
+type Stored interface {
+	Partitions() []int32
+	ScanPartition(partition int32, fn func(key, value []byte)) error
 }
 
 // Scan counts the whole table and, from then on, tracks every update. It
 // runs when the view has recovered, and again when the top list is stale.
-// Updates wait while it runs: once, at start, a second or so for a
-// million users.
-func (s *Summary) Scan(v Iterable) error {
+// Updates wait while it runs: once, at start, a fraction of a second for
+// a million users, the partitions counted at once.
+func (s *Summary) Scan(t Stored) error {
 	s.gate.Lock()
 	defer s.gate.Unlock()
-	it, err := v.Iterator()
-	if err != nil {
-		return fmt.Errorf("scan the table: %w", err)
+	parts := t.Partitions()
+	counted := make([]*Summary, len(parts))
+	var g errgroup.Group
+	for i, p := range parts {
+		part := NewSummary()
+		counted[i] = part
+		g.Go(func() error {
+			err := t.ScanPartition(p, func(key, value []byte) {
+				n := clicks.ClicksIn(value) // an unreadable value counts zero, as in update
+				part.users++
+				part.total += n
+				part.offer(key, n)
+			})
+			if err != nil {
+				return fmt.Errorf("scan the table: %w", err)
+			}
+			return nil
+		})
 	}
-	defer it.Release()
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	fresh := NewSummary()
-	for it.Next() {
-		val, err := it.Value()
-		u, ok := val.(*clicks.User)
-		fresh.users++
-		if err != nil || !ok {
-			continue // an unreadable value counts zero, as in update
+	for _, part := range counted {
+		fresh.users += part.users
+		fresh.total += part.total
+		for k, n := range part.top {
+			fresh.rank(RankedUser{k, n})
 		}
-		fresh.total += int64(u.Clicks)
-		fresh.rank(RankedUser{it.Key(), int64(u.Clicks)})
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("scan the table: %w", err)
 	}
 	s.mu.Lock()
 	s.total, s.users, s.top, s.low, s.stale = fresh.total, fresh.users, fresh.top, fresh.low, false
 	s.mu.Unlock()
 	s.tracking.Store(true)
 	return nil
+}
+
+// offer ranks a user met in a scan, which visits each user once: the key
+// becomes a string only if the user enters the top list.
+func (s *Summary) offer(key []byte, n int64) {
+	if len(s.top) == maxTop {
+		low := s.lowest()
+		if n < low.Clicks || (n == low.Clicks && string(key) > low.User) {
+			return
+		}
+	}
+	s.rank(RankedUser{string(key), n})
 }
 
 // Snapshot is the summary at one moment.

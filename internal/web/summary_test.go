@@ -1,7 +1,6 @@
 package web
 
 import (
-	"clicks/internal/clicks"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -14,25 +13,33 @@ import (
 )
 
 // memTable is a view's table for the summary's tests: goka's LevelDB
-// storage, as a view has, on an in-memory LevelDB, updated through the
-// summary's callback and iterable like a view.
+// storage, as a view has, on in-memory LevelDBs, one per partition (a
+// key's partition is its length's remainder), updated through the
+// summary's callback and read as stored, as Scan reads a view's.
 type memTable struct {
-	st storage.Storage
+	parts []storage.Storage
 }
 
 func newMemTable(t *testing.T) *memTable {
 	t.Helper()
-	db, err := leveldb.Open(lstorage.NewMemStorage(), nil)
-	if err != nil {
-		t.Fatalf("open an in-memory LevelDB: %v", err)
+	m := &memTable{}
+	for range 3 {
+		db, err := leveldb.Open(lstorage.NewMemStorage(), nil)
+		if err != nil {
+			t.Fatalf("open an in-memory LevelDB: %v", err)
+		}
+		st, err := storage.New(db)
+		if err != nil {
+			t.Fatalf("goka storage: %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		m.parts = append(m.parts, st)
 	}
-	st, err := storage.New(db)
-	if err != nil {
-		t.Fatalf("goka storage: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return &memTable{st}
+	return m
 }
+
+// storage is the partition of key.
+func (m *memTable) storage(key string) storage.Storage { return m.parts[len(key)%len(m.parts)] }
 
 func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
 	t.Helper()
@@ -40,32 +47,27 @@ func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
 	if clicks >= 0 {
 		value = fmt.Appendf(nil, `{"Clicks":%d,"Offset":%d}`, clicks, clicks)
 	}
-	if err := s.Update(&goka.DefaultUpdateContext{}, m.st, key, value); err != nil {
+	if err := s.Update(&goka.DefaultUpdateContext{}, m.storage(key), key, value); err != nil {
 		t.Fatalf("update %s: %v", key, err)
 	}
 }
 
-func (m *memTable) Iterator() (goka.Iterator, error) {
-	it, err := m.st.Iterator()
+func (m *memTable) Partitions() []int32 { return []int32{0, 1, 2} }
+
+func (m *memTable) ScanPartition(p int32, fn func(key, value []byte)) error {
+	it, err := m.parts[p].Iterator()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	keys := map[string]any{}
-	var sorted []string
+	defer it.Release()
 	for it.Next() {
-		raw, err := it.Value()
+		value, err := it.Value()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		v, err := new(clicks.UserCodec).Decode(raw)
-		if err != nil {
-			v = err
-		}
-		keys[string(it.Key())] = v
-		sorted = append(sorted, string(it.Key()))
+		fn(it.Key(), value)
 	}
-	slices.Sort(sorted)
-	return &sliceIterator{keys: sorted, values: keys}, nil
+	return it.Err()
 }
 
 // wantSummary computes the summary of counts the slow way.
@@ -192,14 +194,14 @@ func TestSummaryBadValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	table.set(t, s, "good", 4)
-	if err := s.Update(&goka.DefaultUpdateContext{}, table.st, "bad", []byte("not json")); err != nil {
+	if err := s.Update(&goka.DefaultUpdateContext{}, table.storage("bad"), "bad", []byte("not json")); err != nil {
 		t.Fatalf("a bad value failed the update: %v", err)
 	}
 	snap := s.Snapshot()
 	if snap.Total != 4 || snap.Users != 2 {
 		t.Errorf("total %d, users %d; want 4, 2", snap.Total, snap.Users)
 	}
-	if got, err := table.st.Get("bad"); err != nil || string(got) != "not json" {
+	if got, err := table.storage("bad").Get("bad"); err != nil || string(got) != "not json" {
 		t.Errorf("the bad value was not stored as it came: %q, %v", got, err)
 	}
 	// and a scan over it agrees
