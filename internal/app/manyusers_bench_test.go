@@ -1,0 +1,207 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"clicks/internal/clicks"
+	"clicks/internal/clickstest"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// manyUsers is how many users BenchmarkManyUsers writes one click each
+// for.
+const manyUsers = 1_000_000
+
+// BenchmarkManyUsers: what a user waits for when another client writes
+// the clicks of many users. One click for each of 1,000,000 users (u0 …
+// u999999) is written by kcat in one go (snappy, linger 50 ms) into the
+// embedded broker of a running clicks -emit=false, whole processes both:
+//
+//   - crc32: kcat's default partitioner, which puts 9 clicks in 10 outside
+//     their user's partition in goka's scheme: forwarded through the loop
+//     topic;
+//   - goka: the same clicks written into goka's own partitions (-p).
+//
+// Counted: from the first write until /-/summary's total is 1,000,000;
+// its reference is a raw franz-go read of the topic then (the lower the
+// ratio, the more clicks costs over reading). Fresh view: a view-only
+// process with an empty -data against that broker, from its start until
+// its /-/summary counts every user; its reference is a raw read of the
+// table. Idle RSS: of the counting process 5 s after the count. Three
+// rounds, the cases taking turns going first; medians. CLICKS_PROCESS_PROFILE
+// (see profileProcess) profiles the counting of the first round.
+func BenchmarkManyUsers(b *testing.B) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		b.Skip("kcat is not installed (apt-get install kcat)")
+	}
+	clickstest.Build(b)
+	input := writeManyUsers(b)
+	type result struct{ count, countRead, view, viewRead, rss []float64 }
+	results := map[string]*result{"crc32": {}, "goka": {}}
+	for b.Loop() {
+		for round := range 3 {
+			order := []string{"crc32", "goka"}
+			if round%2 == 1 {
+				order[0], order[1] = order[1], order[0]
+			}
+			for _, mode := range order {
+				r := results[mode]
+				p := clickstest.StartProcess(b, append([]string{"-emit=false", "-data", b.TempDir(), "-listen", "127.0.0.1:0",
+					"-broker-listen", fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(b)), "-quiet"}, processProfileArgs()...)...)
+				brokers := p.WaitForBrokers()
+				p.WaitForReadiness(200, time.Minute)
+				profiled := func() {}
+				if round == 0 {
+					profiled = profileProcess(b, p, mode, 10)
+				}
+				start := time.Now()
+				sent := kcatWrite(b, kcat, brokers[0], input, mode)
+				p.WaitForSummary(10*time.Minute, fmt.Sprintf("%d clicks", manyUsers), func(st clickstest.Summary) bool { return st.Total == manyUsers })
+				r.count = append(r.count, manyUsers/time.Since(start).Seconds())
+				if err := sent(); err != nil {
+					b.Fatal(err)
+				}
+				profiled()
+				r.countRead = append(r.countRead, rawRead(b, brokers, string(clicks.Topic), manyUsers))
+				time.Sleep(5 * time.Second) // idle after the burst
+				r.rss = append(r.rss, procStatusMiB(b, p, "VmRSS"))
+
+				start = time.Now()
+				v := clickstest.StartProcess(b, "-brokers", brokers[0], "-emit=false", "-process=false",
+					"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
+				v.WaitForSummary(5*time.Minute, fmt.Sprintf("%d users", manyUsers), func(st clickstest.Summary) bool { return st.Users == manyUsers })
+				r.view = append(r.view, manyUsers/time.Since(start).Seconds())
+				v.Kill()
+				r.viewRead = append(r.viewRead, rawRead(b, brokers, string(clicks.Table), manyUsers))
+				p.Stop()
+			}
+		}
+	}
+	for mode, r := range results {
+		count, view := median(r.count), median(r.view)
+		b.ReportMetric(count, mode+"-count/s")
+		b.ReportMetric(count/median(r.countRead), mode+"-count-to-raw-read")
+		b.ReportMetric(view, mode+"-fresh-view-records/s")
+		b.ReportMetric(view/median(r.viewRead), mode+"-fresh-view-to-raw-read")
+		b.ReportMetric(median(r.rss), mode+"-idle-RSS-MiB")
+	}
+	b.ReportMetric(median(results["goka"].count)/median(results["crc32"].count), "crc32-time-to-goka")
+}
+
+// manyUsersInput is the clicks BenchmarkManyUsers writes, as kcat reads
+// them (key:value lines): all of them, and those of each of goka's
+// partitions.
+type manyUsersInput struct {
+	all        string
+	partitions []string
+}
+
+func writeManyUsers(b *testing.B) manyUsersInput {
+	b.Helper()
+	dir := b.TempDir()
+	in := manyUsersInput{all: filepath.Join(dir, "all")}
+	files := make([]*os.File, clicks.DefaultPartitions)
+	writers := make([]*bufio.Writer, clicks.DefaultPartitions)
+	for p := range files {
+		name := filepath.Join(dir, strconv.Itoa(p))
+		in.partitions = append(in.partitions, name)
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		files[p], writers[p] = f, bufio.NewWriter(f)
+	}
+	all, err := os.Create(in.all)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(all)
+	partitioner := sarama.NewCustomHashPartitioner(goka.DefaultHasher())(string(clicks.Topic))
+	value := time.Now().UTC().Format(time.RFC3339)
+	for i := range manyUsers {
+		key := "u" + strconv.Itoa(i)
+		p, err := partitioner.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, clicks.DefaultPartitions)
+		if err != nil {
+			b.Fatal(err)
+		}
+		line := key + ":" + value + "\n"
+		w.WriteString(line)
+		writers[p].WriteString(line)
+	}
+	for p, f := range files {
+		if err := writers[p].Flush(); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	all.Close()
+	return in
+}
+
+// kcatWrite starts kcat writing the input to broker, with kcat's default
+// partitioner (crc32) or into goka's partitions (goka), and returns a
+// func that waits for it to finish.
+func kcatWrite(b *testing.B, kcat, broker string, in manyUsersInput, mode string) (wait func() error) {
+	b.Helper()
+	args := []string{"-P", "-b", broker, "-t", string(clicks.Topic), "-K:", "-z", "snappy", "-X", "linger.ms=50"}
+	var cmds []*exec.Cmd
+	if mode == "crc32" {
+		cmds = append(cmds, exec.Command(kcat, append(args, "-l", in.all)...))
+	} else {
+		for p, file := range in.partitions {
+			cmds = append(cmds, exec.Command(kcat, append(args, "-p", strconv.Itoa(p), "-l", file)...))
+		}
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return func() error {
+		for _, c := range cmds {
+			if err := c.Wait(); err != nil {
+				return fmt.Errorf("kcat: %w", err)
+			}
+		}
+		return nil
+	}
+}
+
+// rawRead reads at least n records of topic from its start with franz-go
+// and returns the records read per second.
+func rawRead(b *testing.B, brokers []string, topic string, n int) float64 {
+	b.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	read := 0
+	for read < n {
+		fetches := client.PollFetches(ctx)
+		if err := fetches.Err(); err != nil {
+			b.Fatalf("read %s: %v after %d records", topic, err, read)
+		}
+		read += fetches.NumRecords()
+	}
+	return float64(read) / time.Since(start).Seconds()
+}
