@@ -94,8 +94,8 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 			// of deleted records (an index entry per batch) and their
 			// disk a whole segment at a time, and at start it reads a
 			// segment of each partition into memory at once, with its
-			// batches decoded (a restart on a million one-click batches
-			// peaked at 586 MiB RSS with 100 MiB segments).
+			// batches decoded (docs/performance.md, "Defaults the
+			// numbers chose").
 			"log.segment.bytes": strconv.Itoa(SegmentBytes),
 		}),
 	}

@@ -65,16 +65,13 @@ func New(brokers []string, replication, partitions int, logger *slog.Logger) *Co
 	c.Producer.Flush.Bytes = 0
 	// No compression: the values are a 40-byte JSON and a 30-byte time,
 	// on which snappy (goka's default) saved little and cost CPU on every
-	// produce and fetch (end to end 120k -> 129k clicks/s without it).
+	// produce and fetch.
 	c.Producer.Compression = sarama.CompressionNone
 	// Fetch at most 128 KiB per partition instead of 1 MiB: a recovering
 	// table fetches all its partitions at once, and each fetch is held
-	// decoded while it is applied. With 1,000,000 users a view-only
-	// instance's peak RSS went from 323 MiB (with the smaller LevelDB
-	// buffers of cacheOptions: 242) to 130-156 MiB at 256 KiB and to
-	// 139-142 MiB at 128 KiB, at the same recovery speed (three runs of
-	// each: 737-765k records/s) and the same counting rate. 64 KiB saved
-	// 10 MiB more but recovered 10 % slower.
+	// decoded while it is applied; a view-only instance's peak RSS fell
+	// by more than half at the same recovery speed (docs/performance.md,
+	// "Defaults the numbers chose").
 	c.Consumer.Fetch.Default = 128 << 10
 	return &Config{Brokers: brokers, Replication: replication, Partitions: partitions, base: *c, logger: logger}
 }
