@@ -94,8 +94,7 @@ func Start(cfg Config, logger *slog.Logger) (*Embedded, error) {
 			// of deleted records (an index entry per batch) and their
 			// disk a whole segment at a time, and at start it reads a
 			// segment of each partition into memory at once, with its
-			// batches decoded (docs/performance.md, "Defaults the
-			// numbers chose").
+			// batches decoded (docs/operations.md has the figures).
 			"log.segment.bytes": strconv.Itoa(SegmentBytes),
 		}),
 	}

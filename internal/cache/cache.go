@@ -108,7 +108,7 @@ func (w *bufferedWriter) Close() error {
 }
 
 // cacheOptions are the LevelDB options of the local table caches (the
-// figures behind each are in docs/performance.md, "The local tables").
+// figures behind each are in docs/performance.md).
 func cacheOptions() *opt.Options {
 	return &opt.Options{
 		// A 1 MiB memtable per partition instead of 4 MiB: each cache has
