@@ -25,8 +25,9 @@ const weekOfClicks = 7 * 24 * 3600 * 10
 // program is stopped with SIGTERM and started again on the same data.
 // CLICKS_WEEK_CLICKS writes another number of clicks.
 //
-// Metrics: RSS once the clicks are counted (rss-MiB) and the peak until
-// then (peak-rss-MiB); after the restart, the peak until the view serves
+// Metrics: RSS once the clicks are counted (rss-MiB), the peak until
+// then (peak-rss-MiB) and the RSS after 10 s idle (idle-rss-MiB); after
+// the restart, the peak until the view serves
 // the counts again (restart-peak-rss-MiB) and the RSS then
 // (restart-rss-MiB); what the broker keeps of user-clicks (clicks-kept)
 // and the disk its log takes (disk-MiB); and how fast the clicks were
@@ -52,6 +53,8 @@ func BenchmarkWeekOfClicks(b *testing.B) {
 		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "counted-clicks/s")
 		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "rss-MiB")
 		b.ReportMetric(procStatusMiB(b, p, "VmHWM"), "peak-rss-MiB")
+		time.Sleep(10 * time.Second) // idle after the burst
+		b.ReportMetric(procStatusMiB(b, p, "VmRSS"), "idle-rss-MiB")
 		kept := clicksKept(b, addr)
 
 		p.Signal(syscall.SIGTERM)
