@@ -85,7 +85,7 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 			Partition: ctx.Partition(),
 			Offset:    ctx.Offset(),
 			TopicID:   c.topicID,
-			Value:     string(truncate(fmt.Appendf(nil, "%v", msg), 100)),
+			Value:     clickText(msg),
 		})
 		c.events.Forwarded()
 		return
@@ -189,8 +189,21 @@ func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, top
 	}
 	c.events.Counted()
 	if c.out != nil {
-		fmt.Fprintf(c.out, "[proc] key: %s clicks: %d, msg: %s\n", ctx.Key(), u.Clicks, truncate(fmt.Appendf(nil, "%v", msg), 100))
+		fmt.Fprintf(c.out, "[proc] key: %s clicks: %d, msg: %s\n", ctx.Key(), u.Clicks, clickText(msg))
 	}
+}
+
+// clickText is a click's value as the [proc] line shows it and a forward
+// carries it, cut at 100 bytes; without fmt for the string a click is.
+func clickText(msg any) string {
+	s, ok := msg.(string)
+	if !ok {
+		s = fmt.Sprint(msg)
+	}
+	if len(s) > 100 {
+		return s[:100] + "..."
+	}
+	return s
 }
 
 // skip counts and logs a click that is not counted.

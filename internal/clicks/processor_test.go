@@ -249,3 +249,23 @@ func TestNullValueIsAClick(t *testing.T) {
 		t.Errorf("stored %v, counted %d; want one click", ctx.set, events.counted)
 	}
 }
+
+// A click's value as the [proc] line shows it and a forward carries it:
+// cut at 100 bytes, whatever its type.
+func TestClickText(t *testing.T) {
+	long := strings.Repeat("x", 150)
+	tests := []struct {
+		msg  any
+		want string
+	}{
+		{"click 4", "click 4"},
+		{long, long[:100] + "..."},
+		{nil, "<nil>"},
+		{42, "42"},
+	}
+	for _, tt := range tests {
+		if got := clickText(tt.msg); got != tt.want {
+			t.Errorf("clickText(%v) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
