@@ -18,6 +18,10 @@ var (
 	// it uses; its group is their addresses, comma-separated.
 	BrokersRE = regexp.MustCompile(`msg="using (?:the embedded Kafka broker|Kafka brokers)" addrs=(\S+)`)
 
+	// RepairedRE matches the line in which the start-up repair says it is
+	// done, the last it logs; its group is how long it took.
+	RepairedRE = regexp.MustCompile(`msg="checked the logs for damage" took=(\S+)`)
+
 	// viewOpenedRE matches the line on stdout that says where the view
 	// serves.
 	viewOpenedRE = regexp.MustCompile(`View opened at (http://\S+)/`)
@@ -35,6 +39,7 @@ type Running interface {
 	Clicks(key string) int
 	Readiness() (int, map[string]string)
 	WaitForBrokers() []string
+	WaitForRepair() time.Duration
 	WaitForLog(re *regexp.Regexp, within time.Duration) []string
 	WaitForBody(path, want string, within time.Duration)
 	WaitForClicks(key string, above int, within time.Duration) int
@@ -158,6 +163,21 @@ func (r *program) WaitForLog(re *regexp.Regexp, within time.Duration) []string {
 func (r *program) WaitForBrokers() []string {
 	r.t.Helper()
 	return strings.Split(r.WaitForLog(BrokersRE, 30*time.Second)[1], ",")
+}
+
+// WaitForRepair waits, up to 30 s, until the start-up repair has said it
+// is done, and returns how long it took. What the repair logged is all in
+// the log then; where the view runs, URL waits for the repair too (the
+// view opens after it), but the lines it logged may still be on their way
+// from the process.
+func (r *program) WaitForRepair() time.Duration {
+	r.t.Helper()
+	m := r.WaitForLog(RepairedRE, 30*time.Second)
+	took, err := time.ParseDuration(m[1])
+	if err != nil {
+		r.t.Fatalf("the repair's line %q: %v", m[0], err)
+	}
+	return took
 }
 
 // Get fetches path from the view and returns the status and body.

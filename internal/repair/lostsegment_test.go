@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
@@ -105,8 +104,7 @@ func holesInTheMiddle(t *testing.T, deleteBelow int64) {
 	click := func(i int) string { return fmt.Sprintf("click %d", i) }
 
 	p := clickstest.StartProcess(t, args...)
-	p.WaitForBrokers()
-	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
+	p.URL() // its view opens after the start-up repair, the topics made
 	// Segments of 2 KiB: a dozen one-record batches each.
 	setSegmentBytes(t, addr, 2<<10, string(clicks.Topic), string(clicks.Loop))
 	produceTo(t, addr, string(clicks.Topic), home, "user-0", 200, click)
@@ -139,7 +137,7 @@ func holesInTheMiddle(t *testing.T, deleteBelow int64) {
 	t.Logf("removed %s/%d offsets %d-%d and %s/%d offsets %d-%d", clicks.Topic, home, clickFrom, clickTo-1, clicks.Loop, home, fwdFrom, fwdTo-1)
 
 	p = clickstest.StartProcess(t, args...)
-	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
+	p.WaitForRepair() // what it says is in the log
 	holes := map[string]string{}
 	for _, m := range holeRE.FindAllStringSubmatch(p.Log(), -1) {
 		holes[m[1]+"/"+m[2]] = m[3] + "-" + m[4] + " " + m[5]

@@ -103,7 +103,7 @@ func TestDamageRewindWaitsForKilledMember(t *testing.T) {
 	x.WaitForLog(regexp.MustCompile(`msg="waiting for the processor group to empty[^\n]* members=1`), 30*time.Second)
 	re := regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* partition=` + strconv.Itoa(int(part)))
 	x.WaitForLog(re, 30*time.Second)
-	x.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
+	x.WaitForRepair()
 	t.Logf("repair done %v after the start", time.Since(start).Round(100*time.Millisecond))
 	if m := regexp.MustCompile(`level=ERROR[^\n]*`).FindString(x.Log()); m != "" {
 		t.Errorf("an error: %s", m)
