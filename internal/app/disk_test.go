@@ -92,10 +92,8 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_emitted_total")
-	clickstest.WaitFor(t, 60*time.Second, "the emitter to resume after space returned", func() (bool, string) {
-		now, _ := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_emitted_total")
-		return now > before+100, fmt.Sprintf("clicks_emitted_total %v, from %v\n%s", now, before, app.LastLines(30))
-	})
+	app.WaitForMetric(60*time.Second, fmt.Sprintf("the emitter to resume after space returned (%v clicks emitted before)", before),
+		func(now float64) bool { return now > before+100 }, "clicks_emitted_total")
 
 	// Stop: what the emitter had acknowledged must all be in the topic.
 	app.Stop()
@@ -160,31 +158,27 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	dataDir := filepath.Join(disk, "data")
 	app := clickstest.StartProcess(t, "-data", dataDir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0",
 		"-interval", "200us", "-quiet", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
-	waitForMetric := func(name string, above float64, within time.Duration) {
+	waitForServed := func(above float64, within time.Duration) {
 		t.Helper()
-		clickstest.WaitFor(t, within, fmt.Sprintf("%s above %v", name, above), func() (bool, string) {
-			v, ok := metricstest.Value(metricstest.Scrape(t, app.Get), name)
-			if !ok {
-				t.Fatalf("no %s in /-/metrics", name)
-			}
-			return v > above, fmt.Sprintf("%v\n%s", v, app.LastLines(30))
-		})
+		app.WaitForMetric(within, fmt.Sprintf("more than %v clicks served", above), func(v float64) bool { return v > above }, "clicks_served")
 	}
-	waitForMetric("clicks_served", 1000, time.Minute)
+	waitForServed(1000, time.Minute)
 
 	// Whether a part meets the full disk (a click counted as the disk
 	// fills, whose table write the broker refuses; then local tables
 	// that find no space) depends on timing: on a busy machine the
 	// processor may have counted every click before, and nothing fails.
 	// So up to three rounds of filling the disk and freeing it.
-	fullRE := regexp.MustCompile(`msg="the embedded broker's disk is nearly full[^\n]* repeated=\d+`)
 	var filler string
 	for round := 1; ; round++ {
+		refused, ok := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_broker_writes_refused_total")
+		if !ok {
+			t.Fatal("no clicks_broker_writes_refused_total in /-/metrics")
+		}
 		filler = fillUp(t, disk)
 		logged := len(app.Log())
-		clickstest.WaitFor(t, 2*time.Minute, fmt.Sprintf("a line matching %s after filling the disk", fullRE), func() (bool, string) {
-			return fullRE.MatchString(app.Log()[logged:]), "\n" + app.LastLines(30)
-		})
+		app.WaitForMetric(2*time.Minute, fmt.Sprintf("the embedded broker to refuse writes after the disk filled (%v refused before)", refused),
+			func(v float64) bool { return v > refused }, "clicks_broker_writes_refused_total")
 		// Some seconds more with no byte free, for the local tables to find out.
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
@@ -208,7 +202,7 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 		if !ok {
 			t.Fatal("no clicks_served in /-/metrics")
 		}
-		waitForMetric("clicks_served", before+1000, 2*time.Minute)
+		waitForServed(before+1000, 2*time.Minute)
 	}
 
 	// Space returns: the clicks are emitted and counted again.
@@ -219,7 +213,7 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	if !ok {
 		t.Fatal("no clicks_served in /-/metrics")
 	}
-	waitForMetric("clicks_served", before+1000, 2*time.Minute)
+	waitForServed(before+1000, 2*time.Minute)
 
 	app.Stop()
 	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.Log())

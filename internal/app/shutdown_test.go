@@ -11,7 +11,6 @@ import (
 
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
-	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -88,10 +87,8 @@ func TestForeignTableValuesDoNotStopTheProgram(t *testing.T) {
 	in.WaitForBody("/"+original, `{"Clicks":502}`, 30*time.Second)
 	in.WaitForBody("/"+previous, `{"Clicks":9}`, 30*time.Second)
 	in.WaitForBody("/"+other, `{"Clicks":4}`, 30*time.Second)
-	clickstest.WaitFor(t, 30*time.Second, `clicks_skipped_total{reason="unreadable_value"} = 3`, func() (bool, string) {
-		got, _ := metricstest.Value(metricstest.Scrape(t, in.Get), "clicks_skipped_total", "reason", "unreadable_value")
-		return got == 3, fmt.Sprintf("%v\nstderr:\n%s", got, in.LastLines(40))
-	})
+	in.WaitForMetric(30*time.Second, "the 3 clicks of the unreadable value skipped", func(got float64) bool { return got == 3 },
+		"clicks_skipped_total", "reason", "unreadable_value")
 	if status, body, err := in.Get("/" + bad); err != nil || status != 500 {
 		t.Errorf("GET /%s: %d %s (%v), want 500", bad, status, body, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"clicks/internal/metrics/metricstest"
 )
 
 var (
@@ -46,6 +48,7 @@ type Running interface {
 	WaitForSummary(within time.Duration, what string, done func(Summary) bool) Summary
 	WaitForTotal(total int)
 	WaitForReadiness(code int, within time.Duration) map[string]string
+	WaitForMetric(within time.Duration, what string, done func(float64) bool, name string, labels ...string) float64
 }
 
 var (
@@ -295,4 +298,25 @@ func (r *program) WaitForReadiness(code int, within time.Duration) map[string]st
 		return false, fmt.Sprintf("%d %v\n%s", got, p, r.LastLines(30))
 	})
 	return parts
+}
+
+// WaitForMetric polls /-/metrics until the sample of name whose labels
+// include labels (name=value pairs) satisfies done, and returns its value
+// then; what says what the test waits for. It fails the test at once if
+// /-/metrics has no such sample, or if the program exits meanwhile.
+func (r *program) WaitForMetric(within time.Duration, what string, done func(float64) bool, name string, labels ...string) float64 {
+	r.t.Helper()
+	var v float64
+	WaitFor(r.t, within, fmt.Sprintf("%s (%s%v)", what, name, labels), func() (bool, string) {
+		if exited := r.running(); exited != "" {
+			r.t.Fatalf("the program %s while waiting for %s:\n%s", exited, what, r.LastLines(40))
+		}
+		var ok bool
+		v, ok = metricstest.Value(metricstest.Scrape(r.t, r.Get), name, labels...)
+		if !ok {
+			r.t.Fatalf("no %s%v in /-/metrics", name, labels)
+		}
+		return done(v), fmt.Sprintf("%v\n%s", v, r.LastLines(30))
+	})
+	return v
 }
