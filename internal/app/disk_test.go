@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
 	"clicks/internal/metrics/metricstest"
 )
@@ -55,6 +54,14 @@ func fillTo(t *testing.T, dir string, free uint64) string {
 	return name
 }
 
+// diskFullMsg begins the embedded broker's line about its nearly full
+// disk, and the note it gives a failed part's line.
+const diskFullMsg = "the embedded broker's disk is nearly full"
+
+// diskFullRE matches the embedded broker's line about its nearly full
+// disk.
+var diskFullRE = regexp.MustCompile(`msg="` + diskFullMsg)
+
 // The embedded broker's disk fills up under a fast emitter: the broker
 // refuses writes instead of acknowledging clicks it cannot write, the
 // program says so once per interval, not once per click, and when space
@@ -74,16 +81,15 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 	app := clickstest.StartProcess(t, "-data", appDir, "-brokers", addr, "-listen", "127.0.0.1:0", "-interval", "200us", "-quiet")
 	app.URL() // running: its view is open
 
-	fullRE := regexp.MustCompile(`msg="the embedded broker's disk is nearly full`)
-	broker.WaitForLog(fullRE, 2*time.Minute)
+	broker.WaitForLog(diskFullRE, 2*time.Minute)
 	// Full for a while, the emitter trying all along: the broker's second
 	// line comes 10 s after the first, with how many writes it refused
 	// meanwhile; until then each part has said it about once.
-	broker.WaitForLog(regexp.MustCompile(fullRE.String()+`[^\n]* repeated=\d+`), time.Minute)
+	broker.WaitForLog(regexp.MustCompile(diskFullRE.String()+`[^\n]* repeated=\d+`), time.Minute)
 	if n := strings.Count(app.Log(), `msg="click not sent"`); n > 3 {
 		t.Errorf("the emitter logged %d lines of clicks not sent while the disk was full for 10 s, want one per 10 s", n)
 	}
-	if n := len(fullRE.FindAllString(broker.Log(), -1)); n > 3 {
+	if n := len(diskFullRE.FindAllString(broker.Log(), -1)); n > 3 {
 		t.Errorf("the broker logged %d lines of a full disk in 10 s, want one per 10 s", n)
 	}
 
@@ -97,20 +103,7 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 
 	// Stop: what the emitter had acknowledged must all be in the topic.
 	app.Stop()
-	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.Log())
-	if m == nil {
-		t.Fatalf("no emitter summary:\n%s", app.LastLines(30))
-	}
-	sent, _ := strconv.Atoi(m[1])
-	unknown, _ := strconv.Atoi(m[3])
-	inTopic := 0
-	for _, n := range clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic)) {
-		inTopic += n
-	}
-	t.Logf("emitter: sent %d, failed %s, unknown %d; in the topic: %d", sent, m[2], unknown, inTopic)
-	if inTopic < sent || inTopic > sent+unknown {
-		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
-	}
+	emitterSummary(t, app).checkInTopic(t, []string{addr})
 	checkExactlyOnce(t, "-data", appDir, "-brokers", addr)
 }
 
@@ -216,21 +209,9 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	waitForServed(before+1000, 2*time.Minute)
 
 	app.Stop()
-	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.Log())
-	if m == nil {
-		t.Fatalf("no emitter summary:\n%s", app.LastLines(30))
-	}
-	sent, _ := strconv.Atoi(m[1])
-	unknown, _ := strconv.Atoi(m[3])
+	e := emitterSummary(t, app)
 	in := clickstest.StartInProcess(t, Run, nil, "-data", dataDir, "-emit=false", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
-	inTopic := 0
-	for _, n := range clickstest.RecordsPerKey(t, in.Brokers, string(clicks.Topic)) {
-		inTopic += n
-	}
-	t.Logf("emitter: sent %d, failed %s, unknown %d; in the topic: %d", sent, m[2], unknown, inTopic)
-	if inTopic < sent || inTopic > sent+unknown {
-		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
-	}
+	e.checkInTopic(t, in.Brokers)
 	matchTopic(t, in.Brokers, in)
 }
 
@@ -254,7 +235,7 @@ func checkDiskFullLines(t *testing.T, logged string) int {
 	for _, line := range errorLines {
 		if strings.Contains(line, " failed; starting it again") {
 			failures++
-			if !strings.Contains(line, `disk="the embedded broker's disk is nearly full`) {
+			if !strings.Contains(line, `disk="`+diskFullMsg) {
 				t.Errorf("a part failed with the disk full, and its line does not say so: %s", line)
 			}
 		}
