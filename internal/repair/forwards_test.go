@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -230,7 +229,7 @@ func TestFilledLoopEndIsStillKnownDamaged(t *testing.T) {
 		}
 	}
 	broker = clickstest.StartProcess(t, brokerArgs...)
-	broker.WaitForLog(regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* topic=`+string(clicks.Loop)), 30*time.Second)
+	broker.WaitForLog(lineRE(filledMsg, `[^\n]* topic=`+string(clicks.Loop)), 30*time.Second)
 	p = clickstest.StartProcess(t, procArgs...)
 	m := p.WaitForLog(lostForwardsRE, 30*time.Second)
 	if m[1] != strconv.Itoa(int(home)) || m[2] != strconv.Itoa(more) {

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,11 +15,6 @@ import (
 	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
-)
-
-var (
-	holeRE          = regexp.MustCompile(`msg="the broker's log lacks records in its middle[^"]*" topic=(\S+) partition=(\d+) offsets=(\d+)-(\d+) records_lost=(\d+)`)
-	holedForwardsRE = regexp.MustCompile(`msg="a hole in the loop topic lost forwards before they were counted[^"]*" topic=\S+ partition=(\d+) clicks_not_counted=(\d+)`)
 )
 
 // setSegmentBytes makes the broker at addr start a new segment file of
@@ -161,7 +155,7 @@ func holesInTheMiddle(t *testing.T, deleteBelow int64) {
 		t.Errorf("user-clicks holds %d clicks of user-0, want 400 - the %d lost - the %d deleted", n, clickTo-clickFrom, deleteBelow)
 	}
 	families := metricstest.Scrape(t, p.Get)
-	droppedRE := regexp.MustCompile(`level=ERROR msg="forwards waiting in a loop partition with a hole are skipped[^"]*" topic=\S+ partition=\d+ records_not_counted_again=(\d+)`)
+	droppedRE := errorLineRE(skippedForwardsMsg, `[^"]*" topic=\S+ partition=\d+ records_not_counted_again=(\d+)`)
 	if m := droppedRE.FindStringSubmatch(p.Log()); dropped > 0 && (m == nil || m[1] != strconv.Itoa(dropped)) || dropped == 0 && m != nil {
 		t.Errorf("forwards dropped reported as %q, want %d:\n%s", m, dropped, p.Log())
 	}

@@ -100,8 +100,8 @@ func TestDamageRewindWaitsForKilledMember(t *testing.T) {
 
 	start := time.Now()
 	x := clickstest.StartProcess(t, args...)
-	x.WaitForLog(regexp.MustCompile(`msg="waiting for the processor group to empty[^\n]* members=1`), 30*time.Second)
-	re := regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* partition=` + strconv.Itoa(int(part)))
+	x.WaitForLog(lineRE(groupWaitMsg, `[^\n]* members=1`), 30*time.Second)
+	re := lineRE(countAgainMsg, `[^\n]* partition=`+strconv.Itoa(int(part)))
 	x.WaitForLog(re, 30*time.Second)
 	x.WaitForRepair()
 	t.Logf("repair done %v after the start", time.Since(start).Round(100*time.Millisecond))
@@ -150,8 +150,8 @@ func TestDamageRewindRefusedIsReported(t *testing.T) {
 
 	// The wait for the group is shortened: it cannot empty here.
 	x := clickstest.StartProcess(t, append(args, "-repair-group-wait", "2s")...)
-	re := regexp.MustCompile(`level=ERROR msg="cannot make the processor group read those records again[^\n]* topic=user-clicks partition=` +
-		strconv.Itoa(int(part)) + ` offsets=0-(\d+) records_not_counted_again=(\d+)`)
+	re := errorLineRE(notReadAgainMsg, `[^\n]* topic=user-clicks partition=`+
+		strconv.Itoa(int(part))+` offsets=0-(\d+) records_not_counted_again=(\d+)`)
 	m := x.WaitForLog(re, 30*time.Second)
 	t.Logf("reported: %s", m[0])
 	records, _ := strconv.Atoi(m[2])

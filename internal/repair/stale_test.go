@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,10 +20,6 @@ import (
 
 	"github.com/IBM/sarama"
 )
-
-// notWrittenBackRE matches the error line of an instance that found its
-// local table ahead of a damaged changelog but must not write it back.
-var notWrittenBackRE = regexp.MustCompile(`level=ERROR msg="the table's changelog ends before what a local table had read[^"]*NOT written back[^"]*" topic=\S+ partition=(\d+) [^\n]*why="([^"]*)"`)
 
 // A local table ahead of a damaged changelog is written back only by an
 // instance that runs the processor while no other processor of the group
@@ -81,7 +76,7 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 		if writtenBackRE.MatchString(p.Log()) {
 			t.Errorf("wrote back:\n%s", p.Log())
 		}
-		if strings.Contains(p.Log(), "rebuilding it from the changelog") {
+		if lineOf(p.Log(), cacheRebuiltMsg) != "" {
 			t.Errorf("a local table was removed:\n%s", p.Log())
 		}
 	}
@@ -118,9 +113,9 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	// timeout, to have the lost counts counted again. A SIGTERM stops the
 	// wait: it exits 0 at once and has set nothing back (the next start
 	// repairs), so it does not say those counts stay lost.
-	y.WaitForLog(regexp.MustCompile(`msg="waiting for the processor group to empty`), 30*time.Second)
+	y.WaitForLog(lineRE(groupWaitMsg, ""), 30*time.Second)
 	y.Stop()
-	if strings.Contains(y.Log(), "cannot make the processor group read those records again") {
+	if lineOf(y.Log(), notReadAgainMsg) != "" {
 		t.Errorf("the SIGTERM did not stop the wait for the group:\n%s", y.Log())
 	}
 	cancel()

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -48,7 +46,7 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 	p = clickstest.StartProcess(t, args...)
 	addr = p.WaitForBrokers()[0]
 	// The log now ends at 0: all it held is lost.
-	re := regexp.MustCompile(fmt.Sprintf(`msg="the broker's log ends before what the processor had read or counted[^\n]* topic=%s partition=%d log_end=0 read_up_to=\d+ counted_up_to=\d+ records_lost=(\d+)`, clicks.Topic, part))
+	re := lineRE(lostEndMsg, fmt.Sprintf(`[^\n]* topic=%s partition=%d log_end=0 read_up_to=\d+ counted_up_to=\d+ records_lost=(\d+)`, clicks.Topic, part))
 	lost, err := strconv.Atoi(p.WaitForLog(re, 30*time.Second)[1])
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +99,7 @@ func TestTruncatedTableIsWrittenBack(t *testing.T) {
 		t.Errorf("wrote back %s values to partition %s, want the %d users of partition %d", m[3], m[1], users, part)
 	}
 	t.Logf("reported: %s", m[0])
-	if strings.Contains(p.Log(), "rebuilding it from the changelog") {
+	if lineOf(p.Log(), cacheRebuiltMsg) != "" {
 		t.Errorf("a local table was removed:\n%s", p.Log())
 	}
 	p.WaitForTotal(n)
