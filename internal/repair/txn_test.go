@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"clicks/internal/clicks"
-	"clicks/internal/clickstest"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -22,14 +21,12 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := clickstest.StartProcess(t, args...)
-	addr := p.WaitForBrokers()[0]
+	e := newEnv(t)
+	p := e.start()
 
 	// murmur2 partitions, as any non-sarama client: most clicks land
 	// outside their user's partition and are forwarded.
-	producer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("clicks-txn-test"),
+	producer, err := kgo.NewClient(kgo.SeedBrokers(e.addr), kgo.TransactionalID("clicks-txn-test"),
 		kgo.DefaultProduceTopic(string(clicks.Topic)))
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +54,7 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 	p.WaitForTotal(transactions * perTransaction)
 	p.Stop()
 
-	p = clickstest.StartProcess(t, args...)
+	p = e.start()
 	took := p.WaitForRepair()
 	t.Logf("damage check after %d transactions: %v", transactions, took)
 	if took > 15*time.Second {
