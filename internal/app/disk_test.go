@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
 	"clicks/internal/metrics/metricstest"
 )
@@ -55,6 +54,14 @@ func fillTo(t *testing.T, dir string, free uint64) string {
 	return name
 }
 
+// diskFullMsg begins the embedded broker's line about its nearly full
+// disk, and the note it gives a failed part's line.
+const diskFullMsg = "the embedded broker's disk is nearly full"
+
+// diskFullRE matches the embedded broker's line about its nearly full
+// disk.
+var diskFullRE = regexp.MustCompile(`msg="` + diskFullMsg)
+
 // The embedded broker's disk fills up under a fast emitter: the broker
 // refuses writes instead of acknowledging clicks it cannot write, the
 // program says so once per interval, not once per click, and when space
@@ -74,16 +81,15 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 	app := clickstest.StartProcess(t, "-data", appDir, "-brokers", addr, "-listen", "127.0.0.1:0", "-interval", "200us", "-quiet")
 	app.URL() // running: its view is open
 
-	fullRE := regexp.MustCompile(`msg="the embedded broker's disk is nearly full`)
-	broker.WaitForLog(fullRE, 2*time.Minute)
+	broker.WaitForLog(diskFullRE, 2*time.Minute)
 	// Full for a while, the emitter trying all along: the broker's second
 	// line comes 10 s after the first, with how many writes it refused
 	// meanwhile; until then each part has said it about once.
-	broker.WaitForLog(regexp.MustCompile(fullRE.String()+`[^\n]* repeated=\d+`), time.Minute)
+	broker.WaitForLog(regexp.MustCompile(diskFullRE.String()+`[^\n]* repeated=\d+`), time.Minute)
 	if n := strings.Count(app.Log(), `msg="click not sent"`); n > 3 {
 		t.Errorf("the emitter logged %d lines of clicks not sent while the disk was full for 10 s, want one per 10 s", n)
 	}
-	if n := len(fullRE.FindAllString(broker.Log(), -1)); n > 3 {
+	if n := len(diskFullRE.FindAllString(broker.Log(), -1)); n > 3 {
 		t.Errorf("the broker logged %d lines of a full disk in 10 s, want one per 10 s", n)
 	}
 
@@ -92,27 +98,12 @@ func TestDiskFullLosesNoAcknowledgedClick(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_emitted_total")
-	clickstest.WaitFor(t, 60*time.Second, "the emitter to resume after space returned", func() (bool, string) {
-		now, _ := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_emitted_total")
-		return now > before+100, fmt.Sprintf("clicks_emitted_total %v, from %v\n%s", now, before, app.LastLines(30))
-	})
+	app.WaitForMetric(60*time.Second, fmt.Sprintf("the emitter to resume after space returned (%v clicks emitted before)", before),
+		func(now float64) bool { return now > before+100 }, "clicks_emitted_total")
 
 	// Stop: what the emitter had acknowledged must all be in the topic.
 	app.Stop()
-	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.Log())
-	if m == nil {
-		t.Fatalf("no emitter summary:\n%s", app.LastLines(30))
-	}
-	sent, _ := strconv.Atoi(m[1])
-	unknown, _ := strconv.Atoi(m[3])
-	inTopic := 0
-	for _, n := range clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic)) {
-		inTopic += n
-	}
-	t.Logf("emitter: sent %d, failed %s, unknown %d; in the topic: %d", sent, m[2], unknown, inTopic)
-	if inTopic < sent || inTopic > sent+unknown {
-		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
-	}
+	emitterSummary(t, app).checkInTopic(t, []string{addr})
 	checkExactlyOnce(t, "-data", appDir, "-brokers", addr)
 }
 
@@ -160,31 +151,27 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	dataDir := filepath.Join(disk, "data")
 	app := clickstest.StartProcess(t, "-data", dataDir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0",
 		"-interval", "200us", "-quiet", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
-	waitForMetric := func(name string, above float64, within time.Duration) {
+	waitForServed := func(above float64, within time.Duration) {
 		t.Helper()
-		clickstest.WaitFor(t, within, fmt.Sprintf("%s above %v", name, above), func() (bool, string) {
-			v, ok := metricstest.Value(metricstest.Scrape(t, app.Get), name)
-			if !ok {
-				t.Fatalf("no %s in /-/metrics", name)
-			}
-			return v > above, fmt.Sprintf("%v\n%s", v, app.LastLines(30))
-		})
+		app.WaitForMetric(within, fmt.Sprintf("more than %v clicks served", above), func(v float64) bool { return v > above }, "clicks_served")
 	}
-	waitForMetric("clicks_served", 1000, time.Minute)
+	waitForServed(1000, time.Minute)
 
 	// Whether a part meets the full disk (a click counted as the disk
 	// fills, whose table write the broker refuses; then local tables
 	// that find no space) depends on timing: on a busy machine the
 	// processor may have counted every click before, and nothing fails.
 	// So up to three rounds of filling the disk and freeing it.
-	fullRE := regexp.MustCompile(`msg="the embedded broker's disk is nearly full[^\n]* repeated=\d+`)
 	var filler string
 	for round := 1; ; round++ {
+		refused, ok := metricstest.Value(metricstest.Scrape(t, app.Get), "clicks_broker_writes_refused_total")
+		if !ok {
+			t.Fatal("no clicks_broker_writes_refused_total in /-/metrics")
+		}
 		filler = fillUp(t, disk)
 		logged := len(app.Log())
-		clickstest.WaitFor(t, 2*time.Minute, fmt.Sprintf("a line matching %s after filling the disk", fullRE), func() (bool, string) {
-			return fullRE.MatchString(app.Log()[logged:]), "\n" + app.LastLines(30)
-		})
+		app.WaitForMetric(2*time.Minute, fmt.Sprintf("the embedded broker to refuse writes after the disk filled (%v refused before)", refused),
+			func(v float64) bool { return v > refused }, "clicks_broker_writes_refused_total")
 		// Some seconds more with no byte free, for the local tables to find out.
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
@@ -208,7 +195,7 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 		if !ok {
 			t.Fatal("no clicks_served in /-/metrics")
 		}
-		waitForMetric("clicks_served", before+1000, 2*time.Minute)
+		waitForServed(before+1000, 2*time.Minute)
 	}
 
 	// Space returns: the clicks are emitted and counted again.
@@ -219,24 +206,12 @@ func TestDiskFullWholeProgramKeepsRunning(t *testing.T) {
 	if !ok {
 		t.Fatal("no clicks_served in /-/metrics")
 	}
-	waitForMetric("clicks_served", before+1000, 2*time.Minute)
+	waitForServed(before+1000, 2*time.Minute)
 
 	app.Stop()
-	m := regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`).FindStringSubmatch(app.Log())
-	if m == nil {
-		t.Fatalf("no emitter summary:\n%s", app.LastLines(30))
-	}
-	sent, _ := strconv.Atoi(m[1])
-	unknown, _ := strconv.Atoi(m[3])
+	e := emitterSummary(t, app)
 	in := clickstest.StartInProcess(t, Run, nil, "-data", dataDir, "-emit=false", "-broker-keep-mib", "0", "-broker-min-free-mib", "8")
-	inTopic := 0
-	for _, n := range clickstest.RecordsPerKey(t, in.Brokers, string(clicks.Topic)) {
-		inTopic += n
-	}
-	t.Logf("emitter: sent %d, failed %s, unknown %d; in the topic: %d", sent, m[2], unknown, inTopic)
-	if inTopic < sent || inTopic > sent+unknown {
-		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, sent, unknown)
-	}
+	e.checkInTopic(t, in.Brokers)
 	matchTopic(t, in.Brokers, in)
 }
 
@@ -260,7 +235,7 @@ func checkDiskFullLines(t *testing.T, logged string) int {
 	for _, line := range errorLines {
 		if strings.Contains(line, " failed; starting it again") {
 			failures++
-			if !strings.Contains(line, `disk="the embedded broker's disk is nearly full`) {
+			if !strings.Contains(line, `disk="`+diskFullMsg) {
 				t.Errorf("a part failed with the disk full, and its line does not say so: %s", line)
 			}
 		}

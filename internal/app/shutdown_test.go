@@ -11,13 +11,47 @@ import (
 
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
-	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 )
 
-var sentRE = regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+)`)
+// emitterStoppedRE matches the line in which the emitter says, as it
+// stops, how many clicks it sent (acknowledged), failed to send, and sent
+// with an unknown outcome.
+var emitterStoppedRE = regexp.MustCompile(`msg="emitter stopped" sent=(\d+) failed=(\d+) unknown=(\d+)`)
+
+// emitted is what an emitter said it did as it stopped.
+type emitted struct{ sent, failed, unknown int }
+
+// emitterSummary reads what the emitter of p, stopped, said it did.
+func emitterSummary(t *testing.T, p clickstest.Running) emitted {
+	t.Helper()
+	m := emitterStoppedRE.FindStringSubmatch(p.Log())
+	if m == nil {
+		t.Fatalf("no emitter summary in the log:\n%s", p.LastLines(30))
+	}
+	var e emitted
+	for i, n := range []*int{&e.sent, &e.failed, &e.unknown} {
+		*n, _ = strconv.Atoi(m[i+1])
+	}
+	return e
+}
+
+// checkInTopic checks that the topic at brokers holds every click the
+// emitter had acknowledged, and no more than those and the ones of
+// unknown outcome.
+func (e emitted) checkInTopic(t *testing.T, brokers []string) {
+	t.Helper()
+	inTopic := 0
+	for _, n := range clickstest.RecordsPerKey(t, brokers, string(clicks.Topic)) {
+		inTopic += n
+	}
+	t.Logf("emitter: sent %d, failed %d, unknown %d; in the topic: %d", e.sent, e.failed, e.unknown, inTopic)
+	if inTopic < e.sent || inTopic > e.sent+e.unknown {
+		t.Errorf("the topic holds %d clicks, the emitter had %d acknowledged and %d of unknown outcome", inTopic, e.sent, e.unknown)
+	}
+}
 
 // SIGINT and SIGTERM stop the program with status 0, and every click the
 // emitter had acknowledged is in the topic and gets counted exactly once.
@@ -31,13 +65,9 @@ func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
 			p := clickstest.StartProcess(t, "-data", dir, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-interval", "5ms", "-quiet")
 			p.WaitForClicks("user-0", 4, 30*time.Second)
 			p.StopWith(sig, 15*time.Second)
-			m := sentRE.FindStringSubmatch(p.Log())
-			if m == nil {
-				t.Fatalf("no emitter summary in the log:\n%s", p.Log())
-			}
-			sent, _ := strconv.Atoi(m[1])
-			if m[2] != "0" || sent < 5 {
-				t.Fatalf("emitter sent %s, failed %s; want at least 5 sent, none failed", m[1], m[2])
+			e := emitterSummary(t, p)
+			if e.failed != 0 || e.sent < 5 {
+				t.Fatalf("emitter sent %d, failed %d; want at least 5 sent, none failed", e.sent, e.failed)
 			}
 
 			// Start again without the emitter: the topic holds exactly the
@@ -49,8 +79,8 @@ func TestSignalStopsCleanlyAndLosesNothing(t *testing.T) {
 				total += n
 				again.WaitForBody("/"+k, fmt.Sprintf(`{"Clicks":%d}`, n), 30*time.Second)
 			}
-			if total != sent {
-				t.Errorf("topic holds %d clicks, the emitter had acknowledged %d", total, sent)
+			if total != e.sent {
+				t.Errorf("topic holds %d clicks, the emitter had acknowledged %d", total, e.sent)
 			}
 		})
 	}
@@ -88,10 +118,8 @@ func TestForeignTableValuesDoNotStopTheProgram(t *testing.T) {
 	in.WaitForBody("/"+original, `{"Clicks":502}`, 30*time.Second)
 	in.WaitForBody("/"+previous, `{"Clicks":9}`, 30*time.Second)
 	in.WaitForBody("/"+other, `{"Clicks":4}`, 30*time.Second)
-	clickstest.WaitFor(t, 30*time.Second, `clicks_skipped_total{reason="unreadable_value"} = 3`, func() (bool, string) {
-		got, _ := metricstest.Value(metricstest.Scrape(t, in.Get), "clicks_skipped_total", "reason", "unreadable_value")
-		return got == 3, fmt.Sprintf("%v\nstderr:\n%s", got, in.LastLines(40))
-	})
+	in.WaitForMetric(30*time.Second, "the 3 clicks of the unreadable value skipped", func(got float64) bool { return got == 3 },
+		"clicks_skipped_total", "reason", "unreadable_value")
 	if status, body, err := in.Get("/" + bad); err != nil || status != 500 {
 		t.Errorf("GET /%s: %d %s (%v), want 500", bad, status, body, err)
 	}

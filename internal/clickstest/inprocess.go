@@ -64,7 +64,7 @@ func StartInProcess(t testing.TB, run RunFunc, getenv func(string) string, args 
 		if m := viewOpenedRE.FindStringSubmatch(stdout.String()); m != nil {
 			in.open(m[1])
 		}
-		repaired := !repairs || strings.Contains(log, `msg="checked the logs for damage"`)
+		repaired := !repairs || RepairedRE.MatchString(log)
 		if in.Brokers != nil && (in.url != "" || !serve) && repaired {
 			return true, ""
 		}

@@ -11,12 +11,18 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"clicks/internal/metrics/metricstest"
 )
 
 var (
 	// BrokersRE matches the line in which the program says which brokers
 	// it uses; its group is their addresses, comma-separated.
 	BrokersRE = regexp.MustCompile(`msg="using (?:the embedded Kafka broker|Kafka brokers)" addrs=(\S+)`)
+
+	// RepairedRE matches the line in which the start-up repair says it is
+	// done, the last it logs; its group is how long it took.
+	RepairedRE = regexp.MustCompile(`msg="checked the logs for damage" took=(\S+)`)
 
 	// viewOpenedRE matches the line on stdout that says where the view
 	// serves.
@@ -35,12 +41,14 @@ type Running interface {
 	Clicks(key string) int
 	Readiness() (int, map[string]string)
 	WaitForBrokers() []string
+	WaitForRepair() time.Duration
 	WaitForLog(re *regexp.Regexp, within time.Duration) []string
 	WaitForBody(path, want string, within time.Duration)
 	WaitForClicks(key string, above int, within time.Duration) int
 	WaitForSummary(within time.Duration, what string, done func(Summary) bool) Summary
 	WaitForTotal(total int)
 	WaitForReadiness(code int, within time.Duration) map[string]string
+	WaitForMetric(within time.Duration, what string, done func(float64) bool, name string, labels ...string) float64
 }
 
 var (
@@ -160,6 +168,21 @@ func (r *program) WaitForBrokers() []string {
 	return strings.Split(r.WaitForLog(BrokersRE, 30*time.Second)[1], ",")
 }
 
+// WaitForRepair waits, up to 30 s, until the start-up repair has said it
+// is done, and returns how long it took. What the repair logged is all in
+// the log then; where the view runs, URL waits for the repair too (the
+// view opens after it), but the lines it logged may still be on their way
+// from the process.
+func (r *program) WaitForRepair() time.Duration {
+	r.t.Helper()
+	m := r.WaitForLog(RepairedRE, 30*time.Second)
+	took, err := time.ParseDuration(m[1])
+	if err != nil {
+		r.t.Fatalf("the repair's line %q: %v", m[0], err)
+	}
+	return took
+}
+
 // Get fetches path from the view and returns the status and body.
 func (r *program) Get(path string) (int, string, error) {
 	res, err := http.Get(r.URL() + path)
@@ -275,4 +298,25 @@ func (r *program) WaitForReadiness(code int, within time.Duration) map[string]st
 		return false, fmt.Sprintf("%d %v\n%s", got, p, r.LastLines(30))
 	})
 	return parts
+}
+
+// WaitForMetric polls /-/metrics until the sample of name whose labels
+// include labels (name=value pairs) satisfies done, and returns its value
+// then; what says what the test waits for. It fails the test at once if
+// /-/metrics has no such sample, or if the program exits meanwhile.
+func (r *program) WaitForMetric(within time.Duration, what string, done func(float64) bool, name string, labels ...string) float64 {
+	r.t.Helper()
+	var v float64
+	WaitFor(r.t, within, fmt.Sprintf("%s (%s%v)", what, name, labels), func() (bool, string) {
+		if exited := r.running(); exited != "" {
+			r.t.Fatalf("the program %s while waiting for %s:\n%s", exited, what, r.LastLines(40))
+		}
+		var ok bool
+		v, ok = metricstest.Value(metricstest.Scrape(r.t, r.Get), name, labels...)
+		if !ok {
+			r.t.Fatalf("no %s%v in /-/metrics", name, labels)
+		}
+		return done(v), fmt.Sprintf("%v\n%s", v, r.LastLines(30))
+	})
+	return v
 }

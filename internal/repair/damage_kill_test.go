@@ -3,9 +3,6 @@ package repair_test
 import (
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,62 +13,6 @@ import (
 	"clicks/internal/clickstest"
 )
 
-// lostLineRE matches the start-up line of a click or loop log that lost
-// records: its partition and the records lost.
-var lostLineRE = regexp.MustCompile(`msg="the broker's log ends before what the processor had read or counted[^\n]* topic=(\S+) partition=(\d+) log_end=\d+ read_up_to=\d+ (?:counted_up_to=\d+ )?records_lost=(\d+)`)
-
-// writtenBackRE matches the start-up line of a table changelog that lost
-// records a local table held: its partition and the values written back.
-var writtenBackRE = regexp.MustCompile(`msg="the table's changelog ends before what a local table had read[^\n]* topic=\S+ partition=(\d+) [^\n]*records_lost=(\d+) values_written_back=(\d+)`)
-
-// lostForwardsRE matches the start-up line of a loop topic that lost
-// forwards before they were counted: its partition and how many.
-var lostForwardsRE = regexp.MustCompile(`msg="clicks forwarded through the loop topic were lost before they were counted[^\n]* topic=\S+ partition=(\d+) log_end=\d+ clicks_not_counted=(\d+)`)
-
-// countAgainRE matches the start-up line of a table changelog that lost
-// counts, which the processor then makes again: its partition.
-var countAgainRE = regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* topic=\S+ partition=(\d+)[^\n]*`)
-
-// damageSegment damages the last segment file of partition p of topic in
-// the embedded broker's log under dir, as a disk or a careless hand
-// might while the program is stopped: cut to nothing (cut 0) or by cut
-// bytes at its end. It returns the file's size before.
-func damageSegment(t *testing.T, dir, topic string, p int32, cut int64) int64 {
-	t.Helper()
-	segs, err := filepath.Glob(filepath.Join(dir, "broker", "partitions", fmt.Sprintf("%s-%d", topic, p), "*.dat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(segs) == 0 {
-		t.Fatalf("%s/%d has no segment file", topic, p)
-	}
-	base := func(path string) int64 {
-		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), ".dat"), 10, 64)
-		if err != nil {
-			t.Fatalf("segment %s: %v", path, err)
-		}
-		return n
-	}
-	slices.SortFunc(segs, func(a, b string) int { return int(base(a) - base(b)) })
-	last := segs[len(segs)-1]
-	info, err := os.Stat(last)
-	if err != nil {
-		t.Fatal(err)
-	}
-	size := int64(0)
-	if cut > 0 {
-		size = info.Size() - cut
-		if size < 0 {
-			t.Fatalf("%s holds %d bytes, fewer than the %d to cut", last, info.Size(), cut)
-		}
-	}
-	if err := os.Truncate(last, size); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s: %d bytes, now %d", last, info.Size(), size)
-	return info.Size()
-}
-
 // servedPerUser reads the count the view serves for each key, 0 for a
 // user it does not know.
 func servedPerUser(in clickstest.Running, keys []string) map[string]int {
@@ -80,15 +21,6 @@ func servedPerUser(in clickstest.Running, keys []string) map[string]int {
 		got[k] = max(in.Clicks(k), 0)
 	}
 	return got
-}
-
-// emitterUsers are the users of the emitter's default -users 10.
-func emitterUsers() []string {
-	var keys []string
-	for i := range 10 {
-		keys = append(keys, fmt.Sprintf("user-%d", i))
-	}
-	return keys
 }
 
 // The program is killed with SIGKILL while it emits a click a millisecond
@@ -132,31 +64,18 @@ func TestDamagedLogAfterKill(t *testing.T) {
 }
 
 func damageAfterKill(t *testing.T, topic string, cut int64) {
-	dir := t.TempDir()
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
-	args := []string{"-data", dir, "-broker-listen", brokerAddr, "-listen", "127.0.0.1:0", "-quiet"}
-	p := clickstest.StartProcess(t, append(args, "-interval", "1ms")...)
-	p.WaitForBrokers()
+	e := newEnv(t)
 	// Clicks of another client, outside their users' partitions, where
 	// the damage is not to user-clicks: there a lost click of such a user
 	// is reported in the partition it was written to, not the user's.
-	stopWriter := func() {}
-	if topic != string(clicks.Topic) {
-		stopWriter = clickstest.StartForeignWriter(t, []string{brokerAddr})
-	}
-	p.WaitForSummary(time.Minute, "3000 clicks", func(st clickstest.Summary) bool { return st.Total >= 3000 })
-	stopWriter()
-	p.Kill() // under the emitter's load
+	e.killUnderLoad(topic != string(clicks.Topic))
 
-	// The partition of user-0 is damaged: in each topic, partition p
-	// holds (the clicks or the counts of) the users of table partition p.
-	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
-	damageSegment(t, dir, topic, part, cut)
+	// The partition of user-0 is damaged.
+	e.damage(topic, home, cut)
 
-	p = clickstest.StartProcess(t, append(args, "-emit=false")...)
+	p := e.start()
 	p.URL() // its view opens after the start-up repair
-	addr := p.WaitForBrokers()[0]
-	inTopic := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
+	inTopic := clickstest.RecordsPerKey(t, e.brokers(), string(clicks.Topic))
 	delete(inTopic, "") // the fillers, and clicks without a key: no user's
 	keys := append(emitterUsers(), clickstest.Keys(10)...)
 	for k := range inTopic {
@@ -184,7 +103,7 @@ func damageAfterKill(t *testing.T, topic string, cut int64) {
 	for _, m := range written {
 		t.Logf("reported: table partition %s lost %s records, %s values written back", m[1], m[2], m[3])
 	}
-	torn := strings.Contains(log, fmt.Sprintf(`msg="partition %s-%d segment 0: truncating`, topic, part))
+	torn := strings.Contains(log, fmt.Sprintf(`msg="partition %s-%d segment 0: truncating`, topic, home))
 	switch topic {
 	case string(clicks.Topic):
 		// A cut of 5 bytes takes the last click, which a busy processor
@@ -192,17 +111,17 @@ func damageAfterKill(t *testing.T, topic string, cut int64) {
 		// the broker's line about the torn batch is all there is to say.
 		elsewhere := false
 		for p := range lost {
-			elsewhere = elsewhere || p != part
+			elsewhere = elsewhere || p != home
 		}
-		if elsewhere || lost[part] == 0 && !torn {
-			t.Errorf("reported losses %v in %s, want one line for partition %d, or the broker's line about its torn end:\n%s", lost, topic, part, log)
+		if elsewhere || lost[home] == 0 && !torn {
+			t.Errorf("reported losses %v in %s, want one line for partition %d, or the broker's line about its torn end:\n%s", lost, topic, home, log)
 		}
 	case string(clicks.Table):
 		// What a local table held is written back (it may hold
 		// nothing yet: the last second or 64 KiB of writes are lost
 		// with a kill), and the rest counted again.
-		if len(written) > 1 || len(written) == 1 && written[0][1] != strconv.Itoa(int(part)) {
-			t.Errorf("want at most one line for table partition %d written back:\n%s", part, log)
+		if len(written) > 1 || len(written) == 1 && written[0][1] != strconv.Itoa(int(home)) {
+			t.Errorf("want at most one line for table partition %d written back:\n%s", home, log)
 		}
 		// A cut that took only counts of clicks above the group's commit
 		// needs no repair (the processor reads those clicks again): the
@@ -211,8 +130,8 @@ func damageAfterKill(t *testing.T, topic string, cut int64) {
 		for _, m := range again {
 			t.Logf("reported: %s", m[0])
 		}
-		if len(again) > 1 || len(again) == 1 && again[0][1] != strconv.Itoa(int(part)) || len(again) == 0 && !torn {
-			t.Errorf("want one line for table partition %d counted again, or the broker's line about its torn end:\n%s", part, log)
+		if len(again) > 1 || len(again) == 1 && again[0][1] != strconv.Itoa(int(home)) || len(again) == 0 && !torn {
+			t.Errorf("want one line for table partition %d counted again, or the broker's line about its torn end:\n%s", home, log)
 		}
 	case string(clicks.Loop):
 		// Forwards the group had read were counted: the loss is said,
@@ -222,20 +141,20 @@ func damageAfterKill(t *testing.T, topic string, cut int64) {
 		for _, m := range lostLineRE.FindAllStringSubmatch(log, -1) {
 			if m[1] == topic {
 				lines++
-				if m[2] != strconv.Itoa(int(part)) {
-					t.Errorf("a loss reported in %s/%s, want only partition %d:\n%s", m[1], m[2], part, log)
+				if m[2] != strconv.Itoa(int(home)) {
+					t.Errorf("a loss reported in %s/%s, want only partition %d:\n%s", m[1], m[2], home, log)
 				}
 			}
 		}
 		forwards := lostForwardsRE.FindAllStringSubmatch(log, -1)
 		for _, m := range forwards {
 			t.Logf("reported: loop partition %s lost %s forwards not counted yet", m[1], m[2])
-			if m[1] != strconv.Itoa(int(part)) {
-				t.Errorf("lost forwards reported in partition %s, want only %d:\n%s", m[1], part, log)
+			if m[1] != strconv.Itoa(int(home)) {
+				t.Errorf("lost forwards reported in partition %s, want only %d:\n%s", m[1], home, log)
 			}
 		}
 		if lines > 1 || len(forwards) > 1 || lines+len(forwards) == 0 && !torn {
-			t.Errorf("want one line for loop partition %d about what it lost, or the broker's line about its torn end:\n%s", part, log)
+			t.Errorf("want one line for loop partition %d about what it lost, or the broker's line about its torn end:\n%s", home, log)
 		}
 	}
 
@@ -291,8 +210,8 @@ func damageAfterKill(t *testing.T, topic string, cut int64) {
 
 	// New clicks are all counted, none taken for one counted before:
 	// every user served what the topic holds now.
-	clickstest.WriteOneClickBatches(t, addr, 1000)
-	after := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
+	clickstest.WriteOneClickBatches(t, e.addr, 1000)
+	after := clickstest.RecordsPerKey(t, e.brokers(), string(clicks.Topic))
 	delete(after, "")
 	for k := range after {
 		if !slices.Contains(keys, k) {
@@ -309,20 +228,12 @@ func TestDamageNoneAfterPlainKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	brokerAddr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
-	args := []string{"-data", dir, "-broker-listen", brokerAddr, "-listen", "127.0.0.1:0", "-quiet"}
-	p := clickstest.StartProcess(t, append(args, "-interval", "1ms")...)
-	p.WaitForBrokers()
-	stopWriter := clickstest.StartForeignWriter(t, []string{brokerAddr})
-	p.WaitForSummary(time.Minute, "3000 clicks", func(st clickstest.Summary) bool { return st.Total >= 3000 })
-	stopWriter()
-	p.Kill()
+	e := newEnv(t)
+	e.killUnderLoad(true)
 
-	p = clickstest.StartProcess(t, append(args, "-emit=false")...)
-	addr := p.WaitForBrokers()[0]
-	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage" took=\S+`), 30*time.Second)
-	inTopic := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
+	p := e.start()
+	p.URL() // its view opens after the start-up repair
+	inTopic := clickstest.RecordsPerKey(t, e.brokers(), string(clicks.Topic))
 	if inTopic[""] != 0 {
 		t.Errorf("%d records without a key in %s: fillers written after a plain kill", inTopic[""], clicks.Topic)
 	}
@@ -341,12 +252,6 @@ func TestDamageNoneAfterPlainKill(t *testing.T) {
 		return len(diffs) == 0, "counts differ:\n" + strings.Join(diffs, "\n")
 	})
 	t.Logf("%d users, %d clicks served = in the topic", len(keys), total)
-	log := p.Log()
-	for _, re := range []*regexp.Regexp{lostLineRE, writtenBackRE, countAgainRE, lostForwardsRE, notWrittenBackRE,
-		regexp.MustCompile(`filled the offsets|cannot make the processor group read|waiting for the processor group to empty`)} {
-		if m := re.FindString(log); m != "" {
-			t.Errorf("a start after a plain kill logged: %s", m)
-		}
-	}
+	checkNoDamageSaid(t, p.Log(), "a start after a plain kill")
 	p.Stop()
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,26 +24,20 @@ func TestUncountedLostEndIsReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
-	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
-	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
-	click := func(i int) string { return fmt.Sprintf("click %d", i) }
-
-	b := clickstest.StartProcess(t, brokerArgs...)
-	b.WaitForBrokers()
-	produceTo(t, addr, string(clicks.Topic), home, "user-0", 100, click)
+	e := newApartEnv(t)
+	b := e.startBroker()
+	e.writeClicks(home, 100)
 	// Recorded within a second or so.
-	waitForRecordedEnds(t, filepath.Join(dir, "b"), "100 clicks in user-clicks", func(e broker.TopicEnds) bool { return e.Ends[home] == 100 })
+	e.waitForRecordedEnds("100 clicks in user-clicks", func(ends broker.TopicEnds) bool { return ends.Ends[home] == 100 })
 	b.Kill()
-	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Topic), home, 0)
+	e.damage(string(clicks.Topic), home, 0)
 
-	b = clickstest.StartProcess(t, brokerArgs...)
-	re := regexp.MustCompile(fmt.Sprintf(`msg="the broker's log ends before[^\n]* topic=%s partition=%d log_end=0 read_up_to=0 counted_up_to=0 records_lost=0 held_up_to=100 records_lost_uncounted=100`, clicks.Topic, home))
+	b = e.startBroker()
+	re := lineRE(lostEndMsg, fmt.Sprintf(`[^\n]* topic=%s partition=%d log_end=0 read_up_to=0 counted_up_to=0 records_lost=0 held_up_to=100 records_lost_uncounted=100`, clicks.Topic, home))
 	b.WaitForLog(re, 30*time.Second)
-	b.WaitForLog(regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* fillers=100`), 30*time.Second)
-	p := clickstest.StartProcess(t, "-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet")
-	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, click)
+	b.WaitForLog(lineRE(filledMsg, `[^\n]* fillers=100`), 30*time.Second)
+	p := e.startInstance("p")
+	e.writeClicks(home, 10)
 	p.WaitForTotal(10)
 	p.Stop()
 	b.Stop()
@@ -59,17 +51,12 @@ func TestEmptiedPartitionIsFilledNotReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
-	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
-	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
-
-	b := clickstest.StartProcess(t, brokerArgs...)
-	b.WaitForBrokers()
+	e := newApartEnv(t)
+	b := e.startBroker()
 	cfg := sarama.NewConfig()
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
-	producer, err := sarama.NewSyncProducer([]string{addr}, cfg)
+	producer, err := sarama.NewSyncProducer(e.brokers(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,30 +68,29 @@ func TestEmptiedPartitionIsFilledNotReported(t *testing.T) {
 	}
 	producer.Close()
 	// Retention deletes them within 10 s; the record says so a second later.
-	waitForRecordedEnds(t, filepath.Join(dir, "b"), "user-clicks emptied at 100", func(e broker.TopicEnds) bool { return e.Starts[home] == 100 })
+	e.waitForRecordedEnds("user-clicks emptied at 100", func(ends broker.TopicEnds) bool { return ends.Starts[home] == 100 })
 	b.Stop()
 
-	b = clickstest.StartProcess(t, brokerArgs...)
-	b.WaitForLog(regexp.MustCompile(fmt.Sprintf(`msg="the embedded broker reloaded a partition that retention had emptied[^\n]* topic=%s partition=%d log_end=0 ended_at=100`, clicks.Topic, home)), 30*time.Second)
-	b.WaitForLog(regexp.MustCompile(`msg="filled the offsets the log lost[^\n]* fillers=100`), 30*time.Second)
-	if strings.Contains(b.Log(), `msg="the broker's log ends before`) {
+	b = e.startBroker()
+	b.WaitForLog(lineRE(emptiedMsg, fmt.Sprintf(`[^\n]* topic=%s partition=%d log_end=0 ended_at=100`, clicks.Topic, home)), 30*time.Second)
+	b.WaitForLog(lineRE(filledMsg, `[^\n]* fillers=100`), 30*time.Second)
+	if lineOf(b.Log(), lostEndMsg) != "" {
 		t.Errorf("records said lost where retention had deleted them:\n%s", b.Log())
 	}
-	p := clickstest.StartProcess(t, "-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet")
-	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, func(i int) string { return fmt.Sprintf("click %d", i) })
+	p := e.startInstance("p")
+	e.writeClicks(home, 10)
 	p.WaitForTotal(10)
 	p.Stop()
 	b.Stop()
 }
 
 // waitForRecordedEnds waits, up to a minute, until the log ends the
-// embedded broker with data in dataDir records for user-clicks satisfy
-// ok (what says).
-func waitForRecordedEnds(t *testing.T, dataDir, what string, ok func(broker.TopicEnds) bool) {
-	t.Helper()
-	clickstest.WaitFor(t, time.Minute, "the log ends recorded to say "+what, func() (bool, string) {
+// embedded broker records for user-clicks satisfy ok (what says).
+func (e *env) waitForRecordedEnds(what string, ok func(broker.TopicEnds) bool) {
+	e.t.Helper()
+	clickstest.WaitFor(e.t, time.Minute, "the log ends recorded to say "+what, func() (bool, string) {
 		var ends broker.LogEnds
-		data, err := os.ReadFile(filepath.Join(dataDir, "broker", "log-ends.json"))
+		data, err := os.ReadFile(filepath.Join(e.brokerData, "broker", "log-ends.json"))
 		return err == nil && json.Unmarshal(data, &ends) == nil && ok(ends[string(clicks.Topic)]), fmt.Sprintf("%s, %v", data, err)
 	})
 }

@@ -4,24 +4,14 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
-	"regexp"
-	"slices"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
 	"clicks/internal/metrics/metricstest"
 
 	"github.com/IBM/sarama"
-)
-
-var (
-	holeRE          = regexp.MustCompile(`msg="the broker's log lacks records in its middle[^"]*" topic=(\S+) partition=(\d+) offsets=(\d+)-(\d+) records_lost=(\d+)`)
-	holedForwardsRE = regexp.MustCompile(`msg="a hole in the loop topic lost forwards before they were counted[^"]*" topic=\S+ partition=(\d+) clicks_not_counted=(\d+)`)
 )
 
 // setSegmentBytes makes the broker at addr start a new segment file of
@@ -46,27 +36,16 @@ func setSegmentBytes(t *testing.T, addr string, size int, topics ...string) {
 	}
 }
 
-// removeSegment removes the first segment file of topic/p under the
-// data directory dir that begins at or after from and is not the last,
-// and returns the offsets it held, [base, next base).
-func removeSegment(t *testing.T, dir, topic string, p int32, from int64) (int64, int64) {
-	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(dir, "broker", "partitions", fmt.Sprintf("%s-%d", topic, p), "*.dat"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bases []int64
-	for _, path := range paths {
-		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(path), ".dat"), 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bases = append(bases, n)
-	}
-	slices.Sort(bases)
+// removeSegment removes the first segment file of topic/p in the
+// embedded broker's log that begins at or after from and is not the
+// last, and returns the offsets it held, [base, next base).
+func (e *env) removeSegment(topic string, p int32, from int64) (int64, int64) {
+	e.t.Helper()
+	t := e.t
+	paths, bases := e.segments(topic, p)
 	for i, b := range bases[:max(len(bases)-1, 0)] {
 		if b >= from {
-			if err := os.Remove(filepath.Join(dir, "broker", "partitions", fmt.Sprintf("%s-%d", topic, p), fmt.Sprintf("%d.dat", b))); err != nil {
+			if err := os.Remove(paths[i]); err != nil {
 				t.Fatal(err)
 			}
 			return b, bases[i+1]
@@ -97,35 +76,27 @@ func TestHolesInTheMiddleOfTheLogs(t *testing.T) {
 // holesInTheMiddle is TestHolesInTheMiddleOfTheLogs, with the clicks of
 // user-clicks' second partition below deleteBelow deleted.
 func holesInTheMiddle(t *testing.T, deleteBelow int64) {
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
-	args := []string{"-data", dir, "-broker-listen", addr, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
-	other := (home + 1) % clicks.DefaultPartitions
-	click := func(i int) string { return fmt.Sprintf("click %d", i) }
-
-	p := clickstest.StartProcess(t, args...)
-	p.WaitForBrokers()
-	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
+	e := newEnv(t)
+	p := e.start()
+	p.URL() // its view opens after the start-up repair, the topics made
 	// Segments of 2 KiB: a dozen one-record batches each.
-	setSegmentBytes(t, addr, 2<<10, string(clicks.Topic), string(clicks.Loop))
-	produceTo(t, addr, string(clicks.Topic), home, "user-0", 200, click)
-	produceTo(t, addr, string(clicks.Topic), other, "user-0", 50, click)
+	setSegmentBytes(t, e.addr, 2<<10, string(clicks.Topic), string(clicks.Loop))
+	e.writeClicks(home, 200)
+	e.writeClicks(away, 50)
 	p.WaitForTotal(250)
 	p.Stop()
 
 	// The broker alone: 150 more clicks of user-0 outside its
 	// partition, forwarded and not counted yet, as at a crash.
-	broker := clickstest.StartProcess(t, "-data", dir, "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false")
-	broker.WaitForBrokers()
-	_, client := forwardedNotCounted(t, addr, home, other, 50, 150)
+	broker := e.startBroker()
+	client := e.forwardedNotCounted(50, 150)
 	dropped := 0
 	if deleteBelow > 0 {
 		admin, err := sarama.NewClusterAdminFromClient(client)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := admin.DeleteRecords(string(clicks.Topic), map[int32]int64{other: deleteBelow}); err != nil {
+		if err := admin.DeleteRecords(string(clicks.Topic), map[int32]int64{away: deleteBelow}); err != nil {
 			t.Fatal(err)
 		}
 		dropped = int(deleteBelow) - 50 // the forwards of 50 on wait
@@ -134,12 +105,12 @@ func holesInTheMiddle(t *testing.T, deleteBelow int64) {
 
 	// Counted clicks of user-clicks, and forwards not counted yet (the
 	// loop partition's first 50 were counted).
-	clickFrom, clickTo := removeSegment(t, dir, string(clicks.Topic), home, 50)
-	fwdFrom, fwdTo := removeSegment(t, dir, string(clicks.Loop), home, 80)
+	clickFrom, clickTo := e.removeSegment(string(clicks.Topic), home, 50)
+	fwdFrom, fwdTo := e.removeSegment(string(clicks.Loop), home, 80)
 	t.Logf("removed %s/%d offsets %d-%d and %s/%d offsets %d-%d", clicks.Topic, home, clickFrom, clickTo-1, clicks.Loop, home, fwdFrom, fwdTo-1)
 
-	p = clickstest.StartProcess(t, args...)
-	p.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
+	p = e.start()
+	p.WaitForRepair() // what it says is in the log
 	holes := map[string]string{}
 	for _, m := range holeRE.FindAllStringSubmatch(p.Log(), -1) {
 		holes[m[1]+"/"+m[2]] = m[3] + "-" + m[4] + " " + m[5]
@@ -159,11 +130,11 @@ func holesInTheMiddle(t *testing.T, deleteBelow int64) {
 	// stay counted, the forwards lost are counted now, and none of
 	// those that waited after the hole twice.
 	p.WaitForTotal(400 - dropped)
-	if n := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))["user-0"]; n != 400-int(clickTo-clickFrom)-int(deleteBelow) {
+	if n := clickstest.RecordsPerKey(t, e.brokers(), string(clicks.Topic))["user-0"]; n != 400-int(clickTo-clickFrom)-int(deleteBelow) {
 		t.Errorf("user-clicks holds %d clicks of user-0, want 400 - the %d lost - the %d deleted", n, clickTo-clickFrom, deleteBelow)
 	}
 	families := metricstest.Scrape(t, p.Get)
-	droppedRE := regexp.MustCompile(`level=ERROR msg="forwards waiting in a loop partition with a hole are skipped[^"]*" topic=\S+ partition=\d+ records_not_counted_again=(\d+)`)
+	droppedRE := errorLineRE(skippedForwardsMsg, `[^"]*" topic=\S+ partition=\d+ records_not_counted_again=(\d+)`)
 	if m := droppedRE.FindStringSubmatch(p.Log()); dropped > 0 && (m == nil || m[1] != strconv.Itoa(dropped)) || dropped == 0 && m != nil {
 		t.Errorf("forwards dropped reported as %q, want %d:\n%s", m, dropped, p.Log())
 	}
@@ -176,8 +147,8 @@ func holesInTheMiddle(t *testing.T, deleteBelow int64) {
 		}
 	}
 	// New clicks, in and outside user-0's partition: all counted.
-	produceTo(t, addr, string(clicks.Topic), other, "user-0", 20, click)
-	produceTo(t, addr, string(clicks.Topic), home, "user-0", 10, click)
+	e.writeClicks(away, 20)
+	e.writeClicks(home, 10)
 	p.WaitForTotal(430 - dropped)
 	p.Stop()
 }

@@ -1,11 +1,7 @@
 package repair_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,7 +11,6 @@ import (
 
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
-	"clicks/internal/kafka"
 	"clicks/internal/metrics/metricstest"
 	"clicks/internal/repair"
 
@@ -25,36 +20,31 @@ import (
 // rewindSetup runs a broker process and, with it, an instance that
 // counts n clicks; then the table's changelog loses user-0's partition
 // and the instance its local tables, so that its next start must have
-// the processor group read those clicks again. It returns the broker's
-// address, the partition and the instance's arguments.
-func rewindSetup(t *testing.T, n int) (addr string, part int32, args []string) {
+// the processor group read those clicks again. The instance is
+// startInstance("x") of the env it returns, whose broker runs until the
+// test ends.
+func rewindSetup(t *testing.T, n int) *env {
 	t.Helper()
-	dir := t.TempDir()
-	addr = "127.0.0.1:" + strconv.Itoa(clickstest.FreePort(t))
-	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
-	broker := clickstest.StartProcess(t, brokerArgs...)
-	broker.WaitForBrokers()
-	args = []string{"-brokers", addr, "-data", filepath.Join(dir, "x"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	x := clickstest.StartProcess(t, args...)
-	clickstest.WriteOneClickBatches(t, addr, n)
+	e := newApartEnv(t)
+	broker := e.startBroker()
+	x := e.startInstance("x")
+	clickstest.WriteOneClickBatches(t, e.addr, n)
 	x.WaitForTotal(n)
 	x.Stop()
 	broker.Stop()
-	part = clicks.KeyPartition("user-0", clicks.DefaultPartitions)
-	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Table), part, 0)
-	if err := os.RemoveAll(filepath.Join(dir, "x")); err != nil {
+	e.damage(string(clicks.Table), home, 0)
+	if err := os.RemoveAll(filepath.Join(e.dir, "x")); err != nil {
 		t.Fatal(err)
 	}
-	broker = clickstest.StartProcess(t, brokerArgs...)
-	broker.WaitForBrokers()
+	broker = e.startBroker()
 	t.Cleanup(func() { broker.Stop() })
-	return addr, part, args
+	return e
 }
 
 // joinAndDie makes a member join group and never heartbeat, as a
 // processor killed while its broker runs: the coordinator keeps it until
 // its session times out.
-func joinAndDie(t *testing.T, k *kafka.Config, client sarama.Client, group string, session time.Duration) {
+func joinAndDie(t *testing.T, client sarama.Client, group string, session time.Duration) {
 	t.Helper()
 	coordinator, err := client.Coordinator(group)
 	if err != nil {
@@ -89,21 +79,15 @@ func TestDamageRewindWaitsForKilledMember(t *testing.T) {
 		t.Skip("damage test skipped with -short")
 	}
 	const n = 1000
-	addr, part, args := rewindSetup(t, n)
-	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	client, err := sarama.NewClient([]string{addr}, k.Sarama())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	joinAndDie(t, k, client, string(clicks.Group), 6*time.Second)
+	e := rewindSetup(t, n)
+	joinAndDie(t, e.client(), string(clicks.Group), 6*time.Second)
 
 	start := time.Now()
-	x := clickstest.StartProcess(t, args...)
-	x.WaitForLog(regexp.MustCompile(`msg="waiting for the processor group to empty[^\n]* members=1`), 30*time.Second)
-	re := regexp.MustCompile(`msg="the table's changelog lost counts[^\n]* partition=` + strconv.Itoa(int(part)))
+	x := e.startInstance("x")
+	x.WaitForLog(lineRE(groupWaitMsg, `[^\n]* members=1`), 30*time.Second)
+	re := lineRE(countAgainMsg, `[^\n]* partition=`+strconv.Itoa(int(home)))
 	x.WaitForLog(re, 30*time.Second)
-	x.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second)
+	x.WaitForRepair()
 	t.Logf("repair done %v after the start", time.Since(start).Round(100*time.Millisecond))
 	if m := regexp.MustCompile(`level=ERROR[^\n]*`).FindString(x.Log()); m != "" {
 		t.Errorf("an error: %s", m)
@@ -120,38 +104,14 @@ func TestDamageRewindRefusedIsReported(t *testing.T) {
 		t.Skip("damage test skipped with -short")
 	}
 	const n = 1000
-	addr, part, args := rewindSetup(t, n)
-	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Sarama())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	consumed := make(chan error, 1)
-	go func() { consumed <- group.Consume(ctx, []string{string(clicks.Topic)}, holdPartitions{}) }()
-	defer func() {
-		cancel()
-		if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("other member: %v", err)
-		}
-		if err := group.Close(); err != nil {
-			t.Errorf("close the other member: %v", err)
-		}
-	}()
-	client, err := sarama.NewClient([]string{addr}, k.Sarama())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	clickstest.WaitFor(t, time.Minute, "the other member to join the group", func() (bool, string) {
-		members, state, err := repair.GroupMembers(client, string(clicks.Group))
-		return err == nil && members > 0 && state == "Stable", fmt.Sprintf("%d members, %s, %v", members, state, err)
-	})
+	e := rewindSetup(t, n)
+	release := e.holdGroup()
+	defer release()
 
 	// The wait for the group is shortened: it cannot empty here.
-	x := clickstest.StartProcess(t, append(args, "-repair-group-wait", "2s")...)
-	re := regexp.MustCompile(`level=ERROR msg="cannot make the processor group read those records again[^\n]* topic=user-clicks partition=` +
-		strconv.Itoa(int(part)) + ` offsets=0-(\d+) records_not_counted_again=(\d+)`)
+	x := e.startInstance("x", "-repair-group-wait", "2s")
+	re := errorLineRE(notReadAgainMsg, `[^\n]* topic=user-clicks partition=`+
+		strconv.Itoa(int(home))+` offsets=0-(\d+) records_not_counted_again=(\d+)`)
 	m := x.WaitForLog(re, 30*time.Second)
 	t.Logf("reported: %s", m[0])
 	records, _ := strconv.Atoi(m[2])

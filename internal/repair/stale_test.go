@@ -1,14 +1,8 @@
 package repair_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,15 +10,7 @@ import (
 
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
-	"clicks/internal/kafka"
-	"clicks/internal/repair"
-
-	"github.com/IBM/sarama"
 )
-
-// notWrittenBackRE matches the error line of an instance that found its
-// local table ahead of a damaged changelog but must not write it back.
-var notWrittenBackRE = regexp.MustCompile(`level=ERROR msg="the table's changelog ends before what a local table had read[^"]*NOT written back[^"]*" topic=\S+ partition=(\d+) [^\n]*why="([^"]*)"`)
 
 // A local table ahead of a damaged changelog is written back only by an
 // instance that runs the processor while no other processor of the group
@@ -37,16 +23,9 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	addr := "127.0.0.1:" + strconv.Itoa(clickstest.FreePort(t))
-	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
-	broker := clickstest.StartProcess(t, brokerArgs...)
-	broker.WaitForBrokers()
-
-	start := func(data string, args ...string) *clickstest.Process {
-		return clickstest.StartProcess(t, append([]string{"-brokers", addr, "-data", data, "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}, args...)...)
-	}
-	x := start(filepath.Join(dir, "x"))
+	e := newApartEnv(t)
+	broker := e.startBroker()
+	x := e.startInstance("x")
 	// In two rounds, so that each partition of the table holds more
 	// than one record: goka refuses a cache that read more than the
 	// first record of a changelog now empty, unless the repair set its
@@ -55,38 +34,36 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	// one record).
 	const n = 1000
 	x.URL() // it runs: its view is open
-	clickstest.WriteOneClickBatches(t, addr, n/2)
+	clickstest.WriteOneClickBatches(t, e.addr, n/2)
 	x.WaitForTotal(n / 2)
-	clickstest.WriteOneClickBatches(t, addr, n/2)
+	clickstest.WriteOneClickBatches(t, e.addr, n/2)
 	x.WaitForTotal(n)
 	x.Stop()
 	// A second copy of x's local tables, for the second case.
-	if out, err := exec.Command("cp", "-a", filepath.Join(dir, "x"), filepath.Join(dir, "y")).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", filepath.Join(e.dir, "x"), filepath.Join(e.dir, "y")).CombinedOutput(); err != nil {
 		t.Fatalf("copy local tables: %v: %s", err, out)
 	}
 
 	broker.Stop()
-	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
-	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Table), part, 0)
-	broker = clickstest.StartProcess(t, brokerArgs...)
-	broker.WaitForBrokers()
+	e.damage(string(clicks.Table), home, 0)
+	broker = e.startBroker()
 
 	check := func(p *clickstest.Process, why string) {
 		t.Helper()
 		m := p.WaitForLog(notWrittenBackRE, 30*time.Second)
-		if m[1] != strconv.Itoa(int(part)) || !strings.Contains(m[2], why) {
-			t.Errorf("not written back: partition %s, why %q; want partition %d, why with %q", m[1], m[2], part, why)
+		if m[1] != strconv.Itoa(int(home)) || !strings.Contains(m[2], why) {
+			t.Errorf("not written back: partition %s, why %q; want partition %d, why with %q", m[1], m[2], home, why)
 		}
 		t.Logf("reported: %s", m[0])
 		if writtenBackRE.MatchString(p.Log()) {
 			t.Errorf("wrote back:\n%s", p.Log())
 		}
-		if strings.Contains(p.Log(), "rebuilding it from the changelog") {
+		if lineOf(p.Log(), cacheRebuiltMsg) != "" {
 			t.Errorf("a local table was removed:\n%s", p.Log())
 		}
 	}
 	// A view-only instance.
-	v := start(filepath.Join(dir, "x"), "-process=false")
+	v := e.startInstance("x", "-process=false")
 	check(v, "-process=false")
 	// It serves what its local table holds.
 	v.WaitForTotal(n)
@@ -95,51 +72,18 @@ func TestStaleLocalTableIsNotWrittenBack(t *testing.T) {
 	// A processor instance while another member is in the processor
 	// group (played by a consumer that holds its partitions and writes
 	// nothing, so that nothing else changes the changelog meanwhile).
-	k := kafka.New([]string{addr}, 1, clicks.DefaultPartitions, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	client, err := sarama.NewClient([]string{addr}, k.Sarama())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	group, err := sarama.NewConsumerGroup([]string{addr}, string(clicks.Group), k.Sarama())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	consumed := make(chan error, 1)
-	go func() { consumed <- group.Consume(ctx, []string{string(clicks.Topic)}, holdPartitions{}) }()
-	clickstest.WaitFor(t, time.Minute, "the other member to join the group", func() (bool, string) {
-		members, state, err := repair.GroupMembers(client, string(clicks.Group))
-		return err == nil && members > 0 && state == "Stable", fmt.Sprintf("%d members, %s, %v", members, state, err)
-	})
-	y := start(filepath.Join(dir, "y"))
+	release := e.holdGroup()
+	y := e.startInstance("y")
 	check(y, "members")
 	// Its repair waits for the group to empty, up to the session
 	// timeout, to have the lost counts counted again. A SIGTERM stops the
 	// wait: it exits 0 at once and has set nothing back (the next start
 	// repairs), so it does not say those counts stay lost.
-	y.WaitForLog(regexp.MustCompile(`msg="waiting for the processor group to empty`), 30*time.Second)
+	y.WaitForLog(lineRE(groupWaitMsg, ""), 30*time.Second)
 	y.Stop()
-	if strings.Contains(y.Log(), "cannot make the processor group read those records again") {
+	if lineOf(y.Log(), notReadAgainMsg) != "" {
 		t.Errorf("the SIGTERM did not stop the wait for the group:\n%s", y.Log())
 	}
-	cancel()
-	if err := <-consumed; err != nil && !errors.Is(err, context.Canceled) {
-		t.Errorf("other member: %v", err)
-	}
-	if err := group.Close(); err != nil {
-		t.Errorf("close the other member: %v", err)
-	}
+	release()
 	broker.Stop()
-}
-
-// holdPartitions is a consumer group member that holds its partitions
-// and reads nothing.
-type holdPartitions struct{}
-
-func (holdPartitions) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (holdPartitions) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-func (holdPartitions) ConsumeClaim(s sarama.ConsumerGroupSession, _ sarama.ConsumerGroupClaim) error {
-	<-s.Context().Done()
-	return nil
 }

@@ -2,11 +2,7 @@ package repair_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,39 +18,32 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := clickstest.StartProcess(t, args...)
-	addr := p.WaitForBrokers()[0]
+	e := newEnv(t)
+	p := e.start()
 	const n = 1000
-	clickstest.WriteOneClickBatches(t, addr, n)
+	clickstest.WriteOneClickBatches(t, e.addr, n)
 	p.WaitForTotal(n)
-	perKey := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Topic))
+	perKey := clickstest.RecordsPerKey(t, e.brokers(), string(clicks.Topic))
 	p.Stop()
 
 	// user-0's partition loses its log.
-	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	var inPart int
 	for key, c := range perKey {
-		if clicks.KeyPartition(key, clicks.DefaultPartitions) == part {
+		if clicks.KeyPartition(key, clicks.DefaultPartitions) == home {
 			inPart += c
 		}
 	}
-	segment := filepath.Join(dir, "broker", "partitions", fmt.Sprintf("%s-%d", clicks.Topic, part), "0.dat")
-	if err := os.Truncate(segment, 0); err != nil {
-		t.Fatal(err)
-	}
+	e.damage(string(clicks.Topic), home, 0)
 
-	p = clickstest.StartProcess(t, args...)
-	addr = p.WaitForBrokers()[0]
+	p = e.start()
 	// The log now ends at 0: all it held is lost.
-	re := regexp.MustCompile(fmt.Sprintf(`msg="the broker's log ends before what the processor had read or counted[^\n]* topic=%s partition=%d log_end=0 read_up_to=\d+ counted_up_to=\d+ records_lost=(\d+)`, clicks.Topic, part))
+	re := lineRE(lostEndMsg, fmt.Sprintf(`[^\n]* topic=%s partition=%d log_end=0 read_up_to=\d+ counted_up_to=\d+ records_lost=(\d+)`, clicks.Topic, home))
 	lost, err := strconv.Atoi(p.WaitForLog(re, 30*time.Second)[1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lost != inPart {
-		t.Errorf("reported %d clicks lost in %s/%d, want the %d it held", lost, clicks.Topic, part, inPart)
+		t.Errorf("reported %d clicks lost in %s/%d, want the %d it held", lost, clicks.Topic, home, inPart)
 	}
 	// The counts keep what was counted.
 	clickstest.WaitFor(t, 30*time.Second, fmt.Sprintf("user-0 to have the %d clicks counted before its log was lost", n/10), func() (bool, string) {
@@ -63,7 +52,7 @@ func TestTruncatedClickLogIsReported(t *testing.T) {
 	})
 	// New clicks are counted, not taken for the lost ones delivered
 	// again: the program filled the lost offsets.
-	clickstest.WriteOneClickBatches(t, addr, n)
+	clickstest.WriteOneClickBatches(t, e.addr, n)
 	p.WaitForTotal(2 * n)
 }
 
@@ -76,40 +65,36 @@ func TestTruncatedTableIsWrittenBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := clickstest.StartProcess(t, args...)
-	addr := p.WaitForBrokers()[0]
+	e := newEnv(t)
+	p := e.start()
 	const n = 1000
-	clickstest.WriteOneClickBatches(t, addr, n)
+	clickstest.WriteOneClickBatches(t, e.addr, n)
 	p.WaitForTotal(n)
 	p.Stop()
 
-	part := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
 	var users int
 	for _, k := range emitterUsers() {
-		if clicks.KeyPartition(k, clicks.DefaultPartitions) == part {
+		if clicks.KeyPartition(k, clicks.DefaultPartitions) == home {
 			users++
 		}
 	}
-	damageSegment(t, dir, string(clicks.Table), part, 0)
+	e.damage(string(clicks.Table), home, 0)
 
-	p = clickstest.StartProcess(t, args...)
-	addr = p.WaitForBrokers()[0]
+	p = e.start()
 	m := p.WaitForLog(writtenBackRE, 30*time.Second)
-	if m[1] != strconv.Itoa(int(part)) || m[3] != strconv.Itoa(users) {
-		t.Errorf("wrote back %s values to partition %s, want the %d users of partition %d", m[3], m[1], users, part)
+	if m[1] != strconv.Itoa(int(home)) || m[3] != strconv.Itoa(users) {
+		t.Errorf("wrote back %s values to partition %s, want the %d users of partition %d", m[3], m[1], users, home)
 	}
 	t.Logf("reported: %s", m[0])
-	if strings.Contains(p.Log(), "rebuilding it from the changelog") {
+	if lineOf(p.Log(), cacheRebuiltMsg) != "" {
 		t.Errorf("a local table was removed:\n%s", p.Log())
 	}
 	p.WaitForTotal(n)
 	// The changelog holds the counts again: a reader without a local
 	// table (a new view) finds them there.
-	if got := clickstest.RecordsPerKey(t, []string{addr}, string(clicks.Table)); got["user-0"] == 0 {
+	if got := clickstest.RecordsPerKey(t, e.brokers(), string(clicks.Table)); got["user-0"] == 0 {
 		t.Errorf("the changelog holds no count of user-0 after the write-back: %v", got)
 	}
-	clickstest.WriteOneClickBatches(t, addr, n)
+	clickstest.WriteOneClickBatches(t, e.addr, n)
 	p.WaitForTotal(2 * n)
 }

@@ -3,13 +3,10 @@ package repair_test
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	"clicks/internal/clicks"
-	"clicks/internal/clickstest"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -24,14 +21,12 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	args := []string{"-data", dir, "-broker-listen", "127.0.0.1:0", "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := clickstest.StartProcess(t, args...)
-	addr := p.WaitForBrokers()[0]
+	e := newEnv(t)
+	p := e.start()
 
 	// murmur2 partitions, as any non-sarama client: most clicks land
 	// outside their user's partition and are forwarded.
-	producer, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID("clicks-txn-test"),
+	producer, err := kgo.NewClient(kgo.SeedBrokers(e.addr), kgo.TransactionalID("clicks-txn-test"),
 		kgo.DefaultProduceTopic(string(clicks.Topic)))
 	if err != nil {
 		t.Fatal(err)
@@ -59,23 +54,15 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 	p.WaitForTotal(transactions * perTransaction)
 	p.Stop()
 
-	p = clickstest.StartProcess(t, args...)
-	re := regexp.MustCompile(`msg="checked the logs for damage" took=(\S+)`)
-	took, err := time.ParseDuration(p.WaitForLog(re, 30*time.Second)[1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	p = e.start()
+	took := p.WaitForRepair()
 	t.Logf("damage check after %d transactions: %v", transactions, took)
 	if took > 15*time.Second {
 		// Not a speed target: the check gave up waiting for a marker
 		// (30 s) or came close.
 		t.Errorf("damage check took %v", took)
 	}
-	for _, line := range []string{"lost records", "lost counts", "were lost before they were counted", "filled the offsets"} {
-		if strings.Contains(p.Log(), line) {
-			t.Errorf("a healthy start logged %q:\n%s", line, p.Log())
-		}
-	}
+	checkNoDamageSaid(t, p.Log(), "a healthy start")
 	p.WaitForTotal(transactions * perTransaction)
 	for key, n := range want {
 		if got := p.Clicks(key); got != n {

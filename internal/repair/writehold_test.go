@@ -2,12 +2,10 @@ package repair_test
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"clicks/internal/clicks"
-	"clicks/internal/clickstest"
 
 	"github.com/IBM/sarama"
 )
@@ -22,21 +20,14 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("damage test skipped with -short")
 	}
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(t))
-	brokerArgs := []string{"-data", filepath.Join(dir, "b"), "-broker-listen", addr, "-emit=false", "-process=false", "-serve=false"}
-	home := clicks.KeyPartition("user-0", clicks.DefaultPartitions)
-	click := func(i int) string { return fmt.Sprintf("click %d", i) }
-
-	broker := clickstest.StartProcess(t, brokerArgs...)
-	broker.WaitForBrokers()
-	procArgs := []string{"-brokers", addr, "-data", filepath.Join(dir, "p"), "-listen", "127.0.0.1:0", "-emit=false", "-quiet"}
-	p := clickstest.StartProcess(t, procArgs...)
-	produceTo(t, addr, string(clicks.Topic), home, "user-0", 100, click)
+	e := newApartEnv(t)
+	broker := e.startBroker()
+	p := e.startInstance("p")
+	e.writeClicks(home, 100)
 	p.WaitForTotal(100)
 	p.Stop()
 	broker.Stop()
-	damageSegment(t, filepath.Join(dir, "b"), string(clicks.Topic), home, 0)
+	e.damage(string(clicks.Topic), home, 0)
 
 	// The writer waits for the broker, and writes as soon as it may.
 	cfg := sarama.NewConfig()
@@ -55,7 +46,7 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 		var w written
 		var producer sarama.SyncProducer
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-			if producer, w.err = sarama.NewSyncProducer([]string{addr}, cfg); w.err == nil || time.Now().After(deadline) {
+			if producer, w.err = sarama.NewSyncProducer(e.brokers(), cfg); w.err == nil || time.Now().After(deadline) {
 				break
 			}
 		}
@@ -66,7 +57,7 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 		defer producer.Close()
 		for i := range 50 {
 			_, offset, err := producer.SendMessage(&sarama.ProducerMessage{Topic: string(clicks.Topic), Partition: home,
-				Key: sarama.StringEncoder("user-0"), Value: sarama.StringEncoder(click(i))})
+				Key: sarama.StringEncoder("user-0"), Value: sarama.StringEncoder(fmt.Sprintf("click %d", i))})
 			if err != nil {
 				w.err = err
 				break
@@ -75,7 +66,7 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 		}
 		done <- w
 	}()
-	broker = clickstest.StartProcess(t, brokerArgs...)
+	broker = e.startBroker()
 	w := <-done
 	if w.err != nil {
 		t.Fatalf("writer: %v", w.err)
@@ -86,7 +77,7 @@ func TestBrokerFillsALostEndBeforeOthersWrite(t *testing.T) {
 	if m := broker.WaitForLog(lostLineRE, 30*time.Second); m[1] != string(clicks.Topic) || m[3] != "100" {
 		t.Errorf("the broker reported %s records lost of %s, want 100 of %s", m[3], m[1], clicks.Topic)
 	}
-	p = clickstest.StartProcess(t, procArgs...)
+	p = e.startInstance("p")
 	p.WaitForTotal(150)
 	p.Stop()
 	broker.Stop()
