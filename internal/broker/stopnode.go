@@ -23,20 +23,32 @@ import (
 // nodes tracks, for each broker's listener, the connections it accepted,
 // so that stopping the broker can close them.
 type nodes struct {
-	mu    sync.Mutex
-	conns map[string]map[net.Conn]struct{} // by listener address
+	mu        sync.Mutex
+	conns     map[string]map[net.Conn]struct{} // by listener address
+	listeners map[string]*trackedListener      // the latest on each address
 }
 
-func newNodes() *nodes { return &nodes{conns: map[string]map[net.Conn]struct{}{}} }
+func newNodes() *nodes {
+	return &nodes{conns: map[string]map[net.Conn]struct{}{}, listeners: map[string]*trackedListener{}}
+}
 
 // track wraps a broker's listener.
 func (n *nodes) track(ln net.Listener) net.Listener {
-	return &trackedListener{Listener: ln, n: n, addr: ln.Addr().String()}
+	l := &trackedListener{Listener: ln, n: n, addr: ln.Addr().String()}
+	n.mu.Lock()
+	n.listeners[l.addr] = l
+	n.mu.Unlock()
+	return l
 }
 
-// closeConns closes the connections the listener on addr accepted.
+// closeConns closes the connections the listener on addr accepted, and
+// any it hands out from now on: one it had taken from the kernel just
+// before it was closed would otherwise stay open.
 func (n *nodes) closeConns(addr string) {
 	n.mu.Lock()
+	if l := n.listeners[addr]; l != nil {
+		l.stopped = true
+	}
 	conns := n.conns[addr]
 	delete(n.conns, addr)
 	n.mu.Unlock()
@@ -49,6 +61,9 @@ type trackedListener struct {
 	net.Listener
 	n    *nodes
 	addr string
+	// stopped: its broker was stopped (under n.mu); what it still
+	// accepts is closed at once.
+	stopped bool
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
@@ -58,6 +73,11 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 	}
 	tc := &trackedConn{Conn: c, n: l.n, addr: l.addr}
 	l.n.mu.Lock()
+	if l.stopped {
+		l.n.mu.Unlock()
+		c.Close()
+		return nil, net.ErrClosed
+	}
 	if l.n.conns[l.addr] == nil {
 		l.n.conns[l.addr] = map[net.Conn]struct{}{}
 	}
