@@ -52,7 +52,7 @@ bench:
 # The benchmarks that run on a real cluster, on the one make start
 # started (each deletes clicks' topics and group there first), into
 # bench-kafka.txt; BENCH_KAFKA selects as BENCH does.
-BENCH_KAFKA ?= Throughput/users=10/|Latency|Export
+BENCH_KAFKA ?= Throughput/users=10/|Latency|Export|ManyUsers
 bench-kafka:
 	bash -o pipefail -c "KAFKA_BROKERS=$(KAFKA_BROKERS) go test -run '^$$' -bench '$(BENCH_KAFKA)' -benchtime 1x -count 1 -timeout 60m ./internal/app | tee bench-kafka.txt"
 

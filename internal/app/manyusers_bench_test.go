@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +41,9 @@ const manyUsers = 1_000_000
 // its /-/summary counts every user; its reference is a raw read of the
 // table. Idle RSS: of the counting process 5 s after the count. Three
 // rounds, the cases taking turns going first; medians. CLICKS_PROCESS_PROFILE
-// (see profileProcess) profiles the counting of the first round.
+// (see profileProcess) profiles the counting of the first round. With
+// KAFKA_BROKERS (make bench-kafka) the same runs on that cluster, clicks'
+// topics and group deleted before each count.
 func BenchmarkManyUsers(b *testing.B) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
@@ -48,6 +51,7 @@ func BenchmarkManyUsers(b *testing.B) {
 	}
 	clickstest.Build(b)
 	input := writeManyUsers(b)
+	real := kafkaBrokers(b)
 	type result struct{ count, countRead, view, viewRead, rss []float64 }
 	results := map[string]*result{"crc32": {}, "goka": {}}
 	for b.Loop() {
@@ -58,8 +62,14 @@ func BenchmarkManyUsers(b *testing.B) {
 			}
 			for _, mode := range order {
 				r := results[mode]
-				p := clickstest.StartProcess(b, append([]string{"-emit=false", "-data", b.TempDir(), "-listen", "127.0.0.1:0",
-					"-broker-listen", fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(b)), "-quiet"}, processProfileArgs()...)...)
+				args := []string{"-emit=false", "-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet"}
+				if real != "" {
+					resetRealCluster(b, strings.Split(real, ","), string(clicks.Topic), string(clicks.Table), string(clicks.Loop))
+					args = append(args, "-brokers", real)
+				} else {
+					args = append(args, "-broker-listen", fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(b)))
+				}
+				p := clickstest.StartProcess(b, append(args, processProfileArgs()...)...)
 				brokers := p.WaitForBrokers()
 				p.WaitForReadiness(200, time.Minute)
 				profiled := func() {}
@@ -67,7 +77,7 @@ func BenchmarkManyUsers(b *testing.B) {
 					profiled = profileProcess(b, p, mode, 10)
 				}
 				start := time.Now()
-				sent := kcatWrite(b, kcat, brokers[0], input, mode)
+				sent := kcatWrite(b, kcat, strings.Join(brokers, ","), input, mode)
 				p.WaitForSummary(10*time.Minute, fmt.Sprintf("%d clicks", manyUsers), func(st clickstest.Summary) bool { return st.Total == manyUsers })
 				r.count = append(r.count, manyUsers/time.Since(start).Seconds())
 				if err := sent(); err != nil {
@@ -79,7 +89,7 @@ func BenchmarkManyUsers(b *testing.B) {
 				r.rss = append(r.rss, procStatusMiB(b, p, "VmRSS"))
 
 				start = time.Now()
-				v := clickstest.StartProcess(b, "-brokers", brokers[0], "-emit=false", "-process=false",
+				v := clickstest.StartProcess(b, "-brokers", strings.Join(brokers, ","), "-emit=false", "-process=false",
 					"-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet")
 				v.WaitForSummary(5*time.Minute, fmt.Sprintf("%d users", manyUsers), func(st clickstest.Summary) bool { return st.Users == manyUsers })
 				r.view = append(r.view, manyUsers/time.Since(start).Seconds())
