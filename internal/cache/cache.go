@@ -51,21 +51,26 @@ func Offset(path string) (off int64, err error) {
 // writes held in memory, and its journal buffered (see bufferedJournal).
 func Builder(dir string) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
-		path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
-		files, err := lstorage.OpenFile(path, false)
-		if err != nil {
-			return nil, fmt.Errorf("open table cache %s: %w", path, err)
-		}
-		db, err := leveldb.Open(bufferedJournal{files}, cacheOptions())
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), files.Close())
-		}
-		c, err := openTableCache(db, files)
-		if err != nil {
-			return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), db.Close(), files.Close())
-		}
-		return c, nil
+		return openTable(dir, topic, partition)
 	}
+}
+
+// openTable opens the table cache of topic's partition in dir.
+func openTable(dir, topic string, partition int32) (*tableCache, error) {
+	path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
+	files, err := lstorage.OpenFile(path, false)
+	if err != nil {
+		return nil, fmt.Errorf("open table cache %s: %w", path, err)
+	}
+	db, err := leveldb.Open(bufferedJournal{files}, cacheOptions())
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), files.Close())
+	}
+	c, err := openTableCache(db, files)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), db.Close(), files.Close())
+	}
+	return c, nil
 }
 
 // bufferedJournal is LevelDB's file storage with its journal written

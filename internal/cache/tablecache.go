@@ -204,23 +204,6 @@ func (c *tableCache) iterator(r *util.Range, ro *opt.ReadOptions) (storage.Itera
 	return tableIterator{c.db.NewIterator(r, ro)}, nil
 }
 
-// scan calls fn with every key and value, offset excluded, after writing
-// what is pending, without filling LevelDB's block cache.
-func (c *tableCache) scan(fn func(key, value []byte)) error {
-	c.mu.Lock()
-	err := c.writeLocked()
-	c.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	it := tableIterator{c.db.NewIterator(nil, &opt.ReadOptions{DontFillCache: true})}
-	defer it.Release()
-	for it.Next() {
-		fn(it.Key(), it.Iterator.Value())
-	}
-	return it.Err()
-}
-
 func (c *tableCache) Close() error {
 	c.mu.Lock()
 	err := c.writeLocked()

@@ -28,13 +28,11 @@ func NewTables(dir string) *Tables {
 // Builder opens the table caches in the directory as the package's
 // Builder does, and keeps each until goka closes it.
 func (t *Tables) Builder() storage.Builder {
-	build := Builder(t.dir)
 	return func(topic string, partition int32) (storage.Storage, error) {
-		st, err := build(topic, partition)
+		c, err := openTable(t.dir, topic, partition)
 		if err != nil {
 			return nil, err
 		}
-		c := st.(*tableCache)
 		c.closed = func() {
 			t.mu.Lock()
 			defer t.mu.Unlock()
@@ -62,7 +60,8 @@ func (t *Tables) Partitions() []int32 {
 }
 
 // ScanPartition calls fn with every key and value the cache of partition
-// holds (what it holds in memory written first), in key order. fn must
+// holds (what it holds in memory written first), in key order, without
+// filling LevelDB's block cache. fn must
 // not keep key or value: they are valid during the call only.
 func (t *Tables) ScanPartition(partition int32, fn func(key, value []byte)) error {
 	t.mu.Lock()
@@ -71,5 +70,17 @@ func (t *Tables) ScanPartition(partition int32, fn func(key, value []byte)) erro
 	if c == nil {
 		return fmt.Errorf("scan table cache of partition %d: not open", partition)
 	}
-	return c.scan(fn)
+	it, err := c.Iterator()
+	if err != nil {
+		return err
+	}
+	defer it.Release()
+	for it.Next() {
+		value, err := it.Value()
+		if err != nil {
+			return err
+		}
+		fn(it.Key(), value)
+	}
+	return it.Err()
 }
