@@ -161,7 +161,7 @@ func TestKcatOddClicks(t *testing.T) {
 
 // needKcat returns kcat's path. Without kcat the test skips, except under
 // CI=true, where .ci/run should have installed it.
-func needKcat(t *testing.T) string {
+func needKcat(t testing.TB) string {
 	t.Helper()
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {

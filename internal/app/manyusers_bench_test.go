@@ -15,8 +15,6 @@ import (
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
 
-	"github.com/IBM/sarama"
-	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -45,10 +43,7 @@ const manyUsers = 1_000_000
 // KAFKA_BROKERS (make bench-kafka) the same runs on that cluster, clicks'
 // topics and group deleted before each count.
 func BenchmarkManyUsers(b *testing.B) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		b.Skip("kcat is not installed (apt-get install kcat)")
-	}
+	kcat := needKcat(b)
 	clickstest.Build(b)
 	input := writeManyUsers(b)
 	real := kafkaBrokers(b)
@@ -138,17 +133,12 @@ func writeManyUsers(b *testing.B) manyUsersInput {
 		b.Fatal(err)
 	}
 	w := bufio.NewWriter(all)
-	partitioner := sarama.NewCustomHashPartitioner(goka.DefaultHasher())(string(clicks.Topic))
 	value := time.Now().UTC().Format(time.RFC3339)
 	for i := range manyUsers {
 		key := "u" + strconv.Itoa(i)
-		p, err := partitioner.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(key)}, clicks.DefaultPartitions)
-		if err != nil {
-			b.Fatal(err)
-		}
 		line := key + ":" + value + "\n"
 		w.WriteString(line)
-		writers[p].WriteString(line)
+		writers[clicks.KeyPartition(key, clicks.DefaultPartitions)].WriteString(line)
 	}
 	for p, f := range files {
 		if err := writers[p].Flush(); err != nil {
