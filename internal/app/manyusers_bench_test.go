@@ -3,6 +3,7 @@ package app
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -141,15 +142,13 @@ func writeManyUsers(b *testing.B) manyUsersInput {
 		writers[clicks.KeyPartition(key, clicks.DefaultPartitions)].WriteString(line)
 	}
 	for p, f := range files {
-		if err := writers[p].Flush(); err != nil {
+		if err := errors.Join(writers[p].Flush(), f.Close()); err != nil {
 			b.Fatal(err)
 		}
-		f.Close()
 	}
-	if err := w.Flush(); err != nil {
+	if err := errors.Join(w.Flush(), all.Close()); err != nil {
 		b.Fatal(err)
 	}
-	all.Close()
 	return in
 }
 
