@@ -31,12 +31,13 @@ func BenchmarkUserReadsProcess(b *testing.B) {
 		w.Write(body) //nolint:errcheck
 	}))
 	requestsRE := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	non200RE := regexp.MustCompile(`Non-2xx or 3xx responses`)
 	load := func(url string) float64 {
 		out, err := exec.Command(wrk, "-t2", "-c16", "-d2s", url).CombinedOutput()
 		if err != nil {
 			b.Fatalf("wrk %s: %v\n%s", url, err, out)
 		}
-		if regexp.MustCompile(`Non-2xx or 3xx responses`).Match(out) {
+		if non200RE.Match(out) {
 			b.Fatalf("wrk %s: answers other than 200:\n%s", url, out)
 		}
 		m := requestsRE.FindSubmatch(out)
