@@ -38,7 +38,8 @@ const manyUsers = 1_000_000
 // ratio, the more clicks costs over reading). Fresh view: a view-only
 // process with an empty -data against that broker, from its start until
 // its /-/summary counts every user; its reference is a raw read of the
-// table. Idle RSS: of the counting process 5 s after the count. Three
+// table. Peak RSS: of the counting process until the count; idle RSS: 5 s
+// after it. Three
 // rounds, the cases taking turns going first; medians. CLICKS_PROCESS_PROFILE
 // (see profileProcess) profiles the counting of the first round. With
 // KAFKA_BROKERS (make bench-kafka) the same runs on that cluster, clicks'
@@ -48,7 +49,7 @@ func BenchmarkManyUsers(b *testing.B) {
 	clickstest.Build(b)
 	input := writeManyUsers(b)
 	real := kafkaBrokers(b)
-	type result struct{ count, countRead, view, viewRead, rss []float64 }
+	type result struct{ count, countRead, view, viewRead, rss, peak []float64 }
 	results := map[string]*result{"crc32": {}, "goka": {}}
 	for b.Loop() {
 		for round := range 3 {
@@ -80,6 +81,7 @@ func BenchmarkManyUsers(b *testing.B) {
 					b.Fatal(err)
 				}
 				profiled()
+				r.peak = append(r.peak, procStatusMiB(b, p, "VmHWM"))
 				r.countRead = append(r.countRead, rawRead(b, brokers, string(clicks.Topic), manyUsers))
 				time.Sleep(5 * time.Second) // idle after the burst
 				r.rss = append(r.rss, procStatusMiB(b, p, "VmRSS"))
@@ -102,6 +104,7 @@ func BenchmarkManyUsers(b *testing.B) {
 		b.ReportMetric(view, mode+"-fresh-view-records/s")
 		b.ReportMetric(view/median(r.viewRead), mode+"-fresh-view-to-raw-read")
 		b.ReportMetric(median(r.rss), mode+"-idle-RSS-MiB")
+		b.ReportMetric(median(r.peak), mode+"-peak-RSS-MiB")
 	}
 	b.ReportMetric(median(results["goka"].count)/median(results["crc32"].count), "crc32-time-to-goka")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -22,6 +23,15 @@ import (
 // it. At a low rate nothing ever waits, so a
 // click reaches the changelog as soon as without the cache; under load
 // each busy key costs one record per batch instead of one per click.
+//
+// A write also waits, in the callback that makes it, while the cache holds
+// unfinishedBound promises that have not finished: goka keeps every message
+// until its promises finish and reads on meanwhile, so without this bound a
+// cluster that acknowledges slower than the input arrives (acks=all on
+// three brokers, a burst of a million clicks) grew the process by
+// gigabytes. The wait ends after boundWait all the same, so that a broker
+// that stops answering delays each callback by that much instead of
+// holding it until sarama gives up.
 //
 // Exactly once rests on goka committing a click's input offset only when
 // every promise of its callback has finished. So the cache keeps these
@@ -50,6 +60,11 @@ type RecordCache struct {
 	table string
 	limit int // batches in flight at once
 
+	// A write waits while bound promises are unfinished, for at most
+	// boundWait.
+	bound     int
+	boundWait time.Duration
+
 	// finishing is held while promises are finished, taken before mu is
 	// released, so that batches finish in the order they left inFlight
 	// even when their acknowledgements arrive on different goroutines.
@@ -70,7 +85,18 @@ type RecordCache struct {
 	order    []*cachedRecord          // the next batch's records, in the order they came
 	failed   error                    // the first failed write; every later one fails
 	closed   bool
+
+	unfinished int // promises given out and not finished yet
+	held       int // writes waiting for room now
 }
+
+// The defaults of RecordCache's bound on unfinished promises: at about a
+// kilobyte that goka keeps per message, some 32 MiB; well above what a
+// cluster leaves unacknowledged at full speed.
+const (
+	unfinishedBound = 1 << 15
+	boundWait       = time.Second
+)
 
 // cachedRecord is a table key's latest value, or a write to another topic,
 // and the promises it finishes.
@@ -94,7 +120,11 @@ type cacheBatch struct {
 // NewRecordCache caches the writes to table of inner, with at most limit
 // batches in flight (at least 1).
 func NewRecordCache(inner goka.Producer, table string, limit int) *RecordCache {
-	c := &RecordCache{inner: inner, table: table, limit: max(limit, 1), waiting: map[string]*cachedRecord{}}
+	c := &RecordCache{
+		inner: inner, table: table, limit: max(limit, 1),
+		bound: unfinishedBound, boundWait: boundWait,
+		waiting: map[string]*cachedRecord{},
+	}
 	c.idle = sync.NewCond(&c.mu)
 	c.outbox = make(chan *cacheBatch, c.limit)
 	c.sent = make(chan struct{})
@@ -121,6 +151,7 @@ func (c *RecordCache) Emit(topic, key string, value []byte) *goka.Promise {
 func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers goka.Headers) *goka.Promise {
 	p, finish := goka.NewPromiseWithFinisher()
 	c.mu.Lock()
+	c.waitForRoomLocked()
 	switch {
 	case c.failed != nil:
 		err := c.failed
@@ -142,9 +173,31 @@ func (c *RecordCache) EmitWithHeaders(topic, key string, value []byte, headers g
 	}
 	r.value, r.headers = value, headers
 	r.finish = append(r.finish, finish)
+	c.unfinished++
 	c.nextBatchLocked()
 	c.mu.Unlock()
 	return p
+}
+
+// waitForRoomLocked waits while bound promises are unfinished, until one
+// finishes, a write fails, the cache closes, or boundWait has passed.
+func (c *RecordCache) waitForRoomLocked() {
+	if c.unfinished < c.bound {
+		return
+	}
+	expired := false
+	t := time.AfterFunc(c.boundWait, func() {
+		c.mu.Lock()
+		expired = true
+		c.idle.Broadcast()
+		c.mu.Unlock()
+	})
+	defer t.Stop()
+	c.held++
+	defer func() { c.held-- }()
+	for c.unfinished >= c.bound && c.failed == nil && !c.closed && !expired {
+		c.idle.Wait()
+	}
 }
 
 // nextBatchLocked takes what waits as the next batch, if another may be
@@ -204,6 +257,11 @@ func (c *RecordCache) acknowledged(b *cacheBatch, r *cachedRecord, msg *sarama.P
 	} else {
 		c.nextBatchLocked()
 	}
+	for _, d := range done {
+		for _, r := range d.records {
+			c.unfinished -= len(r.finish)
+		}
+	}
 	c.finishing.Lock()
 	c.idle.Broadcast()
 	c.mu.Unlock()
@@ -242,6 +300,7 @@ func (c *RecordCache) Close() error {
 		return errors.New("record cache: closed already")
 	}
 	c.closed = true
+	c.idle.Broadcast() // a write waiting for room fails now
 	for len(c.inFlight) > 0 || len(c.order) > 0 {
 		c.idle.Wait()
 	}

@@ -448,3 +448,113 @@ func TestRecordCacheAckNeverWaitsForSend(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// heldWrites is how many writes wait for room now.
+func (c *RecordCache) heldWrites() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held
+}
+
+// emitAsync emits from a goroutine of its own, as a goka callback that
+// may be held, and returns the promise once Emit has returned.
+func emitAsync(c *RecordCache, topic, key, value string) <-chan *outcome {
+	out := make(chan *outcome, 1)
+	go func() { out <- watch(c.Emit(topic, key, []byte(value))) }()
+	return out
+}
+
+// waitHeld waits until n writes wait for room.
+func waitHeld(t *testing.T, c *RecordCache, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); c.heldWrites() != n; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes held within 5s, want %d", c.heldWrites(), n)
+		}
+	}
+}
+
+func returned(t *testing.T, emitted <-chan *outcome) *outcome {
+	t.Helper()
+	select {
+	case o := <-emitted:
+		return o
+	case <-time.After(5 * time.Second):
+		t.Fatal("a held write did not return within 5s")
+		return nil
+	}
+}
+
+// goka keeps each message until its promises finish; the cache holds the
+// callback that would give out one promise too many until one finishes.
+func TestRecordCacheBoundsUnfinishedWrites(t *testing.T) {
+	inner := &heldProducer{}
+	c := NewRecordCache(inner, "table", 1)
+	c.bound, c.boundWait = 3, time.Minute
+	first := watch(c.Emit("loop", "u1", []byte("a")))
+	c.Emit("table", "u2", []byte("1"))
+	c.Emit("table", "u2", []byte("2")) // merged, but its promise is unfinished all the same
+	fourth := emitAsync(c, "table", "u3", "1")
+	waitHeld(t, c, 1)
+	if len(fourth) != 0 {
+		t.Fatal("the write past the bound returned before a promise finished")
+	}
+	inner.waitSent(t, 1)
+	inner.ack(t, 0, 5, nil)
+	first.settled(t)
+	o := returned(t, fourth)
+	inner.waitSent(t, 2) // u2's latest, sent as the first was acknowledged
+	inner.ack(t, 1, 6, nil)
+	inner.waitSent(t, 3)
+	inner.ack(t, 2, 7, nil)
+	if o.settled(t); o.err != nil || o.offset != 7 {
+		t.Errorf("the held write: %+v, want done at 7", o)
+	}
+}
+
+// A broker that stops answering delays each write past the bound by
+// boundWait, not until sarama gives up.
+func TestRecordCacheBoundWaitEnds(t *testing.T) {
+	inner := &heldProducer{}
+	c := NewRecordCache(inner, "table", 1)
+	c.bound, c.boundWait = 1, 50*time.Millisecond
+	c.Emit("table", "u1", []byte("1"))
+	second := emitAsync(c, "table", "u2", "1")
+	o := returned(t, second)
+	inner.ack(t, 0, 1, nil)
+	inner.waitSent(t, 2)
+	inner.ack(t, 1, 2, nil)
+	if o.settled(t); o.err != nil {
+		t.Errorf("the write let through after boundWait: %v", o.err)
+	}
+}
+
+// A failed write, or Close, ends the wait: the held write fails.
+func TestRecordCacheHeldWriteFails(t *testing.T) {
+	for _, end := range []string{"failed write", "close"} {
+		t.Run(end, func(t *testing.T) {
+			inner := &heldProducer{}
+			c := NewRecordCache(inner, "table", 1)
+			c.bound, c.boundWait = 1, time.Minute
+			c.Emit("table", "u1", []byte("1"))
+			second := emitAsync(c, "table", "u2", "1")
+			waitHeld(t, c, 1)
+			inner.waitSent(t, 1)
+			closed := make(chan error, 1)
+			if end == "close" {
+				go func() { closed <- c.Close() }()
+			} else {
+				inner.ack(t, 0, 0, errors.New("broker gone"))
+			}
+			if o := returned(t, second).settled(t); o.err == nil {
+				t.Error("the held write succeeded after the cache failed or closed")
+			}
+			if end == "close" {
+				inner.ack(t, 0, 1, nil)
+				if err := <-closed; err != nil {
+					t.Errorf("close: %v", err)
+				}
+			}
+		})
+	}
+}
