@@ -191,6 +191,7 @@ func TestRecordCacheMergesWhileInFlight(t *testing.T) {
 	if !other.done || other.offset != 11 || !loop.done || loop.offset != 3 {
 		t.Errorf("user-2: %+v, loop: %+v; want done at 11 and 3", other, loop)
 	}
+	settledAll(t, c) // merged promises count one each
 }
 
 // goka commits a message's offset as soon as its own promises finish: a
@@ -510,6 +511,7 @@ func TestRecordCacheBoundsUnfinishedWrites(t *testing.T) {
 	if o.settled(t); o.err != nil || o.offset != 7 {
 		t.Errorf("the held write: %+v, want done at 7", o)
 	}
+	settledAll(t, c)
 }
 
 // A broker that stops answering delays each write past the bound by
@@ -519,42 +521,72 @@ func TestRecordCacheBoundWaitEnds(t *testing.T) {
 	c := NewRecordCache(inner, "table", 1)
 	c.bound, c.boundWait = 1, 50*time.Millisecond
 	c.Emit("table", "u1", []byte("1"))
-	second := emitAsync(c, "table", "u2", "1")
-	o := returned(t, second)
+	start := time.Now()
+	o := returned(t, emitAsync(c, "table", "u2", "1"))
+	if waited := time.Since(start); waited < c.boundWait {
+		t.Errorf("the write past the bound returned after %v, before boundWait (%v)", waited, c.boundWait)
+	}
+	inner.waitSent(t, 1)
 	inner.ack(t, 0, 1, nil)
 	inner.waitSent(t, 2)
 	inner.ack(t, 1, 2, nil)
 	if o.settled(t); o.err != nil {
 		t.Errorf("the write let through after boundWait: %v", o.err)
 	}
+	settledAll(t, c)
 }
 
-// A failed write, or Close, ends the wait: the held write fails.
-func TestRecordCacheHeldWriteFails(t *testing.T) {
-	for _, end := range []string{"failed write", "close"} {
-		t.Run(end, func(t *testing.T) {
-			inner := &heldProducer{}
-			c := NewRecordCache(inner, "table", 1)
-			c.bound, c.boundWait = 1, time.Minute
-			c.Emit("table", "u1", []byte("1"))
-			second := emitAsync(c, "table", "u2", "1")
-			waitHeld(t, c, 1)
-			inner.waitSent(t, 1)
-			closed := make(chan error, 1)
-			if end == "close" {
-				go func() { closed <- c.Close() }()
-			} else {
-				inner.ack(t, 0, 0, errors.New("broker gone"))
-			}
-			if o := returned(t, second).settled(t); o.err == nil {
-				t.Error("the held write succeeded after the cache failed or closed")
-			}
-			if end == "close" {
-				inner.ack(t, 0, 1, nil)
-				if err := <-closed; err != nil {
-					t.Errorf("close: %v", err)
-				}
-			}
-		})
+// A failed write ends the wait at once, though no promise has finished
+// yet (the batch before it is not acknowledged): the held write fails.
+func TestRecordCacheHeldWriteFailsAfterAFailedWrite(t *testing.T) {
+	inner := &heldProducer{}
+	c := NewRecordCache(inner, "table", 2)
+	c.bound, c.boundWait = 2, time.Minute
+	a := watch(c.Emit("loop", "a", []byte("a")))
+	c.Emit("loop", "b", []byte("b"))
+	inner.waitSent(t, 2) // two batches in flight: 2 unfinished
+	held := emitAsync(c, "loop", "c", "c")
+	waitHeld(t, c, 1)
+	inner.ack(t, 1, 0, errors.New("broker gone"))
+	if o := returned(t, held).settled(t); o.err == nil {
+		t.Error("the held write succeeded after a write failed")
+	}
+	inner.ack(t, 0, 1, nil)
+	if a.settled(t); a.err == nil {
+		t.Error("a write before the failed one finished without its error")
+	}
+	settledAll(t, c)
+}
+
+// Close ends the wait: the held write fails, and Close returns once what
+// was in flight is acknowledged.
+func TestRecordCacheHeldWriteFailsOnClose(t *testing.T) {
+	inner := &heldProducer{}
+	c := NewRecordCache(inner, "table", 1)
+	c.bound, c.boundWait = 1, time.Minute
+	c.Emit("table", "u1", []byte("1"))
+	held := emitAsync(c, "table", "u2", "1")
+	waitHeld(t, c, 1)
+	inner.waitSent(t, 1)
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	if o := returned(t, held).settled(t); o.err == nil {
+		t.Error("the held write succeeded after the cache closed")
+	}
+	inner.ack(t, 0, 1, nil)
+	if err := <-closed; err != nil {
+		t.Errorf("close: %v", err)
+	}
+	settledAll(t, c)
+}
+
+// settledAll checks that the cache counts no promise unfinished once all
+// have finished: a count that only rose would hold every write.
+func settledAll(t *testing.T, c *RecordCache) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unfinished != 0 {
+		t.Errorf("%d promises counted unfinished after all finished", c.unfinished)
 	}
 }
