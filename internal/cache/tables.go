@@ -70,7 +70,14 @@ func (t *Tables) ScanPartition(partition int32, fn func(key, value []byte)) erro
 	if c == nil {
 		return fmt.Errorf("scan table cache of partition %d: not open", partition)
 	}
-	it, err := c.Iterator()
+	return Scan(c, fn)
+}
+
+// Scan calls fn with every key and value of st, in key order, through
+// its Iterator. fn must not keep key or value: they are valid during the
+// call only.
+func Scan(st storage.Storage, fn func(key, value []byte)) error {
+	it, err := st.Iterator()
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"clicks/internal/cache"
+
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/storage"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -55,19 +57,7 @@ func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
 func (m *memTable) Partitions() []int32 { return []int32{0, 1, 2} }
 
 func (m *memTable) ScanPartition(p int32, fn func(key, value []byte)) error {
-	it, err := m.parts[p].Iterator()
-	if err != nil {
-		return err
-	}
-	defer it.Release()
-	for it.Next() {
-		value, err := it.Value()
-		if err != nil {
-			return err
-		}
-		fn(it.Key(), value)
-	}
-	return it.Err()
+	return cache.Scan(m.parts[p], fn)
 }
 
 // wantSummary computes the summary of counts the slow way.
