@@ -160,7 +160,7 @@ func (e *benchEnv) startProcessor(dir string) (*goka.Processor, func()) {
 		e.b.Fatal(err)
 	}
 	c := clicks.NewCounter(nil, id, int32(e.k.Partitions), nil, e.logger)
-	p, err := clicks.NewProcessor(e.k.Brokers, c, e.k.ProcessorOptions(cache.Builder(dir), string(clicks.Table), e.cacheBatches)...)
+	p, err := clicks.NewProcessor(e.k.Brokers, c, e.k.ProcessorOptions(cache.Builder(dir, cache.LargeMemtable), string(clicks.Table), e.cacheBatches)...)
 	if err != nil {
 		e.b.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func (e *benchEnv) startView(dir string, update goka.UpdateCallback) (*clicks.Vi
 
 func (e *benchEnv) startStoredView(dir string, update goka.UpdateCallback) (*clicks.View, *cache.Tables, func()) {
 	e.b.Helper()
-	tables := cache.NewTables(dir)
+	tables := cache.NewTables(dir, cache.LargeMemtable)
 	v, err := clicks.NewView(e.k.Brokers, e.k.ViewOptions(tables.Builder(), update)...)
 	if err != nil {
 		e.b.Fatal(err)

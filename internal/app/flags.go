@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"clicks/internal/broker"
+	"clicks/internal/cache"
 	"clicks/internal/clicks"
 )
 
@@ -70,6 +71,9 @@ type config struct {
 	// Not flags: tests shorten them.
 	progressEvery time.Duration // how often a recovering table logs its progress
 	feedTick      time.Duration // how often the live page's state is computed
+
+	// Not a flag: Run chooses it with the memory limit.
+	memtable cache.Memtable // of the local table caches
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -105,6 +109,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
 	cfg.progressEvery = 5 * time.Second
 	cfg.feedTick = 250 * time.Millisecond
+	cfg.memtable = cache.LargeMemtable
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: clicks [flags]\n\nCounts clicks per user with goka and serves the counts at http://localhost:9095/{user}.\n\nFlags:\n")
 		fs.PrintDefaults()

@@ -141,7 +141,7 @@ func (prog *program) startProcessor(ctx context.Context, partitions int32) error
 	counter := clicks.NewCounter(out, id, partitions, prog.metrics, prog.logger.With("part", "processor"))
 	counter.Stream = goka.Stream(prog.cfg.topic)
 	build := func() (*goka.Processor, error) {
-		return clicks.NewProcessor(prog.k.Brokers, counter, prog.k.ProcessorOptions(cache.Builder(prog.cacheDir("processor")), string(clicks.Table), prog.cfg.cacheBatches)...)
+		return clicks.NewProcessor(prog.k.Brokers, counter, prog.k.ProcessorOptions(cache.Builder(prog.cacheDir("processor"), prog.cfg.memtable), string(clicks.Table), prog.cfg.cacheBatches)...)
 	}
 	proc, err := build()
 	if err != nil {
@@ -175,7 +175,7 @@ func (prog *program) startProcessor(ctx context.Context, partitions int32) error
 // page) and the HTTP server.
 func (prog *program) startView(ctx context.Context, httpListener net.Listener) error {
 	summary := web.NewSummary()
-	tables := cache.NewTables(prog.cacheDir("view"))
+	tables := cache.NewTables(prog.cacheDir("view"), prog.cfg.memtable)
 	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(tables.Builder(), summary.Update)...)
 	if err != nil {
 		return err

@@ -46,23 +46,42 @@ func Offset(path string) (off int64, err error) {
 	return off, nil
 }
 
+// Memtable is how much of its writes a local table cache holds in
+// LevelDB's memtable (its write buffer) before it writes them to a file
+// of level 0.
+type Memtable int
+
+const (
+	// LargeMemtable recovers a table fastest: the changelog arrives in
+	// random key order, so each file written overlaps all of level 1, and
+	// each compaction of level 0 rewrites it; with half the size a fresh
+	// view of a million users took 1.2 times as long.
+	LargeMemtable Memtable = 1 << 20
+	// SmallMemtable is for a process whose heap is held to a small soft
+	// limit (the embedded broker's): twenty memtables, with the spare and
+	// the one being written out of each, were a third of the live heap,
+	// and the collector ran without pause while the heap sat at the limit
+	// (docs/performance.md).
+	SmallMemtable Memtable = 512 << 10
+)
+
 // Builder opens the local table caches in dir, where goka's
 // storage.DefaultBuilder would, as tableCaches: LevelDB with recent
 // writes held in memory, and its journal buffered (see bufferedJournal).
-func Builder(dir string) storage.Builder {
+func Builder(dir string, memtable Memtable) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
-		return openTable(dir, topic, partition)
+		return openTable(dir, topic, partition, memtable)
 	}
 }
 
 // openTable opens the table cache of topic's partition in dir.
-func openTable(dir, topic string, partition int32) (*tableCache, error) {
+func openTable(dir, topic string, partition int32, memtable Memtable) (*tableCache, error) {
 	path := filepath.Join(dir, fmt.Sprintf("%s.%d", topic, partition))
 	files, err := lstorage.OpenFile(path, false)
 	if err != nil {
 		return nil, fmt.Errorf("open table cache %s: %w", path, err)
 	}
-	db, err := leveldb.Open(bufferedJournal{files}, cacheOptions())
+	db, err := leveldb.Open(bufferedJournal{files}, cacheOptions(memtable))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open table cache %s: %w", path, err), files.Close())
 	}
@@ -114,18 +133,20 @@ func (w *bufferedWriter) Close() error {
 
 // cacheOptions are the LevelDB options of the local table caches (the
 // figures behind each are in docs/performance.md).
-func cacheOptions() *opt.Options {
+func cacheOptions(memtable Memtable) *opt.Options {
+	// Compact level 0 once it holds 8 MiB, 8 files of the large memtable
+	// (instead of LevelDB's 4 files of 4 MiB), and slow or pause writes at
+	// twice and three times that: recovery and counting write far more
+	// than they read, and each compaction rewrites what the last one
+	// wrote.
+	l0Files := int((8 << 20) / memtable)
 	return &opt.Options{
-		// A 1 MiB memtable per partition instead of 4 MiB: each cache has
-		// one per partition, allocated whole; recovery is as fast.
-		WriteBuffer: 1 << 20,
-		// Compact level 0 at 8 files instead of 4 (and slow or pause
-		// writes at 16 and 24 instead of 8 and 12): recovery and counting
-		// write far more than they read, and each compaction rewrites
-		// what the last one wrote.
-		CompactionL0Trigger:    8,
-		WriteL0SlowdownTrigger: 16,
-		WriteL0PauseTrigger:    24,
+		// At most 1 MiB instead of 4 MiB: each cache has one per
+		// partition, allocated whole; recovery is as fast.
+		WriteBuffer:            int(memtable),
+		CompactionL0Trigger:    l0Files,
+		WriteL0SlowdownTrigger: 2 * l0Files,
+		WriteL0PauseTrigger:    3 * l0Files,
 		// A Bloom filter in each table file: a user not in the cache yet
 		// (every click of a new user) is told apart without reading a
 		// block of each of up to 8 overlapping files.

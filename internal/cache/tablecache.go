@@ -24,6 +24,13 @@ const OffsetKey = "__offset"
 // before it writes them to LevelDB in one batch.
 const maxPendingWrites = 4096
 
+// maxKeptBatch is the largest write batch whose buffer a tableCache keeps
+// for its next write. One of maxPendingWrites new users is some 400 KiB:
+// kept by each of twenty caches between writes, such batches were an
+// eighth of the live heap while a million users were counted. A busy
+// user's batches are small and reuse theirs.
+const maxKeptBatch = 64 << 10
+
 // offsetWriteInterval is how often a busy tableCache writes what it holds,
 // with the changelog offset it has reached, to LevelDB.
 const offsetWriteInterval = time.Second
@@ -175,6 +182,9 @@ func (c *tableCache) writeLocked() error {
 		return fmt.Errorf("write %d values to the table cache: %w", len(c.pending), err)
 	}
 	clear(c.pending)
+	if len(b.Dump()) > maxKeptBatch {
+		c.batch = leveldb.Batch{}
+	}
 	c.dirty, c.written = false, time.Now()
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 // caller closes it.
 func openCache(t *testing.T, dir string) storage.Storage {
 	t.Helper()
-	st, err := Builder(dir)("mini-group-table", 0)
+	st, err := Builder(dir, LargeMemtable)("mini-group-table", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +150,9 @@ func TestTableCacheBoundsMemory(t *testing.T) {
 		}
 		if n := len(c.pending); n >= maxPendingWrites {
 			t.Fatalf("%d values pending after %d writes", n, i+1)
+		}
+		if n := cap(c.batch.Dump()); n > maxKeptBatch {
+			t.Fatalf("a write batch of %d bytes kept after %d writes", n, i+1)
 		}
 	}
 	for _, key := range []string{"user-0", fmt.Sprintf("user-%d", 3*maxPendingWrites-1)} {

@@ -14,22 +14,24 @@ import (
 // key order and decodes every user (for a million users it took three
 // times as long).
 type Tables struct {
-	dir string
+	dir      string
+	memtable Memtable
 
 	mu   sync.Mutex
 	open map[int32]*tableCache
 }
 
-// NewTables returns the table caches of dir; Builder opens them.
-func NewTables(dir string) *Tables {
-	return &Tables{dir: dir, open: make(map[int32]*tableCache)}
+// NewTables returns the table caches of dir; Builder opens them with
+// memtable.
+func NewTables(dir string, memtable Memtable) *Tables {
+	return &Tables{dir: dir, memtable: memtable, open: make(map[int32]*tableCache)}
 }
 
 // Builder opens the table caches in the directory as the package's
 // Builder does, and keeps each until goka closes it.
 func (t *Tables) Builder() storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
-		c, err := openTable(t.dir, topic, partition)
+		c, err := openTable(t.dir, topic, partition, t.memtable)
 		if err != nil {
 			return nil, err
 		}

@@ -9,7 +9,7 @@ import (
 // holds in memory only, and forgets a partition once goka closes it.
 func TestTablesScanWhatIsOpen(t *testing.T) {
 	t.Parallel()
-	tables := NewTables(t.TempDir())
+	tables := NewTables(t.TempDir(), LargeMemtable)
 	build := tables.Builder()
 	want := map[int32]map[string]string{
 		0: {"a": `{"Clicks":1}`, "c": `{"Clicks":3}`},
