@@ -134,12 +134,14 @@ func (w *bufferedWriter) Close() error {
 // cacheOptions are the LevelDB options of the local table caches (the
 // figures behind each are in docs/performance.md).
 func cacheOptions(memtable Memtable) *opt.Options {
-	// Compact level 0 once it holds 8 MiB, 8 files of the large memtable
-	// (instead of LevelDB's 4 files of 4 MiB), and slow or pause writes at
-	// twice and three times that: recovery and counting write far more
-	// than they read, and each compaction rewrites what the last one
-	// wrote.
-	l0Files := int((8 << 20) / memtable)
+	// Compact level 0 once it holds 16 MiB, 16 files of the large
+	// memtable (instead of LevelDB's 4 files of 4 MiB), and slow or pause
+	// writes at twice and three times that: recovery and counting write
+	// far more than they read, in random key order, so each compaction
+	// rewrites all that the last one wrote. Reads pay for it: a key not
+	// held in memory is looked for in each file of level 0, most of them
+	// passed over on their Bloom filter.
+	l0Files := int((16 << 20) / memtable)
 	return &opt.Options{
 		// At most 1 MiB instead of 4 MiB: each cache has one per
 		// partition, allocated whole; recovery is as fast.
