@@ -21,14 +21,17 @@ import (
 const OffsetKey = "__offset"
 
 // maxPendingWrites is how many users' values a tableCache holds in memory
-// before it writes them to LevelDB in one batch.
-const maxPendingWrites = 4096
+// before it writes them to LevelDB in one batch. Busy users change in
+// place, far fewer than that; a million new users fill it at once, and
+// then 1,024 counted and recovered faster than 4,096, and 16,384 slower
+// (docs/performance.md, "Many users").
+const maxPendingWrites = 1024
 
 // maxKeptBatch is the largest write batch whose buffer a tableCache keeps
-// for its next write. One of maxPendingWrites new users is some 400 KiB:
-// kept by each of twenty caches between writes, such batches were an
-// eighth of the live heap while a million users were counted. A busy
-// user's batches are small and reuse theirs.
+// for its next write. Batches of new users (100 KiB and more) kept by
+// each of twenty caches between writes were an eighth of the live heap
+// while a million users were counted. A busy user's batches are small
+// and reuse theirs.
 const maxKeptBatch = 64 << 10
 
 // offsetWriteInterval is how often a busy tableCache writes what it holds,

@@ -144,8 +144,14 @@ func TestTableCacheBoundsMemory(t *testing.T) {
 	st := openCache(t, t.TempDir())
 	defer st.Close()
 	c := st.(*tableCache)
+	// A value of the size a forwarded user's is, so that a batch of
+	// maxPendingWrites of them is over maxKeptBatch.
+	value := []byte(`{"Clicks":1,"Offset":-1,"TopicID":"d3HgCTqcQ1uCc1y6xYvGvA","Forwarded":{"3":1234567}}`)
+	if n := maxPendingWrites * len(value); n <= maxKeptBatch {
+		t.Fatalf("a batch of %d bytes does not test the limit of %d", n, maxKeptBatch)
+	}
 	for i := range 3 * maxPendingWrites {
-		if err := c.Set(fmt.Sprintf("user-%d", i), []byte(`{"Clicks":1}`)); err != nil {
+		if err := c.Set(fmt.Sprintf("user-%d", i), value); err != nil {
 			t.Fatal(err)
 		}
 		if n := len(c.pending); n >= maxPendingWrites {
@@ -156,7 +162,7 @@ func TestTableCacheBoundsMemory(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"user-0", fmt.Sprintf("user-%d", 3*maxPendingWrites-1)} {
-		if got, err := c.Get(key); err != nil || string(got) != `{"Clicks":1}` {
+		if got, err := c.Get(key); err != nil || string(got) != string(value) {
 			t.Errorf("Get(%s) = %q, %v", key, got, err)
 		}
 	}
