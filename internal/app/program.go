@@ -48,6 +48,7 @@ type program struct {
 func (prog *program) start(ctx context.Context, brokers []string, httpListener net.Listener) error {
 	prog.k = kafka.New(brokers, prog.cfg.replication, prog.cfg.partitions, prog.logger)
 	prog.k.PartitionsGiven = prog.cfg.partitionsGiven
+	prog.k.UnfinishedBound = prog.cfg.budget.unfinished
 	client, err := prog.k.Connect(ctx, prog.cfg.connectTimeout)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -141,7 +142,7 @@ func (prog *program) startProcessor(ctx context.Context, partitions int32) error
 	counter := clicks.NewCounter(out, id, partitions, prog.metrics, prog.logger.With("part", "processor"))
 	counter.Stream = goka.Stream(prog.cfg.topic)
 	build := func() (*goka.Processor, error) {
-		return clicks.NewProcessor(prog.k.Brokers, counter, prog.k.ProcessorOptions(cache.Builder(prog.cacheDir("processor"), prog.cfg.memtable), string(clicks.Table), prog.cfg.cacheBatches)...)
+		return clicks.NewProcessor(prog.k.Brokers, counter, prog.k.ProcessorOptions(cache.Builder(prog.cacheDir("processor"), prog.cfg.budget.memtable), string(clicks.Table), prog.cfg.cacheBatches)...)
 	}
 	proc, err := build()
 	if err != nil {
@@ -175,7 +176,7 @@ func (prog *program) startProcessor(ctx context.Context, partitions int32) error
 // page) and the HTTP server.
 func (prog *program) startView(ctx context.Context, httpListener net.Listener) error {
 	summary := web.NewSummary()
-	tables := cache.NewTables(prog.cacheDir("view"), prog.cfg.memtable)
+	tables := cache.NewTables(prog.cacheDir("view"), prog.cfg.budget.memtable)
 	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(tables.Builder(), summary.Update)...)
 	if err != nil {
 		return err

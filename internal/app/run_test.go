@@ -4,11 +4,13 @@ import (
 	"testing"
 
 	"clicks/internal/cache"
+	"clicks/internal/kafka"
 )
 
 // The embedded broker's soft memory limit comes with the small memtables
-// it was measured with; GOMEMLIMIT or a cluster of the user's own leaves
-// both to the user, and the table caches recover at full speed.
+// and bound it was measured with; GOMEMLIMIT or a cluster of the user's
+// own leaves the memory to the user, and the table caches recover and the
+// record cache runs at full speed.
 func TestMemoryBudget(t *testing.T) {
 	env := func(limit string) func(string) string {
 		return func(key string) string {
@@ -22,16 +24,14 @@ func TestMemoryBudget(t *testing.T) {
 		name       string
 		brokers    []string
 		gomemlimit string
-		limit      int64
-		memtable   cache.Memtable
+		want       budget
 	}{
-		{"embedded broker", nil, "", embeddedMemoryLimit, cache.SmallMemtable},
-		{"embedded broker, GOMEMLIMIT set", nil, "1GiB", 0, cache.LargeMemtable},
-		{"a cluster", []string{"127.0.0.1:9092"}, "", 0, cache.LargeMemtable},
+		{"embedded broker", nil, "", budget{embeddedMemoryLimit, cache.SmallMemtable, kafka.SmallUnfinishedBound}},
+		{"embedded broker, GOMEMLIMIT set", nil, "1GiB", budget{0, cache.LargeMemtable, kafka.UnfinishedBound}},
+		{"a cluster", []string{"127.0.0.1:9092"}, "", budget{0, cache.LargeMemtable, kafka.UnfinishedBound}},
 	} {
-		limit, memtable := memoryBudget(config{brokers: tc.brokers}, env(tc.gomemlimit))
-		if limit != tc.limit || memtable != tc.memtable {
-			t.Errorf("%s: limit %d, memtable %d; want %d, %d", tc.name, limit, memtable, tc.limit, tc.memtable)
+		if got := memoryBudget(config{brokers: tc.brokers}, env(tc.gomemlimit)); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
 }

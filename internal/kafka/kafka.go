@@ -33,6 +33,9 @@ type Config struct {
 	// PartitionsGiven says Partitions was asked for (-partitions): then an
 	// existing topic with another count is an error, not followed.
 	PartitionsGiven bool
+	// UnfinishedBound is how many unfinished writes the processor's
+	// record cache lets goka have; 0: UnfinishedBound.
+	UnfinishedBound int
 	base            sarama.Config
 	logger          *slog.Logger
 }

@@ -27,7 +27,7 @@ func (k *Config) EmitterOptions() []goka.EmitterOption {
 func (k *Config) ProcessorOptions(local storage.Builder, table string, cacheBatches int) []goka.ProcessorOption {
 	producer := goka.ProducerBuilderWithConfig(k.Sarama())
 	if cacheBatches > 0 {
-		producer = RecordCacheBuilder(producer, table, cacheBatches)
+		producer = RecordCacheBuilder(producer, table, cacheBatches, k.UnfinishedBound)
 	}
 	return []goka.ProcessorOption{
 		goka.WithStorageBuilder(local),

@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"hash"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
@@ -588,5 +589,24 @@ func settledAll(t *testing.T, c *RecordCache) {
 	defer c.mu.Unlock()
 	if c.unfinished != 0 {
 		t.Errorf("%d promises counted unfinished after all finished", c.unfinished)
+	}
+}
+
+// The processor's producer gets the bound it is built with, and the
+// default where none is given.
+func TestRecordCacheBuilderBound(t *testing.T) {
+	inner := func([]string, string, func() hash.Hash32) (goka.Producer, error) { return &heldProducer{}, nil }
+	for _, tc := range []struct{ given, want int }{{SmallUnfinishedBound, SmallUnfinishedBound}, {0, UnfinishedBound}} {
+		p, err := RecordCacheBuilder(inner, "table", 2, tc.given)(nil, "clicks", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := p.(*RecordCache)
+		if c.bound != tc.want {
+			t.Errorf("built with bound %d: %d, want %d", tc.given, c.bound, tc.want)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
