@@ -59,7 +59,7 @@ const (
 	LargeMemtable Memtable = 1 << 20
 	// SmallMemtable is for a process whose heap is held to a small soft
 	// limit (the embedded broker's): twenty memtables, with the spare and
-	// the one being written out of each, were a third of the live heap,
+	// the one being written out of each, were two fifths of the live heap,
 	// and the collector ran without pause while the heap sat at the limit
 	// (docs/performance.md).
 	SmallMemtable Memtable = 512 << 10
@@ -151,7 +151,7 @@ func cacheOptions(memtable Memtable) *opt.Options {
 		WriteL0PauseTrigger:    3 * l0Files,
 		// A Bloom filter in each table file: a user not in the cache yet
 		// (every click of a new user) is told apart without reading a
-		// block of each of up to 8 overlapping files.
+		// block of each overlapping file.
 		Filter: filter.NewBloomFilter(10),
 		// A 1 MiB block cache instead of 8: the processor and the view
 		// each keep one per partition, and 160 MiB of them kept the heap
