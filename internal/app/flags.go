@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"clicks/internal/broker"
-	"clicks/internal/cache"
 	"clicks/internal/clicks"
-	"clicks/internal/kafka"
 )
 
 // ExitCode reports err and maps it to the exit status: 0 for a clean stop
@@ -73,7 +71,7 @@ type config struct {
 	progressEvery time.Duration // how often a recovering table logs its progress
 	feedTick      time.Duration // how often the live page's state is computed
 
-	// Not a flag: Run chooses it (memoryBudget).
+	// Not a flag: chosen from the flags and GOMEMLIMIT (memoryBudget).
 	budget budget
 }
 
@@ -110,7 +108,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.sync, "sync", false, "fsync the embedded broker's log on every write: survives a power loss, costs throughput")
 	cfg.progressEvery = 5 * time.Second
 	cfg.feedTick = 250 * time.Millisecond
-	cfg.budget = budget{memtable: cache.LargeMemtable, unfinished: kafka.UnfinishedBound}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: clicks [flags]\n\nCounts clicks per user with goka and serves the counts at http://localhost:9095/{user}.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -191,6 +188,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			return cfg, usageError{fmt.Errorf("-pprof-listen: %w", err)}
 		}
 	}
+	cfg.budget = memoryBudget(cfg, getenv)
 	return cfg, nil
 }
 

@@ -87,7 +87,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		stop() // a second Ctrl-C kills at once
 	}()
 
-	cfg.budget = memoryBudget(cfg, getenv)
 	if cfg.budget.limit > 0 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(cfg.budget.limit))
 	}
