@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,12 +28,19 @@ const manyUsers = 1_000_000
 // BenchmarkManyUsers: what a user waits for when another client writes
 // the clicks of many users. One click for each of 1,000,000 users (u0 …
 // u999999) is written by kcat in one go (snappy, linger 50 ms) into the
-// embedded broker of a running clicks -emit=false, whole processes both:
+// embedded broker of a running clicks -emit=false, whole processes all:
 //
 //   - crc32: kcat's default partitioner, which puts 9 clicks in 10 outside
 //     their user's partition in goka's scheme: forwarded through the loop
 //     topic;
-//   - goka: the same clicks written into goka's own partitions (-p).
+//   - goka: the same clicks written into goka's own partitions (-p);
+//   - crc32-random and goka-random: the same two with the users in a
+//     random order (the same in every run). In user order, a partition's
+//     new users come mostly in ascending key order, above every key its
+//     table caches hold, and LevelDB finds each absent without looking in
+//     a file; users who click in no order cost a look in each file of
+//     level 0 (passed over on its Bloom filter) and the compactions
+//     those looks set off.
 //
 // Counted: from the first write until /-/summary's total is 1,000,000;
 // its reference is a raw franz-go read of the topic then (the lower the
@@ -39,25 +48,31 @@ const manyUsers = 1_000_000
 // process with an empty -data against that broker, from its start until
 // its /-/summary counts every user; its reference is a raw read of the
 // table. Peak RSS: of the counting process until the count; idle RSS: 5 s
-// after it. Three
-// rounds, the cases taking turns going first; medians. CLICKS_PROCESS_PROFILE
+// after it. Three rounds, the cases taking turns going first; medians;
+// the time of each crc32 case to its goka case. CLICKS_PROCESS_PROFILE
 // (see profileProcess) profiles the counting of the first round. With
 // KAFKA_BROKERS (make bench-kafka) the same runs on that cluster, clicks'
 // topics and group deleted before each count.
 func BenchmarkManyUsers(b *testing.B) {
 	kcat := needKcat(b)
 	clickstest.Build(b)
-	input := writeManyUsers(b)
+	inputs := map[string]manyUsersInput{ // by the order of the users
+		"":       writeManyUsers(b, nil),
+		"random": writeManyUsers(b, rand.New(rand.NewPCG(1, 2)).Perm(manyUsers)),
+	}
 	real := kafkaBrokers(b)
 	type result struct{ count, countRead, view, viewRead, rss, peak []float64 }
-	results := map[string]*result{"crc32": {}, "goka": {}}
+	modes := []string{"crc32", "goka", "crc32-random", "goka-random"}
+	results := map[string]*result{}
+	for _, mode := range modes {
+		results[mode] = &result{}
+	}
 	for b.Loop() {
 		for round := range 3 {
-			order := []string{"crc32", "goka"}
-			if round%2 == 1 {
-				order[0], order[1] = order[1], order[0]
-			}
+			order := append(slices.Clone(modes[round:]), modes[:round]...)
 			for _, mode := range order {
+				partitioner, order, _ := strings.Cut(mode, "-")
+				input := inputs[order]
 				r := results[mode]
 				args := []string{"-emit=false", "-data", b.TempDir(), "-listen", "127.0.0.1:0", "-quiet"}
 				if real != "" {
@@ -74,7 +89,7 @@ func BenchmarkManyUsers(b *testing.B) {
 					profiled = profileProcess(b, p, mode, 10)
 				}
 				start := time.Now()
-				sent := kcatWrite(b, kcat, strings.Join(brokers, ","), input, mode)
+				sent := kcatWrite(b, kcat, strings.Join(brokers, ","), input, partitioner)
 				p.WaitForSummary(10*time.Minute, fmt.Sprintf("%d clicks", manyUsers), func(st clickstest.Summary) bool { return st.Total == manyUsers })
 				r.count = append(r.count, manyUsers/time.Since(start).Seconds())
 				if err := sent(); err != nil {
@@ -106,18 +121,23 @@ func BenchmarkManyUsers(b *testing.B) {
 		b.ReportMetric(median(r.rss), mode+"-idle-RSS-MiB")
 		b.ReportMetric(median(r.peak), mode+"-peak-RSS-MiB")
 	}
-	b.ReportMetric(median(results["goka"].count)/median(results["crc32"].count), "crc32-time-to-goka")
+	for _, order := range []string{"", "-random"} {
+		b.ReportMetric(median(results["goka"+order].count)/median(results["crc32"+order].count), "crc32"+order+"-time-to-goka"+order)
+	}
 }
 
 // manyUsersInput is the clicks BenchmarkManyUsers writes, as kcat reads
 // them (key:value lines): all of them, and those of each of goka's
-// partitions.
+// partitions, in one order of the users.
 type manyUsersInput struct {
 	all        string
 	partitions []string
 }
 
-func writeManyUsers(b *testing.B) manyUsersInput {
+// writeManyUsers writes the input with the users in order, u0 first, or
+// in the order of users (a permutation of 0 … manyUsers-1) if it is not
+// nil.
+func writeManyUsers(b *testing.B, users []int) manyUsersInput {
 	b.Helper()
 	dir := b.TempDir()
 	in := manyUsersInput{all: filepath.Join(dir, "all")}
@@ -139,6 +159,9 @@ func writeManyUsers(b *testing.B) manyUsersInput {
 	w := bufio.NewWriter(all)
 	value := time.Now().UTC().Format(time.RFC3339)
 	for i := range manyUsers {
+		if users != nil {
+			i = users[i]
+		}
 		key := "u" + strconv.Itoa(i)
 		line := key + ":" + value + "\n"
 		w.WriteString(line)
@@ -158,11 +181,11 @@ func writeManyUsers(b *testing.B) manyUsersInput {
 // kcatWrite starts kcat writing the input to broker, with kcat's default
 // partitioner (crc32) or into goka's partitions (goka), and returns a
 // func that waits for it to finish.
-func kcatWrite(b *testing.B, kcat, broker string, in manyUsersInput, mode string) (wait func() error) {
+func kcatWrite(b *testing.B, kcat, broker string, in manyUsersInput, partitioner string) (wait func() error) {
 	b.Helper()
 	args := []string{"-P", "-b", broker, "-t", string(clicks.Topic), "-K:", "-z", "snappy", "-X", "linger.ms=50"}
 	var cmds []*exec.Cmd
-	if mode == "crc32" {
+	if partitioner == "crc32" {
 		cmds = append(cmds, exec.Command(kcat, append(args, "-l", in.all)...))
 	} else {
 		for p, file := range in.partitions {
