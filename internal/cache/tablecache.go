@@ -45,7 +45,8 @@ const offsetWriteInterval = time.Second
 // or closed. goka's own storage writes each value to LevelDB as it comes,
 // and each offset too, so that a click cost two LevelDB writes, each with
 // its journal record, and a read in LevelDB. Here a busy user's click is
-// a map update, and most reads are map reads.
+// a map update, most reads are map reads, and a new user's read is
+// answered by a Bloom filter (keyFilter).
 //
 // It is safe because the changelog, not the cache, is the table: the
 // offset written with a batch is never later than the values in it, and
@@ -58,6 +59,7 @@ type tableCache struct {
 
 	mu      sync.RWMutex
 	pending map[string][]byte // values not in LevelDB yet; nil: deleted
+	keys    *keyFilter        // every key held: a new user is not looked for in LevelDB
 	offset  int64             // the offset the values reach
 	known   bool              // offset is known: the cache is not new
 	dirty   bool              // offset or pending not written yet
@@ -80,6 +82,9 @@ func openTableCache(db *leveldb.DB, files io.Closer) (*tableCache, error) {
 		}
 		c.known = true
 	}
+	if c.keys, err = scanKeys(db); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -91,9 +96,13 @@ func (c *tableCache) Open() error { return nil }
 func (c *tableCache) Get(key string) ([]byte, error) {
 	c.mu.RLock()
 	v, ok := c.pending[key]
+	absent := !ok && key != OffsetKey && !c.keys.mayHold(key)
 	c.mu.RUnlock()
 	if ok {
 		return v, nil
+	}
+	if absent {
+		return nil, nil
 	}
 	v, err := c.db.Get([]byte(key), nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
@@ -123,6 +132,7 @@ func (c *tableCache) put(key string, value []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pending[key] = value
+	c.keys.add([]byte(key))
 	c.dirty = true
 	if len(c.pending) >= maxPendingWrites {
 		return c.writeLocked()

@@ -1,0 +1,83 @@
+package cache
+
+import (
+	"strconv"
+	"testing"
+)
+
+// Every key added is one the filter may hold, across the layers it grows
+// as keys come; of the keys never added, it lets few through.
+func TestKeyFilterHoldsEveryKeyAdded(t *testing.T) {
+	const n = 5 * filterFirstKeys // three layers: 1, 2 and 4 times the first
+	f := newKeyFilter()
+	for i := range n {
+		f.add([]byte("u" + strconv.Itoa(i)))
+	}
+	if len(f.layers) != 3 {
+		t.Errorf("%d layers for %d keys from a first of %d, want 3", len(f.layers), n, filterFirstKeys)
+	}
+	for i := range n {
+		if key := "u" + strconv.Itoa(i); !f.mayHold(key) {
+			t.Fatalf("key %s added, but the filter says it is absent", key)
+		}
+	}
+	passed := 0
+	for i := range n {
+		if f.mayHold("v" + strconv.Itoa(i)) {
+			passed++
+		}
+	}
+	if rate := float64(passed) / n; rate > 3*filterFalsePositives {
+		t.Errorf("%.2f %% of absent keys may be held, want at most %.0f %%", 100*rate, 300*filterFalsePositives)
+	}
+}
+
+// A table cache finds every key it holds, written before it was opened or
+// since, and answers for a key it never held without asking LevelDB.
+func TestTableCacheFiltersNewKeys(t *testing.T) {
+	const n = 2 * filterFirstKeys
+	dir := t.TempDir()
+	st := openCache(t, dir)
+	for i := range n / 2 {
+		if err := st.Set("u"+strconv.Itoa(i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = openCache(t, dir) // the first half is in LevelDB only
+	for i := n / 2; i < n; i++ {
+		if err := st.Set("u"+strconv.Itoa(i), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.(*tableCache).MarkRecovered(); err != nil { // the second half too
+		t.Fatal(err)
+	}
+	for i := range n {
+		v, err := st.Get("u" + strconv.Itoa(i))
+		if err != nil || string(v) != strconv.Itoa(i) {
+			t.Fatalf("u%d: %q, %v; want %d", i, v, err, i)
+		}
+	}
+	// With LevelDB closed under it, the cache can only answer for
+	// keys its filter tells apart.
+	c := st.(*tableCache)
+	if err := c.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.files.Close()
+	answered := 0
+	for i := range n {
+		if v, err := st.Get("v" + strconv.Itoa(i)); err == nil && v == nil {
+			answered++
+		}
+	}
+	if answered < n*9/10 {
+		t.Errorf("%d of %d keys never held answered without LevelDB, want nearly all", answered, n)
+	}
+	if _, err := st.Get("u1"); err == nil {
+		t.Error("a key held was answered with LevelDB closed")
+	}
+}
