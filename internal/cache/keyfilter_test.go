@@ -81,3 +81,26 @@ func TestTableCacheFiltersNewKeys(t *testing.T) {
 		t.Error("a key held was answered with LevelDB closed")
 	}
 }
+
+// A key written again and again is added to the filter once: the filter
+// grows with the users, not with their clicks.
+func TestTableCacheFiltersEachKeyOnce(t *testing.T) {
+	st := openCache(t, t.TempDir())
+	defer st.Close()
+	for i := range 2 * filterFirstKeys {
+		if err := st.Set("u"+strconv.Itoa(i%10), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 0 { // as the offset's writes do
+			if err := st.(*tableCache).MarkRecovered(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c := st.(*tableCache)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if len(c.keys.layers) != 1 || c.keys.added > 10 {
+		t.Errorf("ten users written %d times: %d keys added, %d layers; want at most 10 keys, one layer", 2*filterFirstKeys, c.keys.added, len(c.keys.layers))
+	}
+}

@@ -131,8 +131,10 @@ func (c *tableCache) Delete(key string) error { return c.put(key, nil) }
 func (c *tableCache) put(key string, value []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, held := c.pending[key]; !held && !c.keys.mayHold(key) {
+		c.keys.add([]byte(key)) // once a key: the filter's layers grow with the keys added
+	}
 	c.pending[key] = value
-	c.keys.add([]byte(key))
 	c.dirty = true
 	if len(c.pending) >= maxPendingWrites {
 		return c.writeLocked()
