@@ -59,7 +59,7 @@ type tableCache struct {
 
 	mu      sync.RWMutex
 	pending map[string][]byte // values not in LevelDB yet; nil: deleted
-	keys    *keyFilter        // every key held: a new user is not looked for in LevelDB
+	keys    *keyFilter        // every key held, from the first read on (filterKeys)
 	offset  int64             // the offset the values reach
 	known   bool              // offset is known: the cache is not new
 	dirty   bool              // offset or pending not written yet
@@ -82,9 +82,6 @@ func openTableCache(db *leveldb.DB, files io.Closer) (*tableCache, error) {
 		}
 		c.known = true
 	}
-	if c.keys, err = scanKeys(db); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -96,13 +93,19 @@ func (c *tableCache) Open() error { return nil }
 func (c *tableCache) Get(key string) ([]byte, error) {
 	c.mu.RLock()
 	v, ok := c.pending[key]
-	absent := !ok && key != OffsetKey && !c.keys.mayHold(key)
+	filtered := c.keys != nil
+	absent := !ok && filtered && key != OffsetKey && !c.keys.mayHold(key)
 	c.mu.RUnlock()
-	if ok {
+	switch {
+	case ok:
 		return v, nil
-	}
-	if absent {
+	case absent:
 		return nil, nil
+	case !filtered && key != OffsetKey:
+		if err := c.filterKeys(); err != nil {
+			return nil, err
+		}
+		return c.Get(key)
 	}
 	v, err := c.db.Get([]byte(key), nil)
 	if errors.Is(err, leveldb.ErrNotFound) {
@@ -131,8 +134,8 @@ func (c *tableCache) Delete(key string) error { return c.put(key, nil) }
 func (c *tableCache) put(key string, value []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, held := c.pending[key]; !held && !c.keys.mayHold(key) {
-		c.keys.add([]byte(key)) // once a key: the filter's layers grow with the keys added
+	if _, held := c.pending[key]; !held && c.keys != nil {
+		c.keys.add([]byte(key))
 	}
 	c.pending[key] = value
 	c.dirty = true
