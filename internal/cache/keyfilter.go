@@ -77,9 +77,9 @@ func (c *tableCache) filterKeys() error {
 	return nil
 }
 
-// add records that key may be held, if the filter does not say so
-// already: a layer fills with keys, not with writes. A key one layer
-// costs one hash.
+// add records that key may be held, unless the filter says so already:
+// a layer fills with keys, not with writes. With one layer, a key costs
+// one hash.
 func (f *keyFilter) add(key []byte) {
 	last := len(f.layers) - 1
 	for _, l := range f.layers[:last] {
