@@ -134,10 +134,13 @@ func (c *tableCache) Delete(key string) error { return c.put(key, nil) }
 func (c *tableCache) put(key string, value []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, held := c.pending[key]; !held && c.keys != nil {
+	// The filter hears of a key not in memory, told by the map's growth:
+	// a busy user's write costs one map write, no read and no hash.
+	held := len(c.pending)
+	c.pending[key] = value
+	if len(c.pending) > held && c.keys != nil {
 		c.keys.add([]byte(key))
 	}
-	c.pending[key] = value
 	c.dirty = true
 	if len(c.pending) >= maxPendingWrites {
 		return c.writeLocked()
