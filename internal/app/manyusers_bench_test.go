@@ -69,8 +69,8 @@ func BenchmarkManyUsers(b *testing.B) {
 	}
 	for b.Loop() {
 		for round := range 3 {
-			order := append(slices.Clone(modes[round:]), modes[:round]...)
-			for _, mode := range order {
+			turns := append(slices.Clone(modes[round:]), modes[:round]...)
+			for _, mode := range turns {
 				partitioner, order, _ := strings.Cut(mode, "-")
 				input := inputs[order]
 				r := results[mode]

@@ -69,9 +69,7 @@ func TestDamageCheckAfterTransactionalWrites(t *testing.T) {
 	for key, n := range want {
 		// A 503 says the view is loading the table again (goka restarts
 		// a partition's load after an error): ask again. Any other
-		// answer is final. (In one CI run six of the thirteen reads,
-		// made once each right after the page's count, answered
-		// something other than 200; what, the test did not say.)
+		// answer is final, and said in full if wrong.
 		var status int
 		var body string
 		clickstest.WaitFor(t, 30*time.Second, "GET /"+key+" answered by a loaded view", func() (bool, string) {
