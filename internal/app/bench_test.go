@@ -178,7 +178,7 @@ func (e *benchEnv) startView(dir string, update goka.UpdateCallback) (*clicks.Vi
 func (e *benchEnv) startStoredView(dir string, update goka.UpdateCallback) (*clicks.View, *cache.Tables, func()) {
 	e.b.Helper()
 	tables := cache.NewTables(dir, cache.LargeMemtable)
-	v, err := clicks.NewView(e.k.Brokers, e.k.ViewOptions(tables.Builder(), update)...)
+	v, err := clicks.NewView(e.k.Brokers, e.k.ViewOptions(tables.Builder(nil), update)...)
 	if err != nil {
 		e.b.Fatal(err)
 	}

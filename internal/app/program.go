@@ -177,7 +177,8 @@ func (prog *program) startProcessor(ctx context.Context, partitions int32) error
 func (prog *program) startView(ctx context.Context, httpListener net.Listener) error {
 	summary := web.NewSummary()
 	tables := cache.NewTables(prog.cacheDir("view"), prog.cfg.budget.memtable)
-	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(tables.Builder(), summary.Update)...)
+	countRecovered := func(partition int32) error { return summary.CountPartition(tables, partition) }
+	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(tables.Builder(countRecovered), summary.Update)...)
 	if err != nil {
 		return err
 	}

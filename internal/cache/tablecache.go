@@ -57,15 +57,16 @@ type tableCache struct {
 	db    *leveldb.DB
 	files io.Closer // LevelDB's files, closed after the database
 
-	mu      sync.RWMutex
-	pending map[string][]byte // values not in LevelDB yet; nil: deleted
-	keys    *keyFilter        // every key held, from the first read on (filterKeys)
-	offset  int64             // the offset the values reach
-	known   bool              // offset is known: the cache is not new
-	dirty   bool              // offset or pending not written yet
-	written time.Time         // when they last were
-	batch   leveldb.Batch     // reused for every write: its buffer is most of what a write allocates
-	closed  func()            // called once closed, if set (Tables)
+	mu        sync.RWMutex
+	pending   map[string][]byte // values not in LevelDB yet; nil: deleted
+	keys      *keyFilter        // every key held, from the first read on (filterKeys)
+	offset    int64             // the offset the values reach
+	known     bool              // offset is known: the cache is not new
+	dirty     bool              // offset or pending not written yet
+	written   time.Time         // when they last were
+	batch     leveldb.Batch     // reused for every write: its buffer is most of what a write allocates
+	closed    func()            // called once closed, if set (Tables)
+	recovered func() error      // called once recovered, if set (Tables)
 }
 
 // openTableCache opens the cache in db, whose files are closed after it.
@@ -178,8 +179,12 @@ func (c *tableCache) GetOffset(def int64) (int64, error) {
 // MarkRecovered writes what the cache holds: recovery is done.
 func (c *tableCache) MarkRecovered() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.writeLocked()
+	err := c.writeLocked()
+	c.mu.Unlock()
+	if err != nil || c.recovered == nil {
+		return err
+	}
+	return c.recovered()
 }
 
 // writeLocked writes the pending values and the offset in one batch.

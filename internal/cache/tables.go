@@ -28,12 +28,17 @@ func NewTables(dir string, memtable Memtable) *Tables {
 }
 
 // Builder opens the table caches in the directory as the package's
-// Builder does, and keeps each until goka closes it.
-func (t *Tables) Builder() storage.Builder {
+// Builder does, and keeps each until goka closes it. Once a cache has
+// recovered and written what it holds, it calls recovered (if not nil)
+// with its partition; an error fails the recovery.
+func (t *Tables) Builder(recovered func(partition int32) error) storage.Builder {
 	return func(topic string, partition int32) (storage.Storage, error) {
 		c, err := openTable(t.dir, topic, partition, t.memtable)
 		if err != nil {
 			return nil, err
+		}
+		if recovered != nil {
+			c.recovered = func() error { return recovered(partition) }
 		}
 		c.closed = func() {
 			t.mu.Lock()

@@ -146,7 +146,7 @@ func (f *Feed) Run(ctx context.Context) error {
 			f.maybeScan(now)
 			f.publish(f.compute(now))
 		case now := <-poll.C:
-			if f.summary.tracking.Load() {
+			if f.summary.counted.Load() {
 				poll.Stop()
 				continue
 			}

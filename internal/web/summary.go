@@ -23,27 +23,34 @@ const maxTop = 100
 // reading the whole table on every change: with 100,000 users a scan a
 // second would cost more than the counting itself.
 //
-// It starts with one scan of the view once the view has recovered, then
-// follows every update through the view's update callback (see update).
+// It keeps a tally per partition: a count of the partition's local cache
+// once the partition has recovered (CountPartition), which then follows
+// every update through the view's update callback (see Update). The
+// partitions of a fresh view recover at different times, and each is
+// counted as it does while others still recover: one count of the whole
+// table once all had recovered was a tenth of the time until a fresh view
+// of a million users was served.
 type Summary struct {
-	// gate orders updates against the scan: updates hold it shared, the
-	// Scan exclusively, so every update is either in the scan's snapshot
-	// or tracked after it, never both and never neither.
-	gate     sync.RWMutex
-	tracking atomic.Bool // updates are tracked: the first scan is done
-
-	mu    sync.Mutex
-	total int64
-	users int64
-	top   map[string]int64 // at most maxTop users; every other ranks below each of them
-	low   string           // the lowest-ranked member of top, "" if unknown
-	stale bool             // a top user lost clicks: only a new scan knows who follows
+	mu      sync.Mutex               // held to add a partition's tally
+	parts   atomic.Pointer[[]*tally] // by partition; nil: not met yet
+	counted atomic.Bool              // every partition is counted: the numbers are known
 }
 
-// NewSummary returns an empty summary, not tracking yet.
-func NewSummary() *Summary {
-	return &Summary{top: make(map[string]int64, maxTop)}
+// tally is the summary of one partition.
+type tally struct {
+	mu      sync.Mutex
+	counted bool // the cache is counted, and every update since
+	total   int64
+	users   int64
+	top     map[string]int64 // at most maxTop users; every other ranks below each of them
+	low     string           // the lowest-ranked member of top, "" if unknown
+	stale   bool             // a top user lost clicks: only a new count knows who follows
 }
+
+// NewSummary returns an empty summary, not counted yet.
+func NewSummary() *Summary { return &Summary{} }
+
+func newTally() *tally { return &tally{top: make(map[string]int64, maxTop)} }
 
 // RankedUser is a user and the user's count.
 type RankedUser struct {
@@ -57,15 +64,43 @@ func ranksBelow(a, b RankedUser) bool {
 	return a.Clicks < b.Clicks || (a.Clicks == b.Clicks && a.User > b.User)
 }
 
+// partition returns the tally of partition p, made on first use.
+func (s *Summary) partition(p int32) (*tally, error) {
+	if p < 0 {
+		return nil, fmt.Errorf("partition %d", p)
+	}
+	if parts := s.parts.Load(); parts != nil && int(p) < len(*parts) && (*parts)[p] != nil {
+		return (*parts)[p], nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var parts []*tally
+	if cur := s.parts.Load(); cur != nil {
+		parts = *cur
+	}
+	if int(p) < len(parts) && parts[p] != nil {
+		return parts[p], nil
+	}
+	grown := make([]*tally, max(len(parts), int(p)+1))
+	copy(grown, parts)
+	grown[p] = newTally()
+	s.parts.Store(&grown)
+	return grown[p], nil
+}
+
 // Update is the view's update callback (goka.WithViewCallback): it stores
-// the value as goka's default does and, once the summary tracks updates,
-// applies the change of the user's count. It never fails on a value it
-// cannot decode: such a user counts zero here, and the view reports it
-// where the user is asked for.
+// the value as goka's default does and, once the partition is counted,
+// applies the change of the user's count to its tally. It never fails on
+// a value it cannot decode: such a user counts zero here, and the view
+// reports it where the user is asked for.
 func (s *Summary) Update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
-	s.gate.RLock()
-	defer s.gate.RUnlock()
-	if !s.tracking.Load() {
+	p, err := s.partition(ctx.Partition())
+	if err != nil {
+		return fmt.Errorf("count %q for the page: %w", key, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.counted {
 		return goka.DefaultUpdate(ctx, st, key, value)
 	}
 	old, err := st.Get(key)
@@ -75,83 +110,8 @@ func (s *Summary) Update(ctx goka.UpdateContext, st storage.Storage, key string,
 	if err := goka.DefaultUpdate(ctx, st, key, value); err != nil {
 		return err
 	}
-	s.apply(key, old, value)
+	p.apply(key, old, value)
 	return nil
-}
-
-// apply records that key's stored value changed from old to value (nil:
-// absent).
-func (s *Summary) apply(key string, old, value []byte) {
-	before, after := clicks.ClicksIn(old), clicks.ClicksIn(value)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.total += after - before
-	switch {
-	case old == nil && value != nil:
-		s.users++
-	case old != nil && value == nil:
-		s.users--
-	}
-	if value == nil {
-		if _, ok := s.top[key]; ok {
-			delete(s.top, key)
-			s.lostTopUser()
-		}
-		return
-	}
-	s.rank(RankedUser{key, after})
-}
-
-// rank puts u into the top users if it belongs there. Counts only grow,
-// so a user outside the top only has to beat the lowest member.
-func (s *Summary) rank(u RankedUser) {
-	if prev, ok := s.top[u.User]; ok {
-		s.top[u.User] = u.Clicks
-		if u.Clicks < prev {
-			s.lostTopUser()
-		} else if u.User == s.low {
-			s.low = "" // it may have passed another member
-		}
-		return
-	}
-	if len(s.top) < maxTop {
-		s.top[u.User] = u.Clicks
-		s.low = ""
-		return
-	}
-	low := s.lowest()
-	if !ranksBelow(low, u) {
-		return
-	}
-	delete(s.top, low.User)
-	s.top[u.User] = u.Clicks
-	s.low = ""
-}
-
-// lostTopUser notes that a member of a full top list lost clicks or was
-// deleted: some user outside may now rank above it, and only a scan can
-// tell which.
-func (s *Summary) lostTopUser() {
-	s.low = ""
-	if s.users > int64(len(s.top)) {
-		s.stale = true
-	}
-}
-
-// lowest returns the lowest-ranked member of a non-empty top list.
-func (s *Summary) lowest() RankedUser {
-	if s.low != "" {
-		return RankedUser{s.low, s.top[s.low]}
-	}
-	var low RankedUser
-	first := true
-	for k, n := range s.top {
-		if u := (RankedUser{k, n}); first || ranksBelow(u, low) {
-			low, first = u, false
-		}
-	}
-	s.low = low.User
-	return low
 }
 
 // Stored is the view's local table as stored, by partition: Scan reads
@@ -162,78 +122,176 @@ type Stored interface {
 	ScanPartition(partition int32, fn func(key, value []byte)) error
 }
 
-// Scan counts the whole table and, from then on, tracks every update. It
-// runs when the view has recovered, and again when the top list is stale.
-// Updates wait while it runs: once, at start, a fraction of a second for
-// a million users, the partitions counted at once.
+// CountPartition counts partition n of t, once its cache has recovered,
+// unless it is counted already; updates of the partition wait meanwhile.
+func (s *Summary) CountPartition(t Stored, n int32) error {
+	return s.countPartition(t, n, false)
+}
+
+// Scan counts each partition of t not counted yet, and each whose top
+// list is stale, at once; from then on the numbers are known. It runs
+// when the view has recovered, and again when a top list is stale.
 func (s *Summary) Scan(t Stored) error {
-	s.gate.Lock()
-	defer s.gate.Unlock()
-	parts := t.Partitions()
-	counted := make([]*Summary, len(parts))
 	var g errgroup.Group
-	for i, p := range parts {
-		part := NewSummary()
-		counted[i] = part
-		g.Go(func() error {
-			err := t.ScanPartition(p, func(key, value []byte) {
-				n := clicks.ClicksIn(value) // an unreadable value counts zero, as in update
-				part.users++
-				part.total += n
-				part.offer(key, n)
-			})
-			if err != nil {
-				return fmt.Errorf("scan the table: %w", err)
-			}
-			return nil
-		})
+	for _, n := range t.Partitions() {
+		g.Go(func() error { return s.countPartition(t, n, true) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	fresh := NewSummary()
-	for _, part := range counted {
-		fresh.users += part.users
-		fresh.total += part.total
-		for k, n := range part.top {
-			fresh.rank(RankedUser{k, n})
-		}
-	}
-	s.mu.Lock()
-	s.total, s.users, s.top, s.low, s.stale = fresh.total, fresh.users, fresh.top, fresh.low, false
-	s.mu.Unlock()
-	s.tracking.Store(true)
+	s.counted.Store(true)
 	return nil
 }
 
-// offer ranks a user met in a scan, which visits each user once: the key
+// countPartition counts partition n of t unless it is counted already
+// (and, if stale is set, its top list is not stale).
+func (s *Summary) countPartition(t Stored, n int32, stale bool) error {
+	p, err := s.partition(n)
+	if err != nil {
+		return fmt.Errorf("count the table: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.counted && !(stale && p.stale) {
+		return nil
+	}
+	if err := p.count(func(fn func(key, value []byte)) error { return t.ScanPartition(n, fn) }); err != nil {
+		return fmt.Errorf("count partition %d of the table: %w", n, err)
+	}
+	return nil
+}
+
+// count replaces the tally with a count of what scan reads, each user
+// once, and follows updates from then on. p.mu is held.
+func (p *tally) count(scan func(fn func(key, value []byte)) error) error {
+	fresh := newTally()
+	err := scan(func(key, value []byte) {
+		n := clicks.ClicksIn(value) // an unreadable value counts zero, as in apply
+		fresh.users++
+		fresh.total += n
+		fresh.offer(key, n)
+	})
+	if err != nil {
+		return err
+	}
+	p.total, p.users, p.top, p.low, p.stale, p.counted = fresh.total, fresh.users, fresh.top, fresh.low, false, true
+	return nil
+}
+
+// apply records that key's stored value changed from old to value (nil:
+// absent). p.mu is held.
+func (p *tally) apply(key string, old, value []byte) {
+	before, after := clicks.ClicksIn(old), clicks.ClicksIn(value)
+	p.total += after - before
+	switch {
+	case old == nil && value != nil:
+		p.users++
+	case old != nil && value == nil:
+		p.users--
+	}
+	if value == nil {
+		if _, ok := p.top[key]; ok {
+			delete(p.top, key)
+			p.lostTopUser()
+		}
+		return
+	}
+	p.rank(RankedUser{key, after})
+}
+
+// rank puts u into the top users if it belongs there. Counts only grow,
+// so a user outside the top only has to beat the lowest member.
+func (p *tally) rank(u RankedUser) {
+	if prev, ok := p.top[u.User]; ok {
+		p.top[u.User] = u.Clicks
+		if u.Clicks < prev {
+			p.lostTopUser()
+		} else if u.User == p.low {
+			p.low = "" // it may have passed another member
+		}
+		return
+	}
+	if len(p.top) < maxTop {
+		p.top[u.User] = u.Clicks
+		p.low = ""
+		return
+	}
+	low := p.lowest()
+	if !ranksBelow(low, u) {
+		return
+	}
+	delete(p.top, low.User)
+	p.top[u.User] = u.Clicks
+	p.low = ""
+}
+
+// lostTopUser notes that a member of a full top list lost clicks or was
+// deleted: some user outside may now rank above it, and only a count can
+// tell which.
+func (p *tally) lostTopUser() {
+	p.low = ""
+	if p.users > int64(len(p.top)) {
+		p.stale = true
+	}
+}
+
+// lowest returns the lowest-ranked member of a non-empty top list.
+func (p *tally) lowest() RankedUser {
+	if p.low != "" {
+		return RankedUser{p.low, p.top[p.low]}
+	}
+	var low RankedUser
+	first := true
+	for k, n := range p.top {
+		if u := (RankedUser{k, n}); first || ranksBelow(u, low) {
+			low, first = u, false
+		}
+	}
+	p.low = low.User
+	return low
+}
+
+// offer ranks a user met in a count, which visits each user once: the key
 // becomes a string only if the user enters the top list.
-func (s *Summary) offer(key []byte, n int64) {
-	if len(s.top) == maxTop {
-		low := s.lowest()
+func (p *tally) offer(key []byte, n int64) {
+	if len(p.top) == maxTop {
+		low := p.lowest()
 		if n < low.Clicks || (n == low.Clicks && string(key) > low.User) {
 			return
 		}
 	}
-	s.rank(RankedUser{string(key), n})
+	p.rank(RankedUser{string(key), n})
 }
 
 // Snapshot is the summary at one moment.
 type Snapshot struct {
-	Tracking bool // false until the first scan is done: the numbers are not known yet
-	Stale    bool // the top list needs a new scan
+	Tracking bool // false until every partition is counted: the numbers are not known yet
+	Stale    bool // a top list needs a new count
 	Total    int64
 	Users    int64
-	Top      []RankedUser // best first
+	Top      []RankedUser // best first, at most maxTop
 }
 
-// Snapshot returns the current numbers and the top users, best first.
+// Snapshot returns the current numbers and the top users, best first:
+// the best of the partitions' top lists, each of which holds every user
+// of its partition who ranks among the whole table's best.
 func (s *Summary) Snapshot() Snapshot {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	top := make([]RankedUser, 0, len(s.top))
-	for k, n := range s.top {
-		top = append(top, RankedUser{k, n})
+	snap := Snapshot{Tracking: s.counted.Load()}
+	var top []RankedUser
+	if parts := s.parts.Load(); parts != nil {
+		for _, p := range *parts {
+			if p == nil {
+				continue
+			}
+			p.mu.Lock()
+			snap.Total += p.total
+			snap.Users += p.users
+			snap.Stale = snap.Stale || p.stale
+			for k, n := range p.top {
+				top = append(top, RankedUser{k, n})
+			}
+			p.mu.Unlock()
+		}
 	}
 	slices.SortFunc(top, func(a, b RankedUser) int {
 		if c := cmp.Compare(b.Clicks, a.Clicks); c != 0 {
@@ -241,5 +299,9 @@ func (s *Summary) Snapshot() Snapshot {
 		}
 		return cmp.Compare(a.User, b.User)
 	})
-	return Snapshot{Tracking: s.tracking.Load(), Stale: s.stale, Total: s.total, Users: s.users, Top: top}
+	snap.Top = top[:min(len(top), maxTop):min(len(top), maxTop)]
+	if snap.Top == nil {
+		snap.Top = []RankedUser{}
+	}
+	return snap
 }

@@ -20,6 +20,7 @@ import (
 // summary's callback and read as stored, as Scan reads a view's.
 type memTable struct {
 	parts []storage.Storage
+	scans int // partitions read by ScanPartition
 }
 
 func newMemTable(t *testing.T) *memTable {
@@ -40,8 +41,25 @@ func newMemTable(t *testing.T) *memTable {
 	return m
 }
 
-// storage is the partition of key.
-func (m *memTable) storage(key string) storage.Storage { return m.parts[len(key)%len(m.parts)] }
+// partition is the partition of key.
+func (m *memTable) partition(key string) int32 { return int32(len(key) % len(m.parts)) }
+
+// storage is the storage of key's partition.
+func (m *memTable) storage(key string) storage.Storage { return m.parts[m.partition(key)] }
+
+// update passes value to the summary's callback as goka does, with the
+// partition of key.
+func (m *memTable) update(s *Summary, key string, value []byte) error {
+	return s.Update(partitionContext{partition: m.partition(key)}, m.storage(key), key, value)
+}
+
+// partitionContext is the context of an update of partition.
+type partitionContext struct {
+	goka.DefaultUpdateContext
+	partition int32
+}
+
+func (c partitionContext) Partition() int32 { return c.partition }
 
 func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
 	t.Helper()
@@ -49,7 +67,7 @@ func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
 	if clicks >= 0 {
 		value = fmt.Appendf(nil, `{"Clicks":%d,"Offset":%d}`, clicks, clicks)
 	}
-	if err := s.Update(&goka.DefaultUpdateContext{}, m.storage(key), key, value); err != nil {
+	if err := m.update(s, key, value); err != nil {
 		t.Fatalf("update %s: %v", key, err)
 	}
 }
@@ -57,6 +75,7 @@ func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
 func (m *memTable) Partitions() []int32 { return []int32{0, 1, 2} }
 
 func (m *memTable) ScanPartition(p int32, fn func(key, value []byte)) error {
+	m.scans++
 	return cache.Scan(m.parts[p], fn)
 }
 
@@ -184,7 +203,7 @@ func TestSummaryBadValue(t *testing.T) {
 		t.Fatal(err)
 	}
 	table.set(t, s, "good", 4)
-	if err := s.Update(&goka.DefaultUpdateContext{}, table.storage("bad"), "bad", []byte("not json")); err != nil {
+	if err := table.update(s, "bad", []byte("not json")); err != nil {
 		t.Fatalf("a bad value failed the update: %v", err)
 	}
 	snap := s.Snapshot()
@@ -201,4 +220,52 @@ func TestSummaryBadValue(t *testing.T) {
 	if again := s.Snapshot(); again.Total != 4 || again.Users != 2 {
 		t.Errorf("after a scan: total %d, users %d; want 4, 2", again.Total, again.Users)
 	}
+}
+
+// A restarted view: its caches hold users already, and it catches up.
+// Each partition is counted once it has recovered, with what it caught up
+// on, and followed from then on; Scan counts only the partitions not
+// counted yet, and then the numbers are known.
+func TestSummaryCountsEachPartitionOnce(t *testing.T) {
+	table, s := newMemTable(t), NewSummary()
+	counts := map[string]int{}
+	for i := range 3 * maxTop {
+		key := fmt.Sprintf("u%d", i) // "u0" … "u299": partitions 2, 0 and 1 by length
+		counts[key] = i%50 + 1
+		value := fmt.Appendf(nil, `{"Clicks":%d,"Offset":%d}`, counts[key], counts[key])
+		if err := table.storage(key).Set(key, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	click := func(key string) {
+		counts[key]++
+		table.set(t, s, key, counts[key])
+	}
+	click("u10") // partition 0, catching up
+	click("u7")  // partition 2, catching up
+	for _, p := range []int32{0, 2} {
+		if err := s.CountPartition(table, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	click("u10") // partition 0, recovered
+	click("new") // partition 0, a new user
+	if s.Snapshot().Tracking {
+		t.Fatal("the numbers are known before the scan that follows recovery")
+	}
+	if err := s.CountPartition(table, 2); err != nil { // again: counted already
+		t.Fatal(err)
+	}
+	if err := s.Scan(table); err != nil {
+		t.Fatal(err)
+	}
+	if table.scans != 3 {
+		t.Errorf("%d partitions read, want 3: each once", table.scans)
+	}
+	checkSummary(t, s, counts)
+	if !s.Snapshot().Tracking {
+		t.Error("the numbers are not known after the scan")
+	}
+	click("u100") // partition 1, counted by the scan
+	checkSummary(t, s, counts)
 }
