@@ -49,7 +49,7 @@ func (k *Config) ViewOptions(local storage.Builder, update goka.UpdateCallback) 
 	return []goka.ViewOption{
 		goka.WithViewCallback(update),
 		goka.WithViewStorageBuilder(local),
-		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Sarama())),
+		goka.WithViewConsumerSaramaBuilder(catchUpConsumerBuilder(k.Sarama())),
 		goka.WithViewTopicManagerBuilder(k.TopicManagerBuilder()),
 		goka.WithViewLogger(logs.Goka{L: k.logger.With("part", "view")}),
 		// Reconnect in place when the brokers go away instead of failing:
