@@ -177,7 +177,15 @@ func (prog *program) startProcessor(ctx context.Context, partitions int32) error
 func (prog *program) startView(ctx context.Context, httpListener net.Listener) error {
 	summary := web.NewSummary()
 	tables := cache.NewTables(prog.cacheDir("view"), prog.cfg.budget.memtable)
-	countRecovered := func(partition int32) error { return summary.CountPartition(tables, partition) }
+	// A partition the page fails to count is counted again once the view
+	// has recovered (the feed's scan): the page is no reason to fail the
+	// view's recovery.
+	countRecovered := func(partition int32) error {
+		if err := summary.CountPartition(tables, partition); err != nil {
+			prog.logger.Error("count a recovered partition for the page", "partition", partition, "err", err)
+		}
+		return nil
+	}
 	view, err := clicks.NewView(prog.k.Brokers, prog.k.ViewOptions(tables.Builder(countRecovered), summary.Update)...)
 	if err != nil {
 		return err

@@ -67,6 +67,7 @@ type tableCache struct {
 	batch     leveldb.Batch     // reused for every write: its buffer is most of what a write allocates
 	closed    func()            // called once closed, if set (Tables)
 	recovered func() error      // called once recovered, if set (Tables)
+	reading   sync.WaitGroup    // iterators not released yet
 }
 
 // openTableCache opens the cache in db, whose files are closed after it.
@@ -237,13 +238,18 @@ func (c *tableCache) iterator(r *util.Range, ro *opt.ReadOptions) (storage.Itera
 	if err != nil {
 		return nil, err
 	}
-	return tableIterator{c.db.NewIterator(r, ro)}, nil
+	c.reading.Add(1)
+	return tableIterator{c.db.NewIterator(r, ro), sync.OnceFunc(c.reading.Done)}, nil
 }
 
+// Close writes what the cache holds and closes LevelDB once every
+// iterator is released: LevelDB must not close under one, and goka may
+// close a cache while it is still being counted for the page (Tables).
 func (c *tableCache) Close() error {
 	c.mu.Lock()
 	err := c.writeLocked()
 	c.mu.Unlock()
+	c.reading.Wait()
 	if c.closed != nil {
 		c.closed()
 	}
@@ -251,7 +257,15 @@ func (c *tableCache) Close() error {
 }
 
 // tableIterator is a LevelDB iterator that skips the offset.
-type tableIterator struct{ ldbiter.Iterator }
+type tableIterator struct {
+	ldbiter.Iterator
+	released func() // tells the cache, once
+}
+
+func (i tableIterator) Release() {
+	i.Iterator.Release()
+	i.released()
+}
 
 func (i tableIterator) Next() bool {
 	for i.Iterator.Next() {

@@ -35,7 +35,7 @@ func catchUpConsumerBuilder(cfg *sarama.Config) goka.SaramaConsumerBuilder {
 		if err != nil {
 			return nil, errors.Join(err, client.Close())
 		}
-		return &catchUpConsumer{Consumer: consumer, client: client, brokers: brokers, buffer: c.ChannelBufferSize}, nil
+		return &catchUpConsumer{Consumer: consumer, client: client, brokers: brokers, clientID: clientID, buffer: c.ChannelBufferSize}, nil
 	}
 }
 
@@ -54,9 +54,10 @@ func catchUpConsumerBuilder(cfg *sarama.Config) goka.SaramaConsumerBuilder {
 // reconnection then, is sarama's as before (docs/upstream.md).
 type catchUpConsumer struct {
 	sarama.Consumer
-	client  sarama.Client
-	brokers []string
-	buffer  int // of each partition's channels, as sarama's
+	client   sarama.Client
+	brokers  []string
+	clientID string
+	buffer   int // of each partition's channels, as sarama's
 }
 
 func (c *catchUpConsumer) Close() error {
@@ -80,13 +81,14 @@ func (c *catchUpConsumer) ConsumePartition(topic string, partition int32, offset
 	if err != nil {
 		return nil, err
 	}
-	reader, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...),
+	reader, err := kgo.NewClient(kgo.SeedBrokers(c.brokers...), kgo.ClientID(c.clientID),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(offset)}}),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // an offset gone is an error, as in sarama
 		kgo.FetchMaxPartitionBytes(128<<10),         // as Consumer.Fetch.Default (see New)
 	)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("read %s/%d: %w", topic, partition, err), tail.Close())
+		closeTail(tail)
+		return nil, fmt.Errorf("read %s/%d: %w", topic, partition, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &catchUpPartition{
@@ -108,7 +110,7 @@ type catchUpPartition struct {
 	errors    chan *sarama.ConsumerError
 	cancel    context.CancelFunc
 	closing   sync.Once
-	mu        sync.Mutex
+	mu        sync.Mutex               // guards tail, which only run changes
 	tail      sarama.PartitionConsumer // sarama's: from the high-water mark, or from where an idle catch-up stood
 }
 
@@ -131,14 +133,22 @@ func (p *catchUpPartition) run(ctx context.Context, reader *kgo.Client, offset, 
 	if ctx.Err() == nil {
 		p.handOnTail(ctx)
 	}
-	p.mu.Lock()
-	tail := p.tail
-	p.mu.Unlock()
+	closeTail(p.current())
+}
+
+// closeTail closes a sarama partition consumer, reading its messages and
+// errors at once until both end: sarama blocks on either while it is full.
+func closeTail(tail sarama.PartitionConsumer) {
 	tail.AsyncClose()
-	for range tail.Messages() {
-	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range tail.Messages() {
+		}
+	}()
 	for range tail.Errors() {
 	}
+	<-done
 }
 
 // catchUp hands on the records from offset up to hwm that franz-go reads,
@@ -146,17 +156,14 @@ func (p *catchUpPartition) run(ctx context.Context, reader *kgo.Client, offset, 
 // read nothing for catchUpIdle.
 func (p *catchUpPartition) catchUp(ctx context.Context, reader *kgo.Client, offset, hwm int64) (next int64, err error) {
 	next = offset
-	last := time.Now() // a record was read
 	for next < hwm {
-		poll, cancel := context.WithDeadline(ctx, last.Add(catchUpIdle))
+		// Each poll has its own deadline: the time the last records took
+		// to be handed on is not time the read was idle.
+		poll, cancel := context.WithTimeout(ctx, catchUpIdle)
 		fetches := reader.PollFetches(poll)
+		idle := poll.Err() != nil && fetches.NumRecords() == 0
 		cancel()
-		if ctx.Err() != nil {
-			return next, nil
-		}
-		if fetches.NumRecords() > 0 {
-			last = time.Now()
-		} else if time.Since(last) >= catchUpIdle {
+		if ctx.Err() != nil || idle {
 			return next, nil
 		}
 		for _, fe := range fetches.Errors() {
@@ -184,14 +191,14 @@ func (p *catchUpPartition) catchUp(ctx context.Context, reader *kgo.Client, offs
 // mark. sarama reads a partition once per consumer: the one at the mark
 // is closed first; what it read is read again by the new one.
 func (p *catchUpPartition) swapTail(next int64) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_ = p.tail.Close()
+	closeTail(p.current())
 	tail, err := p.consumer.Consumer.ConsumePartition(p.topic, p.partition, next)
 	if err != nil {
 		return fmt.Errorf("read %s/%d from offset %d: %w", p.topic, p.partition, next, err)
 	}
+	p.mu.Lock()
 	p.tail = tail
+	p.mu.Unlock()
 	return nil
 }
 

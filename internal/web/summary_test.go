@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"clicks/internal/cache"
@@ -20,7 +21,7 @@ import (
 // summary's callback and read as stored, as Scan reads a view's.
 type memTable struct {
 	parts []storage.Storage
-	scans int // partitions read by ScanPartition
+	scans atomic.Int32 // partitions read by ScanPartition
 }
 
 func newMemTable(t *testing.T) *memTable {
@@ -75,7 +76,7 @@ func (m *memTable) set(t *testing.T, s *Summary, key string, clicks int) {
 func (m *memTable) Partitions() []int32 { return []int32{0, 1, 2} }
 
 func (m *memTable) ScanPartition(p int32, fn func(key, value []byte)) error {
-	m.scans++
+	m.scans.Add(1)
 	return cache.Scan(m.parts[p], fn)
 }
 
@@ -259,8 +260,8 @@ func TestSummaryCountsEachPartitionOnce(t *testing.T) {
 	if err := s.Scan(table); err != nil {
 		t.Fatal(err)
 	}
-	if table.scans != 3 {
-		t.Errorf("%d partitions read, want 3: each once", table.scans)
+	if n := table.scans.Load(); n != 3 {
+		t.Errorf("%d partitions read, want 3: each once", n)
 	}
 	checkSummary(t, s, counts)
 	if !s.Snapshot().Tracking {
