@@ -176,9 +176,7 @@ func (p *catchUpPartition) catchUp(ctx context.Context, reader *kgo.Client, offs
 			if r.Offset >= hwm {
 				return hwm, nil // the rest is sarama's
 			}
-			select {
-			case p.messages <- message(r):
-			case <-ctx.Done():
+			if !send(ctx, p.messages, message(r)) {
 				return next, nil
 			}
 			next = r.Offset + 1
@@ -204,9 +202,7 @@ func (p *catchUpPartition) swapTail(next int64) error {
 
 // handOnTail hands on what sarama reads until the partition is closed.
 func (p *catchUpPartition) handOnTail(ctx context.Context) {
-	p.mu.Lock()
-	tail := p.tail
-	p.mu.Unlock()
+	tail := p.current()
 	messages, errs := tail.Messages(), tail.Errors()
 	for messages != nil || errs != nil {
 		select {
@@ -215,21 +211,13 @@ func (p *catchUpPartition) handOnTail(ctx context.Context) {
 		case m, ok := <-messages:
 			if !ok {
 				messages = nil
-				continue
-			}
-			select {
-			case p.messages <- m:
-			case <-ctx.Done():
+			} else if !send(ctx, p.messages, m) {
 				return
 			}
 		case e, ok := <-errs:
 			if !ok {
 				errs = nil
-				continue
-			}
-			select {
-			case p.errors <- e:
-			case <-ctx.Done():
+			} else if !send(ctx, p.errors, e) {
 				return
 			}
 		}
@@ -237,13 +225,20 @@ func (p *catchUpPartition) handOnTail(ctx context.Context) {
 	<-ctx.Done()
 }
 
+// send hands v on to out, unless ctx ends first.
+func send[T any](ctx context.Context, out chan<- T, v T) bool {
+	select {
+	case out <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // fail hands on err and waits to be closed: the channels stay open until
 // then, as sarama's do, so that goka reads the error, not their end.
 func (p *catchUpPartition) fail(ctx context.Context, err error) {
-	select {
-	case p.errors <- &sarama.ConsumerError{Topic: p.topic, Partition: p.partition, Err: err}:
-	case <-ctx.Done():
-	}
+	send(ctx, p.errors, &sarama.ConsumerError{Topic: p.topic, Partition: p.partition, Err: err})
 	<-ctx.Done()
 }
 

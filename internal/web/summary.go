@@ -31,9 +31,8 @@ const maxTop = 100
 // table once all had recovered was a tenth of the time until a fresh view
 // of a million users was served.
 type Summary struct {
-	mu      sync.Mutex               // held to add a partition's tally
-	parts   atomic.Pointer[[]*tally] // by partition; nil: not met yet
-	counted atomic.Bool              // every partition is counted: the numbers are known
+	parts   sync.Map    // partition (int32) -> *tally, made on first use
+	counted atomic.Bool // every partition is counted: the numbers are known
 }
 
 // tally is the summary of one partition.
@@ -65,27 +64,12 @@ func ranksBelow(a, b RankedUser) bool {
 }
 
 // partition returns the tally of partition p, made on first use.
-func (s *Summary) partition(p int32) (*tally, error) {
-	if p < 0 {
-		return nil, fmt.Errorf("partition %d", p)
+func (s *Summary) partition(p int32) *tally {
+	if t, ok := s.parts.Load(p); ok {
+		return t.(*tally)
 	}
-	if parts := s.parts.Load(); parts != nil && int(p) < len(*parts) && (*parts)[p] != nil {
-		return (*parts)[p], nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var parts []*tally
-	if cur := s.parts.Load(); cur != nil {
-		parts = *cur
-	}
-	if int(p) < len(parts) && parts[p] != nil {
-		return parts[p], nil
-	}
-	grown := make([]*tally, max(len(parts), int(p)+1))
-	copy(grown, parts)
-	grown[p] = newTally()
-	s.parts.Store(&grown)
-	return grown[p], nil
+	t, _ := s.parts.LoadOrStore(p, newTally())
+	return t.(*tally)
 }
 
 // Update is the view's update callback (goka.WithViewCallback): it stores
@@ -94,10 +78,7 @@ func (s *Summary) partition(p int32) (*tally, error) {
 // a value it cannot decode: such a user counts zero here, and the view
 // reports it where the user is asked for.
 func (s *Summary) Update(ctx goka.UpdateContext, st storage.Storage, key string, value []byte) error {
-	p, err := s.partition(ctx.Partition())
-	if err != nil {
-		return fmt.Errorf("count %q for the page: %w", key, err)
-	}
+	p := s.partition(ctx.Partition())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.counted {
@@ -146,10 +127,7 @@ func (s *Summary) Scan(t Stored) error {
 // countPartition counts partition n of t unless it is counted already
 // (and, if stale is set, its top list is not stale).
 func (s *Summary) countPartition(t Stored, n int32, stale bool) error {
-	p, err := s.partition(n)
-	if err != nil {
-		return fmt.Errorf("count the table: %w", err)
-	}
+	p := s.partition(n)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.counted && !(stale && p.stale) {
@@ -278,21 +256,18 @@ type Snapshot struct {
 func (s *Summary) Snapshot() Snapshot {
 	snap := Snapshot{Tracking: s.counted.Load()}
 	var top []RankedUser
-	if parts := s.parts.Load(); parts != nil {
-		for _, p := range *parts {
-			if p == nil {
-				continue
-			}
-			p.mu.Lock()
-			snap.Total += p.total
-			snap.Users += p.users
-			snap.Stale = snap.Stale || p.stale
-			for k, n := range p.top {
-				top = append(top, RankedUser{k, n})
-			}
-			p.mu.Unlock()
+	s.parts.Range(func(_, t any) bool {
+		p := t.(*tally)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		snap.Total += p.total
+		snap.Users += p.users
+		snap.Stale = snap.Stale || p.stale
+		for k, n := range p.top {
+			top = append(top, RankedUser{k, n})
 		}
-	}
+		return true
+	})
 	slices.SortFunc(top, func(a, b RankedUser) int {
 		if c := cmp.Compare(b.Clicks, a.Clicks); c != 0 {
 			return c
