@@ -1,6 +1,11 @@
 package clicks
 
-import "fmt"
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
 
 // User is the value the processor keeps per key in the group table, as
 // JSON: {"Clicks":153,"Offset":1520,"TopicID":"..."}. The view answers
@@ -28,7 +33,75 @@ type User struct {
 	// their partition's order, so these offsets only grow too (see
 	// clickCounter). Absent for users whose clicks all came to their own
 	// partition, as the emitter's do.
-	Forwarded map[int32]int64 `json:",omitempty"`
+	Forwarded Offsets `json:",omitempty"`
+}
+
+// Offsets holds an offset for each of some partitions, sorted by
+// partition; in JSON it is an object, {"3":17,"10":2}, exactly as
+// encoding/json writes and reads a map[int32]int64. A list and not a map:
+// a user's clicks come from few partitions, and a map is built, read and
+// written for each click of kcat or a Java client that is counted.
+type Offsets []PartitionOffset
+
+// PartitionOffset is an offset in a partition.
+type PartitionOffset struct {
+	Partition int32
+	Offset    int64
+}
+
+// Get returns the offset of partition p, if there is one.
+func (o Offsets) Get(p int32) (int64, bool) {
+	for _, po := range o {
+		if po.Partition == p {
+			return po.Offset, true
+		}
+	}
+	return 0, false
+}
+
+// Set sets the offset of partition p.
+func (o *Offsets) Set(p int32, offset int64) {
+	i, found := slices.BinarySearchFunc(*o, p, func(po PartitionOffset, p int32) int { return cmp.Compare(po.Partition, p) })
+	if found {
+		(*o)[i].Offset = offset
+		return
+	}
+	*o = slices.Insert(*o, i, PartitionOffset{p, offset})
+}
+
+// Map returns the offsets as a map.
+func (o Offsets) Map() map[int32]int64 {
+	if o == nil {
+		return nil
+	}
+	m := make(map[int32]int64, len(o))
+	for _, po := range o {
+		m[po.Partition] = po.Offset
+	}
+	return m
+}
+
+func (o Offsets) MarshalJSON() ([]byte, error) {
+	return appendOffsets(nil, o), nil
+}
+
+// UnmarshalJSON reads what encoding/json reads into a map[int32]int64,
+// the same way.
+func (o *Offsets) UnmarshalJSON(data []byte) error {
+	var m map[int32]int64
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		return nil // null leaves it as it is, as for a map
+	}
+	if *o == nil {
+		*o = Offsets{} // an existing map is added to, as encoding/json does
+	}
+	for p, offset := range m {
+		o.Set(p, offset)
+	}
+	return nil
 }
 
 // lastCounted is the offset of the last click counted from partition from
@@ -37,7 +110,7 @@ func (u *User) lastCounted(from int32) int64 {
 	if from < 0 {
 		return u.Offset
 	}
-	if o, ok := u.Forwarded[from]; ok {
+	if o, ok := u.Forwarded.Get(from); ok {
 		return o
 	}
 	return -1
@@ -50,10 +123,7 @@ func (u *User) setCounted(from int32, offset int64) {
 		u.Offset = offset
 		return
 	}
-	if u.Forwarded == nil {
-		u.Forwarded = make(map[int32]int64, 1)
-	}
-	u.Forwarded[from] = offset
+	u.Forwarded.Set(from, offset)
 }
 
 // UserCodec encodes a *User as JSON for the group table.

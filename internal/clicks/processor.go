@@ -81,12 +81,11 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 		return
 	}
 	if home := c.home(key); ctx.Partition() != home {
-		ctx.Loopback(key, &forward{
-			Partition: ctx.Partition(),
-			Offset:    ctx.Offset(),
-			TopicID:   c.topicID,
-			Value:     clickText(msg),
-		})
+		f := &forward{Partition: ctx.Partition(), Offset: ctx.Offset(), TopicID: forwardTopicID(c.topicID)}
+		if c.out != nil {
+			f.Value = clickText(msg)
+		}
+		ctx.Loopback(key, f)
 		c.events.Forwarded()
 		return
 	}
@@ -121,7 +120,7 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		return // not reached: Fail stops the processor
 	}
 	switch {
-	case c.topicID != "" && f.TopicID != "" && f.TopicID != c.topicID:
+	case c.topicID != "" && f.TopicID != "" && !sameIncarnation(f.TopicID, c.topicID):
 		// The click topic was deleted and created again; the loop topic
 		// kept forwards of the old one, which a read of the loop topic
 		// from its start (the start-up repair) would count again.
@@ -138,7 +137,11 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		c.events.Forwarded()
 		return
 	}
-	c.count(ctx, f.Value, f.Partition, f.Offset, f.TopicID)
+	topicID := f.TopicID
+	if topicID != "" && c.topicID != "" {
+		topicID = c.topicID // the whole of the forward's start of it
+	}
+	c.count(ctx, f.Value, f.Partition, f.Offset, topicID)
 }
 
 // count adds the click at offset of partition from (-1: the key's own

@@ -2,6 +2,7 @@ package clicks
 
 import (
 	"encoding/json"
+	"io"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -41,21 +42,33 @@ func testCounter(topicID string) *Counter {
 	return c
 }
 
-// A click outside its key's partition is forwarded, with where it was,
-// and not counted there.
+// A click outside its key's partition is forwarded, with where it was
+// and the start of the topic ID, and not counted there; its value goes
+// along only where the processor prints [proc] lines.
 func TestClickOutsideItsPartitionIsForwarded(t *testing.T) {
-	c := testCounter("t1")
-	ctx := &fakeContext{partition: 4, offset: 17, value: &User{Clicks: 99}}
-	c.click(ctx, "a click")
-	if ctx.failed != nil {
-		t.Fatal(ctx.failed)
-	}
-	if ctx.set != nil {
-		t.Errorf("the click was counted in partition 4: SetValue(%+v)", ctx.set)
-	}
-	want := &forward{Partition: 4, Offset: 17, TopicID: "t1", Value: "a click"}
-	if !reflect.DeepEqual(ctx.looped, want) {
-		t.Errorf("Loopback(%+v), want %+v", ctx.looped, want)
+	const id = "q1XvLl3bTWC8tYTqr6Bemw"
+	for _, tc := range []struct {
+		name string
+		out  io.Writer
+		want *forward
+	}{
+		{"quiet", nil, &forward{Partition: 4, Offset: 17, TopicID: "q1XvLl3b"}},
+		{"printing", io.Discard, &forward{Partition: 4, Offset: 17, TopicID: "q1XvLl3b", Value: "a click"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCounter(tc.out, id, 1, nil, slog.New(slog.DiscardHandler))
+			ctx := &fakeContext{partition: 4, offset: 17, value: &User{Clicks: 99}}
+			c.click(ctx, "a click")
+			if ctx.failed != nil {
+				t.Fatal(ctx.failed)
+			}
+			if ctx.set != nil {
+				t.Errorf("the click was counted in partition 4: SetValue(%+v)", ctx.set)
+			}
+			if !reflect.DeepEqual(ctx.looped, tc.want) {
+				t.Errorf("Loopback(%+v), want %+v", ctx.looped, tc.want)
+			}
+		})
 	}
 }
 
@@ -70,21 +83,21 @@ func TestForwardedClickCountedOnce(t *testing.T) {
 		want       *User // the value written; nil: as stored
 	}{
 		{"first click of a user", nil, forward{Partition: 3, Offset: 17, TopicID: "t1"}, 1,
-			&User{Clicks: 1, Offset: -1, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}},
-		{"next from the same partition", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}, forward{Partition: 3, Offset: 18, TopicID: "t1"}, 6,
-			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 18}}},
-		{"forwarded again after a crash", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}, forward{Partition: 3, Offset: 17, TopicID: "t1"}, 5, nil},
-		{"an older one again", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}, forward{Partition: 3, Offset: 2, TopicID: "t1"}, 5, nil},
-		{"a lower offset of another partition", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}, forward{Partition: 5, Offset: 2, TopicID: "t1"}, 6,
-			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17, 5: 2}}},
+			&User{Clicks: 1, Offset: -1, TopicID: "t1", Forwarded: Offsets{{3, 17}}}},
+		{"next from the same partition", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 17}}}, forward{Partition: 3, Offset: 18, TopicID: "t1"}, 6,
+			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 18}}}},
+		{"forwarded again after a crash", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 17}}}, forward{Partition: 3, Offset: 17, TopicID: "t1"}, 5, nil},
+		{"an older one again", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 17}}}, forward{Partition: 3, Offset: 2, TopicID: "t1"}, 5, nil},
+		{"a lower offset of another partition", &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 17}}}, forward{Partition: 5, Offset: 2, TopicID: "t1"}, 6,
+			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 17}, {5, 2}}}},
 		{"not held back by the own partition's offset", &User{Clicks: 5, Offset: 40, TopicID: "t1"}, forward{Partition: 3, Offset: 2, TopicID: "t1"}, 6,
-			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 2}}},
-		{"topic created again", &User{Clicks: 5, Offset: 40, TopicID: "t0", Forwarded: map[int32]int64{3: 17}}, forward{Partition: 3, Offset: 0, TopicID: "t1"}, 6,
-			&User{Clicks: 6, Offset: -1, TopicID: "t1", Forwarded: map[int32]int64{3: 0}}},
+			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 2}}}},
+		{"topic created again", &User{Clicks: 5, Offset: 40, TopicID: "t0", Forwarded: Offsets{{3, 17}}}, forward{Partition: 3, Offset: 0, TopicID: "t1"}, 6,
+			&User{Clicks: 6, Offset: -1, TopicID: "t1", Forwarded: Offsets{{3, 0}}}},
 		{"table of the previous version", &User{Clicks: 5, Offset: 40, TopicID: "t1"}, forward{Partition: 1, Offset: 0, TopicID: "t1"}, 6,
-			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{1: 0}}},
+			&User{Clicks: 6, Offset: 40, TopicID: "t1", Forwarded: Offsets{{1, 0}}}},
 		{"table of the original", &User{Clicks: 152, Offset: -1}, forward{Partition: 1, Offset: 9}, 153,
-			&User{Clicks: 153, Offset: -1, Forwarded: map[int32]int64{1: 9}}},
+			&User{Clicks: 153, Offset: -1, Forwarded: Offsets{{1, 9}}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,7 +134,7 @@ func TestForwardedClickCountedOnce(t *testing.T) {
 // offsets to the old incarnation's, nor forward them on. Forwards without
 // a topic ID (an older clicks) and a counter that knows none still count.
 func TestStaleForwardIsSkipped(t *testing.T) {
-	stored := &User{Clicks: 5, Offset: 40, TopicID: "t2", Forwarded: map[int32]int64{3: 17}}
+	stored := &User{Clicks: 5, Offset: 40, TopicID: "t2", Forwarded: Offsets{{3, 17}}}
 	for _, tc := range []struct {
 		name, counter, fwd string
 		partition          int32
@@ -132,12 +145,18 @@ func TestStaleForwardIsSkipped(t *testing.T) {
 		{"this incarnation", "t2", "t2", 0, false},
 		{"forward without topic ID", "t2", "", 0, false},
 		{"counter without topic ID", "", "t1", 0, false},
+		// A forward carries the start of a whole topic ID; those of an
+		// earlier clicks carry all of it.
+		{"this incarnation, start of the ID", "q1XvLl3bTWC8tYTqr6Bemw", "q1XvLl3b", 0, false},
+		{"this incarnation, whole ID", "q1XvLl3bTWC8tYTqr6Bemw", "q1XvLl3bTWC8tYTqr6Bemw", 0, false},
+		{"old incarnation, start of the ID", "q1XvLl3bTWC8tYTqr6Bemw", "Zk2pQ0aR", 0, true},
+		{"old incarnation, whole ID", "q1XvLl3bTWC8tYTqr6Bemw", "Zk2pQ0aRS1mN4bVcXyz9Ag", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			events := &recordedEvents{skipped: map[string]int{}}
 			c := NewCounter(nil, tc.counter, 2, events, slog.New(slog.DiscardHandler))
 			value := *stored
-			value.Forwarded = map[int32]int64{3: 17}
+			value.Forwarded = Offsets{{3, 17}}
 			ctx := &fakeContext{value: &value, partition: tc.partition}
 			c.forwarded(ctx, &forward{Partition: 3, Offset: 18, TopicID: tc.fwd})
 			if ctx.failed != nil {
@@ -146,6 +165,10 @@ func TestStaleForwardIsSkipped(t *testing.T) {
 			if !tc.wantSkip {
 				if events.skipped[SkipStaleForward] != 0 {
 					t.Errorf("skipped as stale: %v", events.skipped)
+				}
+				// The user keeps the whole topic ID, not a forward's start of it.
+				if got, ok := ctx.set.(*User); tc.counter != "" && tc.fwd != "" && (!ok || got.TopicID != tc.counter) {
+					t.Errorf("wrote %+v, want TopicID %q", ctx.set, tc.counter)
 				}
 				return
 			}
@@ -164,9 +187,9 @@ func TestStaleForwardIsSkipped(t *testing.T) {
 
 // A direct click after forwarded ones keeps what the forwards left.
 func TestDirectClickKeepsForwardedOffsets(t *testing.T) {
-	ctx := &fakeContext{offset: 41, value: &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}}
+	ctx := &fakeContext{offset: 41, value: &User{Clicks: 5, Offset: 40, TopicID: "t1", Forwarded: Offsets{{3, 17}}}}
 	testCounter("t1").click(ctx, "click")
-	want := &User{Clicks: 6, Offset: 41, TopicID: "t1", Forwarded: map[int32]int64{3: 17}}
+	want := &User{Clicks: 6, Offset: 41, TopicID: "t1", Forwarded: Offsets{{3, 17}}}
 	if !reflect.DeepEqual(ctx.set, want) {
 		t.Errorf("wrote %+v, want %+v", ctx.set, want)
 	}
@@ -334,6 +357,17 @@ func TestRepairReadsValuesAndForwards(t *testing.T) {
 	}
 	if _, _, ok := ForwardedFrom(fwd, "id-2"); ok {
 		t.Error("a forward of another incarnation read as one of this")
+	}
+	// What the processor writes now: the start of the topic ID.
+	const id, other = "q1XvLl3bTWC8tYTqr6Bemw", "q1XvLl3cTWC8tYTqr6Bemw"
+	if fwd, err = (forwardCodec{}).Encode(&forward{Partition: 3, Offset: 12, TopicID: forwardTopicID(id)}); err != nil {
+		t.Fatal(err)
+	}
+	if p, o, ok := ForwardedFrom(fwd, id); !ok || p != 3 || o != 12 {
+		t.Errorf("ForwardedFrom(%s) = %d, %d, %v; want 3, 12, true", fwd, p, o, ok)
+	}
+	if _, _, ok := ForwardedFrom(fwd, other); ok {
+		t.Errorf("%s read as a forward of %s", fwd, other)
 	}
 	if _, _, ok := ForwardedFrom(nil, "id-1"); ok {
 		t.Error("a filler read as a forward")

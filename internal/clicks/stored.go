@@ -29,7 +29,7 @@ func NewerValue(cached, logged []byte) bool {
 func ForwardedFrom(value []byte, topicID string) (partition int32, offset int64, ok bool) {
 	v, _ := forwardCodec{}.Decode(value)
 	f, isForward := v.(*forward)
-	if !isForward || f.TopicID != topicID {
+	if !isForward || !sameIncarnation(f.TopicID, topicID) {
 		return 0, 0, false
 	}
 	return f.Partition, f.Offset, true
@@ -63,5 +63,5 @@ func ReadStored(value []byte, topicID string) Stored {
 	if u.TopicID != topicID {
 		return Stored{Readable: true, Home: -1}
 	}
-	return Stored{Readable: true, Home: u.Offset, Forwarded: u.Forwarded}
+	return Stored{Readable: true, Home: u.Offset, Forwarded: u.Forwarded.Map()}
 }

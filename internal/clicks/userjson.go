@@ -35,34 +35,40 @@ func encodeUser(u *User) ([]byte, error) {
 		b = append(b, '"')
 	}
 	if len(u.Forwarded) > 0 {
-		b = appendForwarded(append(b, `,"Forwarded":`...), u.Forwarded)
+		b = appendOffsets(append(b, `,"Forwarded":`...), u.Forwarded)
 	}
 	return append(b, '}'), nil
 }
 
-// appendForwarded writes m as json.Marshal does: an object with the
-// partitions as keys, sorted as strings ("10" before "3").
-func appendForwarded(b []byte, m map[int32]int64) []byte {
-	var stack [16]int32
-	keys := stack[:0]
-	for p := range m {
-		keys = append(keys, p)
+// appendOffsets writes o as json.Marshal writes a map[int32]int64: an
+// object with the partitions as keys, sorted as strings ("10" before
+// "3").
+func appendOffsets(b []byte, o Offsets) []byte {
+	if o == nil {
+		return append(b, "null"...)
 	}
-	slices.SortFunc(keys, func(x, y int32) int {
-		var bx, by [12]byte
-		return bytes.Compare(strconv.AppendInt(bx[:0], int64(x), 10), strconv.AppendInt(by[:0], int64(y), 10))
-	})
+	sorted := o
+	if len(o) > 1 && !slices.IsSortedFunc(o, comparePartitionStrings) {
+		sorted = slices.SortedFunc(slices.Values(o), comparePartitionStrings)
+	}
 	b = append(b, '{')
-	for i, p := range keys {
+	for i, po := range sorted {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, '"')
-		b = strconv.AppendInt(b, int64(p), 10)
+		b = strconv.AppendInt(b, int64(po.Partition), 10)
 		b = append(b, '"', ':')
-		b = strconv.AppendInt(b, m[p], 10)
+		b = strconv.AppendInt(b, po.Offset, 10)
 	}
 	return append(b, '}')
+}
+
+// comparePartitionStrings orders by partition written out, as
+// encoding/json orders a map's keys.
+func comparePartitionStrings(x, y PartitionOffset) int {
+	var bx, by [12]byte
+	return bytes.Compare(strconv.AppendInt(bx[:0], int64(x.Partition), 10), strconv.AppendInt(by[:0], int64(y.Partition), 10))
 }
 
 // plainID tells whether s needs no escaping in a JSON string (topic IDs
@@ -102,8 +108,8 @@ func parseUser(b []byte) (u User, ok bool) {
 	}
 	u = User{Clicks: int(clicks), Offset: offset, TopicID: string(topicID)}
 	if forwarded != nil {
-		u.Forwarded = make(map[int32]int64)
-		scanForwarded(forwarded, func(p int32, o int64) { u.Forwarded[p] = o })
+		u.Forwarded = Offsets{}
+		scanForwarded(forwarded, u.Forwarded.Set)
 	}
 	return u, true
 }
