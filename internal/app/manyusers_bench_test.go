@@ -5,19 +5,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"clicks/internal/clicks"
 	"clicks/internal/clickstest"
+	"clicks/internal/kafka"
 
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -48,8 +56,15 @@ const manyUsers = 1_000_000
 // process with an empty -data against that broker, from its start until
 // its /-/summary counts every user; its reference is a raw read of the
 // table. Peak RSS: of the counting process until the count; idle RSS: 5 s
-// after it. Three rounds, the cases taking turns going first; medians;
-// the time of each crc32 case to its goka case. CLICKS_PROCESS_PROFILE
+// after it. CPU: the counting process's CPU time per click, until the
+// count (its embedded broker's work included). Three rounds, the cases
+// taking turns going first; medians; the time of each crc32 case to its
+// goka case, and the CPU, which the machine's noise moves less.
+//
+// bare-goka: the same two cases in user order with a bare goka processor
+// (see bareGokaCount) in this process against a broker-only clicks, kcat
+// writing as for clicks: what the hop through the loop topic costs in goka
+// itself, next to what clicks pays for it. CLICKS_PROCESS_PROFILE
 // (see profileProcess) profiles the counting of the first round. With
 // KAFKA_BROKERS (make bench-kafka) the same runs on that cluster, clicks'
 // topics and group deleted before each count.
@@ -61,11 +76,12 @@ func BenchmarkManyUsers(b *testing.B) {
 		"random": writeManyUsers(b, rand.New(rand.NewPCG(1, 2)).Perm(manyUsers)),
 	}
 	real := kafkaBrokers(b)
-	type result struct{ count, countRead, view, viewRead, rss, peak []float64 }
+	type result struct{ count, countRead, cpu, view, viewRead, rss, peak []float64 }
 	modes := []string{"crc32", "goka", "crc32-random", "goka-random"}
 	results := map[string]*result{}
 	for _, mode := range modes {
 		results[mode] = &result{}
+		results["bare-goka-"+mode] = &result{}
 	}
 	for b.Loop() {
 		for round := range 3 {
@@ -88,10 +104,12 @@ func BenchmarkManyUsers(b *testing.B) {
 				if round == 0 {
 					profiled = profileProcess(b, p, mode, 10)
 				}
+				cpu := procCPUSeconds(b, p.PID())
 				start := time.Now()
 				sent := kcatWrite(b, kcat, strings.Join(brokers, ","), input, partitioner)
 				p.WaitForSummary(10*time.Minute, fmt.Sprintf("%d clicks", manyUsers), func(st clickstest.Summary) bool { return st.Total == manyUsers })
 				r.count = append(r.count, manyUsers/time.Since(start).Seconds())
+				r.cpu = append(r.cpu, (procCPUSeconds(b, p.PID())-cpu)/manyUsers)
 				if err := sent(); err != nil {
 					b.Fatal(err)
 				}
@@ -109,10 +127,24 @@ func BenchmarkManyUsers(b *testing.B) {
 				v.Kill()
 				r.viewRead = append(r.viewRead, rawRead(b, brokers, string(clicks.Table), manyUsers))
 				p.Stop()
+
+				if real == "" && order == "" {
+					bare := results["bare-goka-"+mode]
+					rate, cpu := bareGokaCount(b, kcat, input, partitioner)
+					bare.count, bare.cpu = append(bare.count, rate), append(bare.cpu, cpu)
+				}
 			}
 		}
 	}
 	for mode, r := range results {
+		if len(r.count) == 0 {
+			continue
+		}
+		b.ReportMetric(median(r.cpu)*1e6, mode+"-CPU-us/click")
+		if strings.HasPrefix(mode, "bare-goka-") {
+			b.ReportMetric(median(r.count), mode+"-count/s")
+			continue
+		}
 		count, view := median(r.count), median(r.view)
 		b.ReportMetric(count, mode+"-count/s")
 		b.ReportMetric(count/median(r.countRead), mode+"-count-to-raw-read")
@@ -121,9 +153,133 @@ func BenchmarkManyUsers(b *testing.B) {
 		b.ReportMetric(median(r.rss), mode+"-idle-RSS-MiB")
 		b.ReportMetric(median(r.peak), mode+"-peak-RSS-MiB")
 	}
-	for _, order := range []string{"", "-random"} {
-		b.ReportMetric(median(results["goka"+order].count)/median(results["crc32"+order].count), "crc32"+order+"-time-to-goka"+order)
+	for _, prefix := range []string{"", "bare-goka-"} {
+		for _, order := range []string{"", "-random"} {
+			crc32, goka := results[prefix+"crc32"+order], results[prefix+"goka"+order]
+			if len(crc32.count) == 0 {
+				continue
+			}
+			b.ReportMetric(median(goka.count)/median(crc32.count), prefix+"crc32"+order+"-time-to-goka"+order)
+			b.ReportMetric(median(crc32.cpu)/median(goka.cpu), prefix+"crc32"+order+"-CPU-to-goka"+order)
+		}
 	}
+}
+
+// bareGokaCount counts the input's clicks with a bare goka processor that
+// does what clicks' design asks of goka and nothing more: a click outside
+// its key's partition goes through the loop topic (goka.Loopback) and is
+// counted there, as an int64 in goka's own LevelDB storage; no offsets
+// kept for exactly once, no record cache, no view. It runs in this process
+// against a broker-only clicks process, with the sarama configuration
+// clicks uses, while kcat writes as it does for clicks. It returns the
+// clicks counted per second from the first write, and the CPU seconds per
+// click of this process and the broker's.
+func bareGokaCount(b *testing.B, kcat string, in manyUsersInput, partitioner string) (rate, cpuPerClick float64) {
+	b.Helper()
+	broker := clickstest.StartProcess(b, "-emit=false", "-process=false", "-serve=false", "-data", b.TempDir(),
+		"-broker-listen", fmt.Sprintf("127.0.0.1:%d", clickstest.FreePort(b)), "-quiet")
+	defer broker.Stop()
+	brokers := broker.WaitForBrokers()
+	broker.WaitForLog(regexp.MustCompile(`msg="checked the logs for damage"`), 30*time.Second) // the topics are there
+	k := kafka.New(brokers, 1, clicks.DefaultPartitions, slog.New(slog.DiscardHandler))
+
+	var counted atomic.Int64
+	done := make(chan struct{})
+	count := func(ctx goka.Context) {
+		n, _ := ctx.Value().(int64)
+		ctx.SetValue(n + 1)
+		if counted.Add(1) == manyUsers {
+			close(done)
+		}
+	}
+	graph := goka.DefineGroup(goka.Group(fmt.Sprintf("bare-goka-%d", rand.Int())),
+		goka.Input(clicks.Topic, new(codec.String), func(ctx goka.Context, msg any) {
+			if clicks.KeyPartition(ctx.Key(), clicks.DefaultPartitions) != ctx.Partition() {
+				ctx.Loopback(ctx.Key(), msg)
+				return
+			}
+			count(ctx)
+		}),
+		goka.Loop(new(codec.String), func(ctx goka.Context, _ any) { count(ctx) }),
+		goka.Persist(new(codec.Int64)),
+	)
+	p, err := goka.NewProcessor(brokers, graph,
+		goka.WithStorageBuilder(storage.DefaultBuilder(b.TempDir())),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.Sarama())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Sarama())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(k.Sarama())),
+		goka.WithTopicManagerBuilder(k.TopicManagerBuilder()),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-stopped; err != nil {
+			b.Errorf("bare goka processor: %v", err)
+		}
+	}()
+	ready, cancelReady := context.WithTimeout(ctx, time.Minute)
+	defer cancelReady()
+	if err := p.WaitForReadyContext(ready); err != nil {
+		b.Fatalf("bare goka processor not ready within a minute: %v", err)
+	}
+
+	cpu := ownCPUSeconds(b) + procCPUSeconds(b, broker.PID())
+	start := time.Now()
+	sent := kcatWrite(b, kcat, strings.Join(brokers, ","), in, partitioner)
+	select {
+	case <-done:
+	case err := <-stopped:
+		stopped <- err // for the deferred stop
+		b.Fatalf("bare goka processor stopped after %d clicks: %v", counted.Load(), err)
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("bare goka processor counted %d of %d clicks in 10 minutes", counted.Load(), manyUsers)
+	}
+	rate = manyUsers / time.Since(start).Seconds()
+	cpuPerClick = (ownCPUSeconds(b) + procCPUSeconds(b, broker.PID()) - cpu) / manyUsers
+	if err := sent(); err != nil {
+		b.Fatal(err)
+	}
+	return rate, cpuPerClick
+}
+
+// procCPUSeconds is the CPU time process pid has used, in seconds.
+func procCPUSeconds(b *testing.B, pid int) float64 {
+	b.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// pid (comm) state ppid ... utime stime: the 14th and 15th fields,
+	// counted after the command, which may hold spaces.
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		b.Fatalf("/proc/%d/stat: %q", pid, stat)
+	}
+	var ticks float64
+	for _, f := range fields[11:13] {
+		t, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			b.Fatalf("/proc/%d/stat: %v", pid, err)
+		}
+		ticks += t
+	}
+	return ticks / 100 // USER_HZ
+}
+
+// ownCPUSeconds is the CPU time this process has used, in seconds.
+func ownCPUSeconds(b *testing.B) float64 {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // manyUsersInput is the clicks BenchmarkManyUsers writes, as kcat reads
