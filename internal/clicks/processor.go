@@ -81,7 +81,7 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 		return
 	}
 	if home := c.home(key); ctx.Partition() != home {
-		f := &forward{Partition: ctx.Partition(), Offset: ctx.Offset(), TopicID: forwardTopicID(c.topicID)}
+		f := &forward{Partition: ctx.Partition(), Offset: ctx.Offset(), TopicID: shortTopicID(c.topicID)}
 		if c.out != nil {
 			f.Value = clickText(msg)
 		}
@@ -137,11 +137,7 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		c.events.Forwarded()
 		return
 	}
-	topicID := f.TopicID
-	if topicID != "" && c.topicID != "" {
-		topicID = c.topicID // the whole of the forward's start of it
-	}
-	c.count(ctx, f.Value, f.Partition, f.Offset, topicID)
+	c.count(ctx, f.Value, f.Partition, f.Offset, f.TopicID)
 }
 
 // count adds the click at offset of partition from (-1: the key's own
@@ -167,10 +163,10 @@ func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, top
 			return // not reached: Fail stops the processor
 		}
 	}
-	if u.TopicID != topicID {
+	if !sameIncarnation(u.TopicID, topicID) {
 		// A topic deleted and created again starts its offsets at zero:
 		// the offsets kept belong to the old one.
-		u.Offset, u.Forwarded, u.TopicID = -1, nil, topicID
+		u.Offset, u.Forwarded, u.TopicID = -1, nil, shortTopicID(topicID)
 	}
 	if offset <= u.lastCounted(from) {
 		// Counted already. Write the value again all the same: after

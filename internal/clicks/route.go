@@ -37,34 +37,14 @@ func KeyPartition(key string, n int32) int32 {
 // line. The loop topic's key is the click's key.
 //
 // A forward is as short as that allows: one is written, stored, fetched
-// and read for 9 in 10 clicks of kcat or a Java client. With the start of
-// the topic ID and no value, the forward of a click at offset 123456 is
-// 52 bytes; with the whole ID and a 20-byte value it was 97.
+// and read for 9 in 10 clicks of kcat or a Java client. With the short
+// topic ID and no value, the forward of a click at offset 123456 is 52
+// bytes; with the whole ID and a 20-byte value it was 97.
 type forward struct {
 	Partition int32  // of the click in user-clicks
 	Offset    int64  // of the click in that partition
-	TopicID   string `json:",omitempty"` // the incarnation of user-clicks: forwardTopicID, or the whole ID (before 2026-12)
+	TopicID   string `json:",omitempty"` // the incarnation of user-clicks, shortTopicID's (the whole ID before December 2026)
 	Value     string `json:",omitempty"` // the click's value, at most 100 bytes, where [proc] lines are printed
-}
-
-// forwardIDLen is how much of the topic ID a forward carries: 8 of its 22
-// base64 characters, 48 of the 122 random bits of a topic ID, enough to
-// tell one incarnation of user-clicks from another (the chance that two
-// share them is 1 in 2^48).
-const forwardIDLen = 8
-
-// forwardTopicID is what a forward carries of topic ID id.
-func forwardTopicID(id string) string {
-	if len(id) > forwardIDLen {
-		return id[:forwardIDLen]
-	}
-	return id
-}
-
-// sameIncarnation tells whether a forward's topic ID (forwardTopicID's, or
-// the whole ID an earlier clicks wrote) is of topic ID id.
-func sameIncarnation(forwardID, id string) bool {
-	return forwardID == id || forwardID == forwardTopicID(id)
 }
 
 // forwardCodec is the loop topic's codec: JSON, written and read by hand

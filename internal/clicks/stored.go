@@ -60,7 +60,7 @@ func ReadStored(value []byte, topicID string) Stored {
 	if u.TopicID == "" && u.Offset < 0 && len(u.Forwarded) == 0 {
 		return Stored{Readable: true, Home: -1, Legacy: true}
 	}
-	if u.TopicID != topicID {
+	if !sameIncarnation(u.TopicID, topicID) {
 		return Stored{Readable: true, Home: -1}
 	}
 	return Stored{Readable: true, Home: u.Offset, Forwarded: u.Forwarded.Map()}
