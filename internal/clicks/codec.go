@@ -23,9 +23,8 @@ type User struct {
 
 	// TopicID identifies the incarnation of user-clicks that Offset and
 	// Forwarded belong to: a topic deleted and created again starts its offsets at
-	// zero again. The start of the topic ID (shortTopicID), or all of it
-	// in values written before December 2026; empty where the broker does
-	// not tell topic IDs.
+	// zero again. Written whole, read whole or its start (see shortIDLen);
+	// empty where the broker does not tell topic IDs.
 	TopicID string `json:",omitempty"`
 
 	// Forwarded holds, for each other partition of user-clicks that
@@ -95,7 +94,8 @@ func (o *Offsets) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	if m == nil {
-		return nil // null leaves it as it is, as for a map
+		*o = nil // null, as encoding/json sets a map to nil
+		return nil
 	}
 	if *o == nil {
 		*o = Offsets{} // an existing map is added to, as encoding/json does
@@ -106,15 +106,22 @@ func (o *Offsets) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// shortIDLen is how much of a topic ID the values and the forwards keep:
-// 8 of its 22 base64 characters, 48 of the 122 random bits of a topic ID,
-// enough to tell one incarnation of user-clicks from another (the chance
-// that two share them is 1 in 2^48). Every value of the table and every
-// forward carries it, so the 14 characters left out are 14 bytes less to
-// write, store, fetch and read for each click and each user.
+// shortIDLen is how much of a topic ID tells one incarnation of
+// user-clicks from another: 8 of its 22 base64 characters, 48 of the 122
+// random bits of a topic ID (the chance that two incarnations share them
+// is 1 in 2^48).
+//
+// Values and forwards are written with the whole ID, and read with it or
+// with its start. Writing the start alone would save 14 bytes in every
+// value and forward (about 3 % of the count and of a fresh view of kcat's
+// clicks of a million users, measured by hand), but a clicks from before
+// December 2026 compares whole IDs: in the same group, or after going
+// back to it, it would take those values and forwards for another
+// incarnation's, skip the forwards and count clicks delivered again twice.
+// A later version may write the start once no such clicks runs.
 const shortIDLen = 8
 
-// shortTopicID is what a value or a forward keeps of topic ID id.
+// shortTopicID is the start of topic ID id that tells its incarnation.
 func shortTopicID(id string) string {
 	if len(id) > shortIDLen {
 		return id[:shortIDLen]
@@ -122,9 +129,8 @@ func shortTopicID(id string) string {
 	return id
 }
 
-// sameIncarnation tells whether two topic IDs, whole or short (values and
-// forwards of clicks before December 2026 hold the whole ID), are of the
-// same incarnation of user-clicks.
+// sameIncarnation tells whether two topic IDs, whole or their starts, are
+// of the same incarnation of user-clicks.
 func sameIncarnation(a, b string) bool {
 	return shortTopicID(a) == shortTopicID(b)
 }

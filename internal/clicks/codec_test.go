@@ -1,8 +1,10 @@
 package clicks
 
 import (
+	"cmp"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -118,6 +120,7 @@ func FuzzUserCodec(f *testing.F) {
 		`{"Clicks":1,"Offset":9223372036854775808}`, `{"Clicks":1,"Offset":-9223372036854775809}`,
 		`{"Clicks":2,"Offset":5,"Forwarded":{"3":17}}`, `{"Clicks":2,"Offset":5,"TopicID":"x","Forwarded":{"3":17,"10":1}}`,
 		`{"Clicks":2,"Forwarded":{"x":1}}`, `{"Clicks":2,"Forwarded":{}}`, `{"Clicks":2,"Forwarded":null}`,
+		`{"Clicks":2,"Offset":1,"Forwarded":{"3":1},"Forwarded":null}`, `{"Clicks":2,"Forwarded":{"3":1,"3":2,"-1":0}}`,
 	} {
 		f.Add([]byte(seed), int64(len(seed)), int64(-len(seed)), seed, int32(len(seed)%12-1), int64(len(seed)*7))
 	}
@@ -125,14 +128,20 @@ func FuzzUserCodec(f *testing.F) {
 		// Decode against json.Unmarshal, into a User with a map for the
 		// offsets.
 		got, gotErr := new(UserCodec).Decode(data)
-		std := mapUser{Offset: -1}
-		wantErr := json.Unmarshal(data, &std)
-		want := std.user()
+		want := mapUser{Offset: -1}
+		wantErr := json.Unmarshal(data, &want)
 		if (gotErr != nil) != (wantErr != nil) {
 			t.Fatalf("Decode(%q): error %v, encoding/json: %v", data, gotErr, wantErr)
 		}
-		if gotErr == nil && !reflect.DeepEqual(*got.(*User), want) {
-			t.Fatalf("Decode(%q) = %+v, encoding/json: %+v", data, *got.(*User), want)
+		if gotErr == nil {
+			u := got.(*User)
+			if m := asMapUser(u); !reflect.DeepEqual(m, want) {
+				t.Fatalf("Decode(%q) = %+v, encoding/json: %+v", data, m, want)
+			}
+			if !slices.IsSortedFunc(u.Forwarded, func(x, y PartitionOffset) int { return cmp.Compare(x.Partition, y.Partition) }) ||
+				len(u.Forwarded) != len(want.Forwarded) {
+				t.Fatalf("Decode(%q): offsets %v, want one for each partition, in order", data, u.Forwarded)
+			}
 		}
 		// The summary's count reader agrees: the count, or 0 for an error.
 		if wantClicks := int64(want.Clicks); wantErr != nil {
@@ -177,17 +186,6 @@ type mapUser struct {
 
 func asMapUser(u *User) mapUser {
 	return mapUser{Clicks: u.Clicks, Offset: u.Offset, TopicID: u.TopicID, Forwarded: u.Forwarded.Map()}
-}
-
-func (m mapUser) user() User {
-	u := User{Clicks: m.Clicks, Offset: m.Offset, TopicID: m.TopicID}
-	if m.Forwarded != nil {
-		u.Forwarded = Offsets{}
-		for p, o := range m.Forwarded {
-			u.Forwarded.Set(p, o)
-		}
-	}
-	return u
 }
 
 // encoding/json writes and reads Offsets as a map (the hand-written codec

@@ -81,7 +81,7 @@ func (c *Counter) click(ctx goka.Context, msg any) {
 		return
 	}
 	if home := c.home(key); ctx.Partition() != home {
-		f := &forward{Partition: ctx.Partition(), Offset: ctx.Offset(), TopicID: shortTopicID(c.topicID)}
+		f := &forward{Partition: ctx.Partition(), Offset: ctx.Offset(), TopicID: c.topicID}
 		if c.out != nil {
 			f.Value = clickText(msg)
 		}
@@ -137,7 +137,11 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		c.events.Forwarded()
 		return
 	}
-	c.count(ctx, f.Value, f.Partition, f.Offset, f.TopicID)
+	topicID := f.TopicID
+	if topicID != "" && c.topicID != "" {
+		topicID = c.topicID // the whole ID, where a forward may hold its start
+	}
+	c.count(ctx, f.Value, f.Partition, f.Offset, topicID)
 }
 
 // count adds the click at offset of partition from (-1: the key's own
@@ -166,7 +170,7 @@ func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, top
 	if !sameIncarnation(u.TopicID, topicID) {
 		// A topic deleted and created again starts its offsets at zero:
 		// the offsets kept belong to the old one.
-		u.Offset, u.Forwarded, u.TopicID = -1, nil, shortTopicID(topicID)
+		u.Offset, u.Forwarded, u.TopicID = -1, nil, topicID
 	}
 	if offset <= u.lastCounted(from) {
 		// Counted already. Write the value again all the same: after

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -42,9 +43,9 @@ func testCounter(topicID string) *Counter {
 	return c
 }
 
-// A click outside its key's partition is forwarded, with where it was
-// and the start of the topic ID, and not counted there; its value goes
-// along only where the processor prints [proc] lines.
+// A click outside its key's partition is forwarded, with where it was and
+// the topic ID, and not counted there; its value goes along only where
+// the processor prints [proc] lines.
 func TestClickOutsideItsPartitionIsForwarded(t *testing.T) {
 	const id = "q1XvLl3bTWC8tYTqr6Bemw"
 	for _, tc := range []struct {
@@ -52,8 +53,8 @@ func TestClickOutsideItsPartitionIsForwarded(t *testing.T) {
 		out  io.Writer
 		want *forward
 	}{
-		{"quiet", nil, &forward{Partition: 4, Offset: 17, TopicID: "q1XvLl3b"}},
-		{"printing", io.Discard, &forward{Partition: 4, Offset: 17, TopicID: "q1XvLl3b", Value: "a click"}},
+		{"quiet", nil, &forward{Partition: 4, Offset: 17, TopicID: id}},
+		{"printing", io.Discard, &forward{Partition: 4, Offset: 17, TopicID: id, Value: "a click"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCounter(tc.out, id, 1, nil, slog.New(slog.DiscardHandler))
@@ -103,7 +104,9 @@ func TestForwardedClickCountedOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := &fakeContext{}
 			if tc.stored != nil {
-				ctx.value = tc.stored
+				stored := *tc.stored // counted is changed in place
+				stored.Forwarded = slices.Clone(tc.stored.Forwarded)
+				ctx.value = &stored
 			}
 			want := tc.want
 			if want == nil {
@@ -166,9 +169,9 @@ func TestStaleForwardIsSkipped(t *testing.T) {
 				if events.skipped[SkipStaleForward] != 0 {
 					t.Errorf("skipped as stale: %v", events.skipped)
 				}
-				// The user keeps the start of the topic ID.
-				if got, ok := ctx.set.(*User); tc.counter != "" && tc.fwd != "" && (!ok || got.TopicID != shortTopicID(tc.counter)) {
-					t.Errorf("wrote %+v, want TopicID %q", ctx.set, shortTopicID(tc.counter))
+				// The user is written with the counter's whole ID.
+				if got, ok := ctx.set.(*User); tc.counter != "" && tc.fwd != "" && (!ok || got.TopicID != tc.counter) {
+					t.Errorf("wrote %+v, want TopicID %q", ctx.set, tc.counter)
 				}
 				return
 			}
@@ -365,7 +368,7 @@ func TestRepairReadsValuesAndForwards(t *testing.T) {
 	if _, _, ok := ForwardedFrom(fwd, "id-2"); ok {
 		t.Error("a forward of another incarnation read as one of this")
 	}
-	// What the processor writes now: the start of the topic ID.
+	// A forward with the start of the topic ID (see shortIDLen).
 	const id, other = "q1XvLl3bTWC8tYTqr6Bemw", "q1XvLl3cTWC8tYTqr6Bemw"
 	if fwd, err = (forwardCodec{}).Encode(&forward{Partition: 3, Offset: 12, TopicID: shortTopicID(id)}); err != nil {
 		t.Fatal(err)
