@@ -23,8 +23,7 @@ type User struct {
 
 	// TopicID identifies the incarnation of user-clicks that Offset and
 	// Forwarded belong to: a topic deleted and created again starts its offsets at
-	// zero again. Written whole, read whole or its start (see shortIDLen);
-	// empty where the broker does not tell topic IDs.
+	// zero again. Empty where the broker does not tell topic IDs.
 	TopicID string `json:",omitempty"`
 
 	// Forwarded holds, for each other partition of user-clicks that
@@ -104,35 +103,6 @@ func (o *Offsets) UnmarshalJSON(data []byte) error {
 		o.Set(p, offset)
 	}
 	return nil
-}
-
-// shortIDLen is how much of a topic ID tells one incarnation of
-// user-clicks from another: 8 of its 22 base64 characters, 48 of the 122
-// random bits of a topic ID (the chance that two incarnations share them
-// is 1 in 2^48).
-//
-// Values and forwards are written with the whole ID, and read with it or
-// with its start. Writing the start alone would save 14 bytes in every
-// value and forward (about 3 % of the count and of a fresh view of kcat's
-// clicks of a million users, measured by hand), but a clicks from before
-// December 2026 compares whole IDs: in the same group, or after going
-// back to it, it would take those values and forwards for another
-// incarnation's, skip the forwards and count clicks delivered again twice.
-// A later version may write the start once no such clicks runs.
-const shortIDLen = 8
-
-// shortTopicID is the start of topic ID id that tells its incarnation.
-func shortTopicID(id string) string {
-	if len(id) > shortIDLen {
-		return id[:shortIDLen]
-	}
-	return id
-}
-
-// sameIncarnation tells whether two topic IDs, whole or their starts, are
-// of the same incarnation of user-clicks.
-func sameIncarnation(a, b string) bool {
-	return shortTopicID(a) == shortTopicID(b)
 }
 
 // lastCounted is the offset of the last click counted from partition from

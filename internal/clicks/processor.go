@@ -120,7 +120,7 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		return // not reached: Fail stops the processor
 	}
 	switch {
-	case c.topicID != "" && f.TopicID != "" && !sameIncarnation(f.TopicID, c.topicID):
+	case c.topicID != "" && f.TopicID != "" && f.TopicID != c.topicID:
 		// The click topic was deleted and created again; the loop topic
 		// kept forwards of the old one, which a read of the loop topic
 		// from its start (the start-up repair) would count again.
@@ -137,11 +137,7 @@ func (c *Counter) forwarded(ctx goka.Context, msg any) {
 		c.events.Forwarded()
 		return
 	}
-	topicID := f.TopicID
-	if topicID != "" && c.topicID != "" {
-		topicID = c.topicID // the whole ID, where a forward may hold its start
-	}
-	c.count(ctx, f.Value, f.Partition, f.Offset, topicID)
+	c.count(ctx, f.Value, f.Partition, f.Offset, f.TopicID)
 }
 
 // count adds the click at offset of partition from (-1: the key's own
@@ -167,7 +163,7 @@ func (c *Counter) count(ctx goka.Context, msg any, from int32, offset int64, top
 			return // not reached: Fail stops the processor
 		}
 	}
-	if !sameIncarnation(u.TopicID, topicID) {
+	if u.TopicID != topicID {
 		// A topic deleted and created again starts its offsets at zero:
 		// the offsets kept belong to the old one.
 		u.Offset, u.Forwarded, u.TopicID = -1, nil, topicID

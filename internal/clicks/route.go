@@ -42,7 +42,7 @@ func KeyPartition(key string, n int32) int32 {
 type forward struct {
 	Partition int32  // of the click in user-clicks
 	Offset    int64  // of the click in that partition
-	TopicID   string `json:",omitempty"` // the incarnation of user-clicks (see shortIDLen)
+	TopicID   string `json:",omitempty"` // the incarnation of user-clicks
 	Value     string `json:",omitempty"` // the click's value, at most 100 bytes, where [proc] lines are printed
 }
 

@@ -148,12 +148,6 @@ func TestStaleForwardIsSkipped(t *testing.T) {
 		{"this incarnation", "t2", "t2", 0, false},
 		{"forward without topic ID", "t2", "", 0, false},
 		{"counter without topic ID", "", "t1", 0, false},
-		// A forward carries the start of a whole topic ID; those of an
-		// earlier clicks carry all of it.
-		{"this incarnation, start of the ID", "q1XvLl3bTWC8tYTqr6Bemw", "q1XvLl3b", 0, false},
-		{"this incarnation, whole ID", "q1XvLl3bTWC8tYTqr6Bemw", "q1XvLl3bTWC8tYTqr6Bemw", 0, false},
-		{"old incarnation, start of the ID", "q1XvLl3bTWC8tYTqr6Bemw", "Zk2pQ0aR", 0, true},
-		{"old incarnation, whole ID", "q1XvLl3bTWC8tYTqr6Bemw", "Zk2pQ0aRS1mN4bVcXyz9Ag", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			events := &recordedEvents{skipped: map[string]int{}}
@@ -169,7 +163,7 @@ func TestStaleForwardIsSkipped(t *testing.T) {
 				if events.skipped[SkipStaleForward] != 0 {
 					t.Errorf("skipped as stale: %v", events.skipped)
 				}
-				// The user is written with the counter's whole ID.
+				// The user is written with the counter's topic ID.
 				if got, ok := ctx.set.(*User); tc.counter != "" && tc.fwd != "" && (!ok || got.TopicID != tc.counter) {
 					t.Errorf("wrote %+v, want TopicID %q", ctx.set, tc.counter)
 				}
@@ -331,13 +325,6 @@ func TestRepairReadsValuesAndForwards(t *testing.T) {
 	if got := ReadStored(value, "id-1"); !got.Readable || got.Home != 41 || got.Forwarded[3] != 12 || len(got.Forwarded) != 1 {
 		t.Errorf("ReadStored = %+v, want readable, home 41, forwarded map[3:12]", got)
 	}
-	short := []byte(`{"Clicks":7,"Offset":41,"TopicID":"q1XvLl3b","Forwarded":{"3":12}}`) // as values are written now
-	if got := ReadStored(short, "q1XvLl3bTWC8tYTqr6Bemw"); !got.Readable || got.Home != 41 || got.Forwarded[3] != 12 {
-		t.Errorf("ReadStored of a value with the start of the topic ID = %+v, want offsets 41 and 3:12", got)
-	}
-	if got := ReadStored(short, "q1XvLl3cTWC8tYTqr6Bemw"); got.Home != -1 || got.Forwarded != nil {
-		t.Errorf("ReadStored of another incarnation's short ID = %+v, want no offsets", got)
-	}
 	if got := ReadStored(value, "id-2"); !got.Readable || got.Home != -1 || got.Forwarded != nil {
 		t.Errorf("ReadStored of another incarnation = %+v, want readable and no offsets", got)
 	}
@@ -367,17 +354,6 @@ func TestRepairReadsValuesAndForwards(t *testing.T) {
 	}
 	if _, _, ok := ForwardedFrom(fwd, "id-2"); ok {
 		t.Error("a forward of another incarnation read as one of this")
-	}
-	// A forward with the start of the topic ID (see shortIDLen).
-	const id, other = "q1XvLl3bTWC8tYTqr6Bemw", "q1XvLl3cTWC8tYTqr6Bemw"
-	if fwd, err = (forwardCodec{}).Encode(&forward{Partition: 3, Offset: 12, TopicID: shortTopicID(id)}); err != nil {
-		t.Fatal(err)
-	}
-	if p, o, ok := ForwardedFrom(fwd, id); !ok || p != 3 || o != 12 {
-		t.Errorf("ForwardedFrom(%s) = %d, %d, %v; want 3, 12, true", fwd, p, o, ok)
-	}
-	if _, _, ok := ForwardedFrom(fwd, other); ok {
-		t.Errorf("%s read as a forward of %s", fwd, other)
 	}
 	if _, _, ok := ForwardedFrom(nil, "id-1"); ok {
 		t.Error("a filler read as a forward")

@@ -29,7 +29,7 @@ func NewerValue(cached, logged []byte) bool {
 func ForwardedFrom(value []byte, topicID string) (partition int32, offset int64, ok bool) {
 	v, _ := forwardCodec{}.Decode(value)
 	f, isForward := v.(*forward)
-	if !isForward || !sameIncarnation(f.TopicID, topicID) {
+	if !isForward || f.TopicID != topicID {
 		return 0, 0, false
 	}
 	return f.Partition, f.Offset, true
@@ -60,7 +60,7 @@ func ReadStored(value []byte, topicID string) Stored {
 	if u.TopicID == "" && u.Offset < 0 && len(u.Forwarded) == 0 {
 		return Stored{Readable: true, Home: -1, Legacy: true}
 	}
-	if !sameIncarnation(u.TopicID, topicID) {
+	if u.TopicID != topicID {
 		return Stored{Readable: true, Home: -1}
 	}
 	return Stored{Readable: true, Home: u.Offset, Forwarded: u.Forwarded.Map()}
