@@ -447,13 +447,7 @@ func (e *benchEnv) bareGoka(n int) float64 {
 			}
 		}),
 	)
-	opts := []goka.ProcessorOption{
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(e.k.Sarama())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(e.k.Sarama())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(e.k.Sarama())),
-		goka.WithTopicManagerBuilder(e.k.TopicManagerBuilder()),
-	}
-	p, err := goka.NewProcessor(e.k.Brokers, graph, opts...)
+	p, err := goka.NewProcessor(e.k.Brokers, graph, bareGokaOptions(e.k)...)
 	if err != nil {
 		e.b.Fatal(err)
 	}
@@ -465,6 +459,17 @@ func (e *benchEnv) bareGoka(n int) float64 {
 		e.b.Fatalf("bare goka processor read %d of %d clicks in 10 minutes", seen.Load(), n)
 	}
 	return float64(n) / time.Since(time.Unix(0, first.Load())).Seconds()
+}
+
+// bareGokaOptions are a bare goka processor's options: goka's own
+// producer, consumers and topic manager, with clicks' sarama settings.
+func bareGokaOptions(k *kafka.Config) []goka.ProcessorOption {
+	return []goka.ProcessorOption{
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.Sarama())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Sarama())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(k.Sarama())),
+		goka.WithTopicManagerBuilder(k.TopicManagerBuilder()),
+	}
 }
 
 // bareConsume reads n messages of name from the oldest with a plain

@@ -203,39 +203,18 @@ func bareGokaCount(b *testing.B, kcat string, in manyUsersInput, partitioner str
 		goka.Loop(new(codec.String), func(ctx goka.Context, _ any) { count(ctx) }),
 		goka.Persist(new(codec.Int64)),
 	)
-	p, err := goka.NewProcessor(brokers, graph,
-		goka.WithStorageBuilder(storage.DefaultBuilder(b.TempDir())),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(k.Sarama())),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Sarama())),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(k.Sarama())),
-		goka.WithTopicManagerBuilder(k.TopicManagerBuilder()),
-	)
+	p, err := goka.NewProcessor(brokers, graph, append(bareGokaOptions(k), goka.WithStorageBuilder(storage.DefaultBuilder(b.TempDir())))...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- p.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			b.Errorf("bare goka processor: %v", err)
-		}
-	}()
-	ready, cancelReady := context.WithTimeout(ctx, time.Minute)
-	defer cancelReady()
-	if err := p.WaitForReadyContext(ready); err != nil {
-		b.Fatalf("bare goka processor not ready within a minute: %v", err)
-	}
+	e := &benchEnv{b: b, k: k}
+	defer e.runPart("bare goka processor", p.Run, p.Recovered)()
 
 	cpu := ownCPUSeconds(b) + procCPUSeconds(b, broker.PID())
 	start := time.Now()
 	sent := kcatWrite(b, kcat, strings.Join(brokers, ","), in, partitioner)
 	select {
 	case <-done:
-	case err := <-stopped:
-		stopped <- err // for the deferred stop
-		b.Fatalf("bare goka processor stopped after %d clicks: %v", counted.Load(), err)
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("bare goka processor counted %d of %d clicks in 10 minutes", counted.Load(), manyUsers)
 	}
