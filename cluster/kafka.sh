@@ -182,6 +182,23 @@ wait_listed() {
   done
 }
 
+# wait_zookeeper waits until ZooKeeper serves requests. It binds its port
+# before it does, and a broker that connects in between has its session
+# closed and may wait out its whole connection timeout (18 s) and stop
+# (seen in CI: "ZooKeeperClientTimeoutException").
+wait_zookeeper() {
+  local deadline=$((SECONDS + wait_seconds)) answer
+  while :; do
+    alive zookeeper || { tail -n 30 "$dir/zookeeper.log" >&2; die "zookeeper exited (its log: $dir/zookeeper.log)"; }
+    # srvr, the one four-letter command ZooKeeper allows by default,
+    # answers "Zookeeper version: ..." once it serves.
+    answer=$( (exec 3<>"/dev/tcp/127.0.0.1/$zk_port" && echo srvr >&3 && timeout 2 cat <&3) 2>/dev/null || true)
+    [[ $answer == *"Zookeeper version"* ]] && return 0
+    ((SECONDS < deadline)) || die "after ${wait_seconds}s ZooKeeper does not serve on 127.0.0.1:$zk_port (its log: $dir/zookeeper.log)"
+    sleep 0.2
+  done
+}
+
 # stop_process sends a process of the cluster signal (TERM by default)
 # and waits for it to exit, sending SIGKILL after grace seconds (60).
 stop_process() {
@@ -234,6 +251,7 @@ launch() {
   local n
   if [[ $flavour == zookeeper ]]; then
     alive zookeeper || java_bg zookeeper "-Xmx256m" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zookeeper.cfg"
+    wait_zookeeper
   fi
   for n in 1 2 3; do alive "broker$n" || start_broker "$n"; done
   wait_listed 1 2 3
