@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -195,6 +196,13 @@ func (c *tableCache) writeLocked() error {
 	}
 	b := &c.batch
 	b.Reset()
+	if n := batchBytes(c.pending); n > cap(b.Dump()) {
+		// Made to size: grown record by record, the buffer of a
+		// thousand new users was allocated twice over, and copied.
+		if err := b.Load(make([]byte, 0, n)); err != nil {
+			return fmt.Errorf("make a write batch of %d bytes: %w", n, err)
+		}
+	}
 	for k, v := range c.pending {
 		if v == nil {
 			b.Delete([]byte(k))
@@ -214,6 +222,18 @@ func (c *tableCache) writeLocked() error {
 	}
 	c.dirty, c.written = false, time.Now()
 	return nil
+}
+
+// batchBytes is the room LevelDB's Batch asks for to hold pending and
+// the offset: each record's key, value and their lengths as the longest
+// varints, and its type.
+func batchBytes(pending map[string][]byte) int {
+	const record = 1 + 2*binary.MaxVarintLen32
+	n := record + len(OffsetKey) + 20 // the offset, at most 20 digits
+	for k, v := range pending {
+		n += record + len(k) + len(v)
+	}
+	return n
 }
 
 // Iterator iterates over the table, offset excluded, after writing what

@@ -167,3 +167,31 @@ func TestTableCacheBoundsMemory(t *testing.T) {
 		}
 	}
 }
+
+// A write batch is made to the size of what it writes, not grown record
+// by record (which allocated its buffer twice over).
+func TestTableCacheBatchMadeToSize(t *testing.T) {
+	st := openCache(t, t.TempDir())
+	defer st.Close()
+	c := st.(*tableCache)
+	for i := range 100 {
+		if err := c.Set(fmt.Sprintf("user-%d", i), []byte(fmt.Sprintf(`{"Clicks":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.SetOffset(12345); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	want := batchBytes(c.pending)
+	if err := c.writeLocked(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cap(c.batch.Dump()); got != want {
+		t.Errorf("write batch of %d bytes, want %d (made to size)", got, want)
+	}
+	if c.batch.Len() != 101 {
+		t.Errorf("batch of %d records, want 100 values and the offset", c.batch.Len())
+	}
+}
