@@ -638,6 +638,7 @@ func (e *benchEnv) produceWith(partitioner sarama.PartitionerConstructor, n, use
 
 // median of xs, which it sorts.
 func median(xs []float64) float64 {
+	xs = slices.Clone(xs) // the order may be the rounds'
 	slices.Sort(xs)
 	return xs[len(xs)/2]
 }
