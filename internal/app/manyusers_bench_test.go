@@ -168,8 +168,10 @@ func BenchmarkManyUsers(b *testing.B) {
 				continue
 			}
 			// Medians of the rounds' ratios: the rounds are the pairs.
-			b.ReportMetric(median(pairRatios(goka.count, crc32.count)), prefix+"crc32"+order+"-time-to-goka"+order)
-			b.ReportMetric(median(pairRatios(crc32.cpu, goka.cpu)), prefix+"crc32"+order+"-CPU-to-goka"+order)
+			times, cpus := pairRatios(goka.count, crc32.count), pairRatios(crc32.cpu, goka.cpu)
+			b.ReportMetric(median(times), prefix+"crc32"+order+"-time-to-goka"+order)
+			b.ReportMetric(median(cpus), prefix+"crc32"+order+"-CPU-to-goka"+order)
+			b.Logf("%scrc32%s to goka%s, each round: time %.2f, CPU %.2f", prefix, order, order, times, cpus)
 		}
 	}
 }
