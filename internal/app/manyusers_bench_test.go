@@ -66,7 +66,8 @@ const manyUsers = 1_000_000
 // bare-goka: the same two cases in user order with a bare goka processor
 // (see bareGokaCount) in this process against a broker-only clicks, kcat
 // writing as for clicks: what the hop through the loop topic costs in goka
-// itself, next to what clicks pays for it. CLICKS_PROCESS_PROFILE
+// itself, next to what clicks pays for it; and after each fresh view, a
+// bare goka view (see bareGokaView) recovering the same table. CLICKS_PROCESS_PROFILE
 // (see profileProcess) profiles the counting of the first round. With
 // KAFKA_BROKERS (make bench-kafka) the same runs on that cluster, clicks'
 // topics and group deleted before each count.
@@ -134,6 +135,10 @@ func BenchmarkManyUsers(b *testing.B) {
 				r.view = append(r.view, manyUsers/time.Since(start).Seconds())
 				v.Kill()
 				r.viewRead = append(r.viewRead, rawRead(b, brokers, string(clicks.Table), manyUsers))
+				if real == "" && order == "" {
+					bare := results["bare-goka-"+mode]
+					bare.view = append(bare.view, bareGokaView(b, brokers))
+				}
 				p.Stop()
 
 				if real == "" && order == "" {
@@ -151,6 +156,7 @@ func BenchmarkManyUsers(b *testing.B) {
 		b.ReportMetric(median(r.cpu)*1e6, mode+"-CPU-us/click")
 		if strings.HasPrefix(mode, "bare-goka-") {
 			b.ReportMetric(median(r.count), mode+"-count/s")
+			b.ReportMetric(median(r.view), mode+"-view-records/s")
 			continue
 		}
 		count, view := median(r.count), median(r.view)
@@ -158,6 +164,9 @@ func BenchmarkManyUsers(b *testing.B) {
 		b.ReportMetric(count/median(r.countRead), mode+"-count-to-raw-read")
 		b.ReportMetric(view, mode+"-fresh-view-records/s")
 		b.ReportMetric(view/median(r.viewRead), mode+"-fresh-view-to-raw-read")
+		if bare := results["bare-goka-"+mode]; len(bare.view) > 0 {
+			b.ReportMetric(view/median(bare.view), mode+"-fresh-view-to-bare-goka-view")
+		}
 		b.ReportMetric(median(r.rss), mode+"-idle-RSS-MiB")
 		b.ReportMetric(median(r.peak), mode+"-peak-RSS-MiB")
 	}
@@ -249,6 +258,30 @@ func bareGokaCount(b *testing.B, kcat string, in manyUsersInput, partitioner str
 		b.Fatal(err)
 	}
 	return rate, cpuPerClick
+}
+
+// bareGokaView recovers clicks' table from brokers with a bare goka view
+// in this process: goka's own LevelDB storage, the values kept as stored
+// bytes, nothing decoded, counted or served. It returns the records
+// recovered per second, from its start until it has recovered: what
+// goka's view alone takes for the table a fresh clicks view recovers (that
+// one timed as a whole process, from its start to every user on the page).
+func bareGokaView(b *testing.B, brokers []string) float64 {
+	b.Helper()
+	k := kafka.New(brokers, 1, clicks.DefaultPartitions, slog.New(slog.DiscardHandler))
+	start := time.Now()
+	v, err := goka.NewView(brokers, clicks.Table, new(codec.Bytes),
+		goka.WithViewStorageBuilder(storage.DefaultBuilder(b.TempDir())),
+		goka.WithViewConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(k.Sarama())),
+		goka.WithViewTopicManagerBuilder(k.TopicManagerBuilder()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &benchEnv{b: b, k: k}
+	stop := e.runPart("bare goka view", v.Run, v.Recovered)
+	rate := manyUsers / time.Since(start).Seconds()
+	stop()
+	return rate
 }
 
 // procCPUSeconds is the CPU time process pid has used, in seconds.
