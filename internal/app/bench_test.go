@@ -636,9 +636,9 @@ func (e *benchEnv) produceWith(partitioner sarama.PartitionerConstructor, n, use
 	p.close(e.b, "producer")
 }
 
-// median of xs, which it sorts.
+// median of xs, sorted in a copy: their order may be the rounds'.
 func median(xs []float64) float64 {
-	xs = slices.Clone(xs) // the order may be the rounds'
+	xs = slices.Clone(xs)
 	slices.Sort(xs)
 	return xs[len(xs)/2]
 }

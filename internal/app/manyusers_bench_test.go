@@ -67,10 +67,10 @@ const manyUsers = 1_000_000
 // (see bareGokaCount) in this process against a broker-only clicks, kcat
 // writing as for clicks: what the hop through the loop topic costs in goka
 // itself, next to what clicks pays for it; and after each fresh view, a
-// bare goka view (see bareGokaView) recovering the same table. CLICKS_PROCESS_PROFILE
-// (see profileProcess) profiles the counting of the first round. With
-// KAFKA_BROKERS (make bench-kafka) the same runs on that cluster, clicks'
-// topics and group deleted before each count.
+// bare goka view (see bareGokaView) recovering the same table.
+// CLICKS_PROCESS_PROFILE (see profileProcess) profiles the counting of
+// the first round. With KAFKA_BROKERS (make bench-kafka) the same runs on
+// that cluster, clicks' topics and group deleted before each count.
 func BenchmarkManyUsers(b *testing.B) {
 	kcat := needKcat(b)
 	clickstest.Build(b)
@@ -135,14 +135,13 @@ func BenchmarkManyUsers(b *testing.B) {
 				r.view = append(r.view, manyUsers/time.Since(start).Seconds())
 				v.Kill()
 				r.viewRead = append(r.viewRead, rawRead(b, brokers, string(clicks.Table), manyUsers))
-				if real == "" && order == "" {
-					bare := results["bare-goka-"+mode]
+				bare, withBare := results["bare-goka-"+mode], real == "" && order == ""
+				if withBare {
 					bare.view = append(bare.view, bareGokaView(b, brokers))
 				}
 				p.Stop()
 
-				if real == "" && order == "" {
-					bare := results["bare-goka-"+mode]
+				if withBare {
 					rate, cpu := bareGokaCount(b, kcat, input, partitioner)
 					bare.count, bare.cpu = append(bare.count, rate), append(bare.cpu, cpu)
 				}
@@ -185,9 +184,10 @@ func BenchmarkManyUsers(b *testing.B) {
 	}
 }
 
-// manyUsersRounds is how many times BenchmarkManyUsers runs each case.
-// Its time ratio moved between 1.7 and 2.1 over single three-round runs;
-// the median of five rounds' ratios moves less.
+// manyUsersRounds is how many times BenchmarkManyUsers runs each case:
+// the ratio of two three-round medians moved with the machine's noise
+// from run to run; the median of five rounds' own ratios moves less
+// (docs/performance.md, "Many users").
 const manyUsersRounds = 5
 
 // pairRatios is each round's num over its den.
@@ -241,14 +241,22 @@ func bareGokaCount(b *testing.B, kcat string, in manyUsersInput, partitioner str
 	if err != nil {
 		b.Fatal(err)
 	}
+	stopped := make(chan error, 1) // a processor that stops while counting
+	run := func(ctx context.Context) error {
+		err := p.Run(ctx)
+		stopped <- err
+		return err
+	}
 	e := &benchEnv{b: b, k: k}
-	defer e.runPart("bare goka processor", p.Run, p.Recovered)()
+	defer e.runPart("bare goka processor", run, p.Recovered)()
 
 	cpu := ownCPUSeconds(b) + procCPUSeconds(b, broker.PID())
 	start := time.Now()
 	sent := kcatWrite(b, kcat, strings.Join(brokers, ","), in, partitioner)
 	select {
 	case <-done:
+	case err := <-stopped:
+		b.Fatalf("bare goka processor stopped after %d clicks: %v", counted.Load(), err)
 	case <-time.After(10 * time.Minute):
 		b.Fatalf("bare goka processor counted %d of %d clicks in 10 minutes", counted.Load(), manyUsers)
 	}
